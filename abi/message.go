@@ -1,0 +1,62 @@
+// Package abi is edgehost's plugin ABI in Go: the message envelope, its
+// binary encoding, and the names and numbers fixed by abi/SPEC.md.
+//
+// Host and plugin SDK both use this package, so it imports nothing outside
+// the standard library and never panics on bad input.
+package abi
+
+// Message is one unit of work, shaped like KubeEdge's beehive message so the
+// cloud side can read it without translation.
+type Message struct {
+	Header  Header
+	Route   Route
+	Content []byte
+}
+
+// Header identifies a message and, for replies, the request it answers.
+type Header struct {
+	// ID is unique per message (a UUID by convention).
+	ID string
+	// ParentID is the ID of the request this message answers; empty otherwise.
+	ParentID string
+	// Timestamp is the creation time in Unix milliseconds.
+	Timestamp int64
+	// ResourceVersion is the Kubernetes resource version the content carries.
+	ResourceVersion string
+	// Sync marks a request whose sender waits for the reply.
+	Sync bool
+}
+
+// Route says where a message comes from and what it is about.
+type Route struct {
+	Source    string
+	Group     string
+	Operation string
+	Resource  string
+}
+
+// Operations used by the host and by KubeEdge's cloud side.
+const (
+	OpInsert    = "insert"
+	OpDelete    = "delete"
+	OpQuery     = "query"
+	OpUpdate    = "update"
+	OpPatch     = "patch"
+	OpUpload    = "upload"
+	OpResponse  = "response"
+	OpError     = "error"
+	OpKeepalive = "keepalive"
+	OpPublish   = "publish"
+	OpSubscribe = "subscribe"
+	OpMessage   = "message"
+)
+
+// Reply returns a message answering m: a new id, ParentID set to m's id, the
+// same route with the given operation, and the given content. The caller
+// fills in the new message's ID and Timestamp.
+func (m *Message) Reply(operation string, content []byte) Message {
+	r := Message{Route: m.Route, Content: content}
+	r.Header.ParentID = m.Header.ID
+	r.Route.Operation = operation
+	return r
+}

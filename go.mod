@@ -1,0 +1,3 @@
+module github.com/edgehost/edgehost
+
+go 1.26
