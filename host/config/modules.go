@@ -1,0 +1,302 @@
+package config
+
+import (
+	"path/filepath"
+	"regexp"
+	"time"
+)
+
+// Modules holds one section per module. Adding a module takes a section
+// type with a validate method, a field here, its defaults in
+// defaultModules, and a line in sections.
+type Modules struct {
+	// Bus is the in-process message bus.
+	Bus Bus `yaml:"bus"`
+	// Plugins is the wasm plugin manager.
+	Plugins Plugins `yaml:"plugins"`
+	// API is the local admin API.
+	API API `yaml:"api"`
+	// EventBus is the MQTT side: embedded broker, external broker, or both.
+	EventBus EventBus `yaml:"eventbus"`
+	// Hub is the link to the cloud (KubeEdge's edgehub).
+	Hub Hub `yaml:"hub"`
+}
+
+// section is what every module's settings implement.
+type section interface {
+	// validate adds a problem for every bad value; path is the section's
+	// key, e.g. "modules.bus".
+	validate(p *problems, path string)
+}
+
+type namedSection struct {
+	name string
+	section
+}
+
+func (m *Modules) sections() []namedSection {
+	return []namedSection{
+		{"bus", &m.Bus},
+		{"plugins", &m.Plugins},
+		{"api", &m.API},
+		{"eventbus", &m.EventBus},
+		{"hub", &m.Hub},
+	}
+}
+
+// DefaultProjectID is KubeEdge's default project id on the cloud link.
+const DefaultProjectID = "e632aba927ea4ac2b575ec1603d56f10"
+
+func defaultModules() Modules {
+	return Modules{
+		Bus: Bus{Enable: true, QueueLen: 1024, SendTimeout: 2 * time.Second},
+		Plugins: Plugins{
+			Enable: true,
+			Limits: Limits{MemoryPages: 256, CallTimeout: time.Second, MaxMessageBytes: 1 << 20, Instances: 2},
+		},
+		API: API{Enable: true},
+		// The eventbus module is not built yet: off until it is, so the
+		// default config does not promise a broker.
+		EventBus: EventBus{
+			Enable:   false,
+			Mode:     "embedded",
+			Embedded: Embedded{Address: "127.0.0.1:1883"},
+		},
+		Hub: Hub{ProjectID: DefaultProjectID},
+	}
+}
+
+// Bus is the in-process message bus. It cannot be disabled.
+type Bus struct {
+	// Enable must be true: every other module talks through the bus.
+	Enable bool `yaml:"enable"`
+	// QueueLen is the capacity of each module's receive queue.
+	QueueLen int `yaml:"queueLen"`
+	// SendTimeout is how long a send may wait on a full queue before it
+	// fails.
+	SendTimeout time.Duration `yaml:"sendTimeout"`
+}
+
+func (b *Bus) validate(p *problems, path string) {
+	if !b.Enable {
+		p.add(path+".enable", "the bus cannot be disabled")
+	}
+	p.positive(path+".queueLen", b.QueueLen)
+	p.positiveDuration(path+".sendTimeout", b.SendTimeout)
+}
+
+// Plugins is the wasm plugin manager: where plugins are loaded from, their
+// default limits, and per-plugin settings.
+type Plugins struct {
+	// Enable turns plugin loading on.
+	Enable bool `yaml:"enable"`
+	// Dir is the directory *.wasm plugins are loaded from; default
+	// <dataDir>/plugins.
+	Dir string `yaml:"dir"`
+	// Limits apply to every plugin unless its own entry sets them.
+	Limits Limits `yaml:"limits"`
+	// List holds per-plugin settings.
+	List []Plugin `yaml:"list"`
+}
+
+// Limits bound one plugin's resources.
+type Limits struct {
+	// MemoryPages caps the linear memory of an instance, in 64 KiB pages.
+	MemoryPages int `yaml:"memoryPages,omitempty"`
+	// CallTimeout bounds one call into the plugin.
+	CallTimeout time.Duration `yaml:"callTimeout,omitempty"`
+	// MaxMessageBytes caps one message to or from the plugin.
+	MaxMessageBytes int `yaml:"maxMessageBytes,omitempty"`
+	// Instances is the size of the plugin's instance pool.
+	Instances int `yaml:"instances,omitempty"`
+}
+
+// Plugin is one plugin's entry in modules.plugins.list.
+type Plugin struct {
+	// Name identifies the plugin (and its KV namespace).
+	Name string `yaml:"name"`
+	// Path is the plugin's .wasm file; see Plugins.ModulePath.
+	Path string `yaml:"path,omitempty"`
+	// Config is the plugin's free-form settings, handed to it as JSON.
+	Config JSON `yaml:"config,omitempty"`
+	// Limits override modules.plugins.limits where set.
+	Limits Limits `yaml:"limits,omitempty"`
+	// Receives lists the messages routed to the plugin.
+	Receives []Pattern `yaml:"receives,omitempty"`
+}
+
+// Pattern selects bus messages by route. An empty field matches anything;
+// the wildcard syntax within a field is the bus's.
+type Pattern struct {
+	// Group is the route group, e.g. "twin" or "user".
+	Group string `yaml:"group,omitempty"`
+	// Operation is the route operation, e.g. "update".
+	Operation string `yaml:"operation,omitempty"`
+	// Resource is the route resource, e.g. "device/+/twin/update".
+	Resource string `yaml:"resource,omitempty"`
+}
+
+// ModulePath is where p's module is read from: p.Path, relative to Dir if
+// it is relative, or <Dir>/<name>.wasm if it is empty.
+func (ps *Plugins) ModulePath(p Plugin) string {
+	switch {
+	case p.Path == "":
+		return filepath.Join(ps.Dir, p.Name+".wasm")
+	case filepath.IsAbs(p.Path):
+		return p.Path
+	}
+	return filepath.Join(ps.Dir, p.Path)
+}
+
+// maxMemoryPages is the most a wasm32 memory can have (4 GiB).
+const maxMemoryPages = 65536
+
+var pluginName = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$`)
+
+func (ps *Plugins) validate(p *problems, path string) {
+	p.absPath(path+".dir", ps.Dir)
+	ps.Limits.validate(p, path+".limits")
+	seen := map[string]bool{}
+	for i, pl := range ps.List {
+		at := p.index(path+".list", i)
+		switch {
+		case !pluginName.MatchString(pl.Name):
+			p.add(at+".name", "must be 1-64 of a-z 0-9 . _ - starting and ending with a letter or digit, got %q", pl.Name)
+		case seen[pl.Name]:
+			p.add(at+".name", "duplicate plugin %q", pl.Name)
+		}
+		seen[pl.Name] = true
+		pl.Limits.validate(p, at+".limits")
+	}
+}
+
+// fill fills every plugin's unset limits from the module's, and makes an
+// empty list nil, as in Default.
+func (ps *Plugins) fill() {
+	if len(ps.List) == 0 {
+		ps.List = nil
+	}
+	for i := range ps.List {
+		l := &ps.List[i].Limits
+		if l.MemoryPages == 0 {
+			l.MemoryPages = ps.Limits.MemoryPages
+		}
+		if l.CallTimeout == 0 {
+			l.CallTimeout = ps.Limits.CallTimeout
+		}
+		if l.MaxMessageBytes == 0 {
+			l.MaxMessageBytes = ps.Limits.MaxMessageBytes
+		}
+		if l.Instances == 0 {
+			l.Instances = ps.Limits.Instances
+		}
+	}
+}
+
+func (l *Limits) validate(p *problems, path string) {
+	if l.MemoryPages <= 0 || l.MemoryPages > maxMemoryPages {
+		p.add(path+".memoryPages", "must be in 1..%d, got %d", maxMemoryPages, l.MemoryPages)
+	}
+	p.positiveDuration(path+".callTimeout", l.CallTimeout)
+	p.positive(path+".maxMessageBytes", l.MaxMessageBytes)
+	if l.MemoryPages > 0 && l.MaxMessageBytes > l.MemoryPages*65536 {
+		p.add(path+".maxMessageBytes", "%d does not fit in memoryPages %d (%d bytes)", l.MaxMessageBytes, l.MemoryPages, l.MemoryPages*65536)
+	}
+	p.positive(path+".instances", l.Instances)
+}
+
+// API is the local admin API: a unix socket, and optionally TCP.
+type API struct {
+	// Enable turns the admin API on.
+	Enable bool `yaml:"enable"`
+	// Socket is the unix socket path; default <dataDir>/admin.sock.
+	Socket string `yaml:"socket"`
+	// TCP, when set, also serves the API over TCP with a bearer token.
+	TCP *TCP `yaml:"tcp,omitempty"`
+}
+
+// TCP is the admin API's optional TCP listener.
+type TCP struct {
+	// Address is host:port to listen on.
+	Address string `yaml:"address"`
+	// Token is the bearer token every TCP request must carry.
+	Token string `yaml:"token"`
+}
+
+// maxSocketPath is the longest unix socket path Linux accepts.
+const maxSocketPath = 107
+
+func (a *API) validate(p *problems, path string) {
+	p.absPath(path+".socket", a.Socket)
+	if len(a.Socket) > maxSocketPath {
+		p.add(path+".socket", "longer than %d bytes, the unix socket limit: %q", maxSocketPath, a.Socket)
+	}
+	if a.TCP != nil {
+		p.hostPort(path+".tcp.address", a.TCP.Address)
+		if a.TCP.Token == "" {
+			p.add(path+".tcp.token", "required when tcp is set")
+		}
+	}
+}
+
+// EventBus is the MQTT side of the daemon.
+type EventBus struct {
+	// Enable turns the eventbus on.
+	Enable bool `yaml:"enable"`
+	// Mode is embedded (the built-in broker), external, or both.
+	Mode string `yaml:"mode"`
+	// Embedded configures the built-in broker.
+	Embedded Embedded `yaml:"embedded"`
+	// External configures the connection to an external broker.
+	External External `yaml:"external"`
+}
+
+// Embedded configures the built-in MQTT broker.
+type Embedded struct {
+	// Address is host:port the broker listens on.
+	Address string `yaml:"address"`
+}
+
+// External configures the connection to an external MQTT broker.
+type External struct {
+	// URL is the broker, e.g. tcp://127.0.0.1:1883 or ssl://host:8883.
+	URL string `yaml:"url"`
+	// Username is the MQTT user name, if the broker wants one.
+	Username string `yaml:"username,omitempty"`
+	// Password is the MQTT password, if the broker wants one.
+	Password string `yaml:"password,omitempty"`
+}
+
+func (e *EventBus) validate(p *problems, path string) {
+	p.oneOf(path+".mode", e.Mode, "embedded", "external", "both")
+	if e.Mode == "embedded" || e.Mode == "both" {
+		p.hostPort(path+".embedded.address", e.Embedded.Address)
+	}
+	if e.Mode == "external" || e.Mode == "both" {
+		host := p.brokerURL(path+".external.url", e.External.URL)
+		if e.Mode == "both" && host != "" && host == e.Embedded.Address {
+			p.add(path+".external.url", "is the embedded broker's own address %s", host)
+		}
+	}
+}
+
+// Hub is the link to the cloud.
+type Hub struct {
+	// Enable turns the cloud link on; off by default.
+	Enable bool `yaml:"enable"`
+	// Server is the cloud's host:port (CloudCore's cloudhub, port 10000).
+	Server string `yaml:"server"`
+	// NodeName is this node's name in the cloud.
+	NodeName string `yaml:"nodeName"`
+	// ProjectID is the project path element of the websocket URL.
+	ProjectID string `yaml:"projectID"`
+}
+
+func (h *Hub) validate(p *problems, path string) {
+	p.pathElement(path+".projectID", h.ProjectID)
+	if !h.Enable {
+		return
+	}
+	p.hostPort(path+".server", h.Server)
+	p.pathElement(path+".nodeName", h.NodeName)
+}
