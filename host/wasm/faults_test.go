@@ -1,0 +1,112 @@
+package wasm
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// faultLimits are small limits so faults happen quickly.
+var faultLimits = Limits{MemoryPages: 100, CallTimeout: 300 * time.Millisecond, MaxMessageBytes: 64 << 10}
+
+func TestFaultsAreContained(t *testing.T) {
+	cases := []struct {
+		op, arg string
+		kind    FaultKind
+		cause   string
+	}{
+		{"panic", "", FaultTrap, "unreachable"},
+		{"loop", "", FaultTimeout, "ran past"},
+		{"oom", "", FaultMemory, "out of memory"},
+		{"malformed", "", FaultMalformedReply, "malformed envelope"},
+		{"badptr", "", FaultMalformedReply, "outside memory"},
+		{"oversized", "100000", FaultReplyTooLarge, "over the limit"},
+	}
+	var logs logBuffer
+	p := load(t, "faulty", PluginConfig{Limits: faultLimits, Quarantine: Quarantine{After: 100}, Logger: newLogger(&logs)})
+	for i, c := range cases {
+		t.Run(c.op, func(t *testing.T) {
+			_, _, err := p.Handle(context.Background(), message(c.op, c.arg))
+			var fe *FaultError
+			if !errors.As(err, &fe) {
+				t.Fatalf("got %v, want a *FaultError", err)
+			}
+			if fe.Plugin != "faulty" || fe.Kind != c.kind || !strings.Contains(err.Error(), c.cause) ||
+				!strings.Contains(err.Error(), `plugin "faulty"`) {
+				t.Fatalf("got %v (kind %s), want kind %s with %q", err, fe.Kind, c.kind, c.cause)
+			}
+			mustEcho(t, p, "after "+c.op)
+			st := p.Status()
+			if st.Faults != uint64(i+1) || st.LastFault != fe || st.Instances != 1 {
+				t.Fatalf("status = %+v", st)
+			}
+		})
+	}
+	if t.Failed() {
+		t.Logf("plugin log:\n%s", logs.String())
+	}
+}
+
+func TestQuarantineAndRecovery(t *testing.T) {
+	q := Quarantine{After: 3, BackoffBase: 20 * time.Millisecond, BackoffMax: time.Second}
+	p := load(t, "faulty", PluginConfig{Quarantine: q})
+	ctx := context.Background()
+	panicOnce := func() {
+		t.Helper()
+		var fe *FaultError
+		if _, _, err := p.Handle(ctx, message("panic", "")); !errors.As(err, &fe) {
+			t.Fatalf("panic: got %v, want a fault", err)
+		}
+	}
+	waitBackoff := func(st Status) {
+		t.Helper()
+		time.Sleep(time.Until(st.QuarantinedUntil) + time.Millisecond)
+	}
+	for range 2 {
+		panicOnce()
+	}
+	if st := p.Status(); st.State != StateReady || st.ConsecutiveFaults != 2 {
+		t.Fatalf("after 2 faults: %+v", st)
+	}
+	panicOnce()
+	st := p.Status()
+	if st.State != StateQuarantined || st.QuarantinedUntil.Sub(st.LastFaultAt) != q.BackoffBase {
+		t.Fatalf("after 3 faults: %+v", st)
+	}
+	if _, _, err := p.Handle(ctx, message("echo", "")); !errors.Is(err, ErrQuarantined) ||
+		!strings.Contains(err.Error(), `plugin "faulty"`) {
+		t.Fatalf("during quarantine: %v", err)
+	}
+	if err := p.Tick(ctx); !errors.Is(err, ErrQuarantined) {
+		t.Fatalf("tick during quarantine: %v", err)
+	}
+
+	// A failing probe doubles the backoff.
+	waitBackoff(st)
+	panicOnce()
+	st = p.Status()
+	if st.State != StateQuarantined || st.QuarantinedUntil.Sub(st.LastFaultAt) != 2*q.BackoffBase {
+		t.Fatalf("after a failed probe: %+v", st)
+	}
+
+	// A successful probe ends the quarantine.
+	waitBackoff(st)
+	mustEcho(t, p, "probe")
+	st = p.Status()
+	if st.State != StateReady || st.ConsecutiveFaults != 0 || st.Faults != 4 {
+		t.Fatalf("after a good probe: %+v", st)
+	}
+	mustEcho(t, p, "again")
+}
+
+func TestBackoffIsCapped(t *testing.T) {
+	q := Quarantine{BackoffBase: time.Second, BackoffMax: 5 * time.Second}.withDefaults()
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second}
+	for i, w := range want {
+		if got := q.backoff(i + 1); got != w {
+			t.Errorf("backoff(%d) = %s, want %s", i+1, got, w)
+		}
+	}
+}

@@ -1,0 +1,180 @@
+package wasm
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// State is a plugin's state.
+type State int
+
+// Plugin states.
+const (
+	// StateReady: the plugin serves calls.
+	StateReady State = iota
+	// StateQuarantined: calls fail at once until the backoff has passed;
+	// then one call is let through as a probe, and its success ends the
+	// quarantine.
+	StateQuarantined
+	// StateClosed: the plugin has been closed.
+	StateClosed
+)
+
+// String returns "ready", "quarantined" or "closed".
+func (s State) String() string {
+	switch s {
+	case StateReady:
+		return "ready"
+	case StateQuarantined:
+		return "quarantined"
+	case StateClosed:
+		return "closed"
+	}
+	return fmt.Sprintf("state %d", int(s))
+}
+
+// Status is a snapshot of a plugin's health.
+type Status struct {
+	Name, Version string
+	State         State
+	// ConsecutiveFaults counts faults since the last successful call.
+	ConsecutiveFaults int
+	// LastFault is the most recent fault, nil if none; LastFaultAt its time.
+	LastFault   *FaultError
+	LastFaultAt time.Time
+	// QuarantinedUntil is when the current quarantine's backoff ends.
+	QuarantinedUntil time.Time
+	// Instances is the number of live instances.
+	Instances int
+	// Calls counts the calls admitted to the plugin, Faults those that
+	// faulted.
+	Calls, Faults uint64
+}
+
+// health tracks faults and quarantine. The atomics let the hot path of a
+// healthy plugin avoid the mutex.
+type health struct {
+	policy      Quarantine
+	quarantined atomic.Bool
+	consecutive atomic.Int64
+	calls       atomic.Uint64
+	faults      atomic.Uint64
+
+	mu          sync.Mutex
+	level       int // consecutive quarantines without a success
+	until       time.Time
+	probing     bool
+	lastFault   *FaultError
+	lastFaultAt time.Time
+}
+
+// admit decides whether a call may run. probe reports that it is the one
+// call let through after a quarantine's backoff.
+func (p *Plugin) admit() (probe bool, err error) {
+	h := &p.health
+	if !h.quarantined.Load() {
+		return false, nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.quarantined.Load() {
+		return false, nil
+	}
+	if h.probing || time.Now().Before(h.until) {
+		return false, fmt.Errorf("plugin %q: %w until %s after %d consecutive faults (last: %v)",
+			p.name, ErrQuarantined, h.until.Format(time.RFC3339Nano), h.consecutive.Load(), h.lastFault)
+	}
+	h.probing = true
+	return true, nil
+}
+
+// settle records the outcome of an admitted call.
+func (p *Plugin) settle(probe bool, err error) {
+	h := &p.health
+	h.calls.Add(1)
+	fe := asFault(err)
+	switch {
+	case err == nil || isCode(err):
+		// A failure code is an orderly answer: the plugin works.
+		if !probe && h.consecutive.Load() == 0 {
+			return
+		}
+		h.mu.Lock()
+		h.consecutive.Store(0)
+		if probe || !h.quarantined.Load() {
+			if h.quarantined.Load() {
+				p.logger.Info("plugin recovered; quarantine ended")
+			}
+			h.level = 0
+			h.probing = false
+			h.quarantined.Store(false)
+		}
+		h.mu.Unlock()
+	case fe != nil:
+		h.faults.Add(1)
+		h.mu.Lock()
+		n := h.consecutive.Add(1)
+		h.lastFault, h.lastFaultAt = fe, time.Now()
+		if probe || (!h.quarantined.Load() && n >= int64(h.policy.After)) {
+			h.level++
+			h.until = h.lastFaultAt.Add(h.policy.backoff(h.level))
+			h.probing = false
+			h.quarantined.Store(true)
+			p.logger.Warn("plugin quarantined", "consecutive_faults", n, "until", h.until, "last_fault", fe)
+		}
+		h.mu.Unlock()
+		p.logger.Error("plugin fault", "kind", fe.Kind, "error", fe.Err)
+	default:
+		// The caller's context, a message the host refused: no verdict.
+		if probe {
+			h.mu.Lock()
+			h.probing = false
+			h.mu.Unlock()
+		}
+	}
+}
+
+// asFault returns err's *FaultError, if any.
+func asFault(err error) *FaultError {
+	if err == nil {
+		return nil
+	}
+	var fe *FaultError
+	errors.As(err, &fe)
+	return fe
+}
+
+// isCode reports whether err is an orderly *CodeError.
+func isCode(err error) bool {
+	var ce *CodeError
+	return errors.As(err, &ce)
+}
+
+// Status returns a snapshot of the plugin's health.
+func (p *Plugin) Status() Status {
+	h := &p.health
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := Status{
+		Name:              p.name,
+		Version:           p.version,
+		State:             StateReady,
+		ConsecutiveFaults: int(h.consecutive.Load()),
+		LastFault:         h.lastFault,
+		LastFaultAt:       h.lastFaultAt,
+		Instances:         int(p.live.Load()),
+		Calls:             h.calls.Load(),
+		Faults:            h.faults.Load(),
+	}
+	if h.quarantined.Load() {
+		s.State = StateQuarantined
+		s.QuarantinedUntil = h.until
+	}
+	if p.closed.Load() {
+		s.State = StateClosed
+	}
+	return s
+}

@@ -1,0 +1,305 @@
+package wasm
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/edgehost/edgehost/abi"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// minBuffer is the smallest exchange buffer the host asks for, so small
+// messages of varying sizes do not each call edgehost_buffer.
+const minBuffer = 4096
+
+// instanceKey is the context key under which an instance's context carries
+// the instance, for the host functions it calls.
+type instanceKey struct{}
+
+// instance is one instantiation of a plugin's module. It runs one call at a
+// time; every field below the line is touched only by the goroutine that
+// holds the instance.
+type instance struct {
+	p   *Plugin
+	mod api.Module
+	mem api.Memory
+	// ctx is the context of every call into the instance. The watchdog
+	// cancels it when a call runs past the timeout, which makes wazero
+	// close the module (WithCloseOnContextDone); it is never reused after.
+	ctx      context.Context
+	cancel   context.CancelFunc
+	watchdog *time.Timer
+
+	fnBuffer, fnInit, fnHandle, fnTick, fnStop api.Function
+	stack                                      []uint64 // CallWithStack's params and results
+
+	bufPtr, bufCap uint32 // the exchange buffer; bufCap 0 until asked for
+
+	callCtx context.Context // the caller's context during a call, for imports
+	kept    []byte          // the reply request kept for request_reply
+	tx      kvTx            // the KV writes of the current call
+	oom     bool            // the guest reported running out of memory in this call
+	dead    bool            // the instance must not serve another call
+
+	stdout, stderr *lineWriter
+}
+
+// newInstance instantiates the plugin's module and initialises it: the
+// reactor initialiser, the ABI version check and edgehost_init with the
+// plugin's config. Any failure is a *FaultError of kind FaultStart (or
+// timeout/memory), or a *CodeError when edgehost_init refused.
+func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
+	inst := &instance{p: p, stack: make([]uint64, 1), callCtx: ctx}
+	base, cancel := context.WithCancel(context.Background())
+	inst.ctx = context.WithValue(base, instanceKey{}, inst)
+	inst.cancel = cancel
+	inst.watchdog = time.AfterFunc(time.Hour, cancel)
+	inst.watchdog.Stop()
+	inst.stdout = &lineWriter{inst: inst, stream: "stdout"}
+	inst.stderr = &lineWriter{inst: inst, stream: "stderr"}
+
+	cfg := wazero.NewModuleConfig().
+		WithName("").
+		WithStartFunctions(exportInitialize).
+		WithStdout(inst.stdout).
+		WithStderr(inst.stderr).
+		WithSysWalltime().
+		WithSysNanotime().
+		WithSysNanosleep().
+		WithRandSource(rand.Reader)
+	inst.watchdog.Reset(p.limits.CallTimeout)
+	mod, err := p.rt.InstantiateModule(inst.ctx, p.compiled, cfg)
+	timedOut := !inst.watchdog.Stop()
+	if mod != nil {
+		inst.mod = mod
+		inst.mem = mod.Memory()
+		p.live.Add(1)
+	}
+	if err != nil || timedOut {
+		if err == nil {
+			err = errors.New("finished after the deadline")
+		}
+		fe := inst.fault(FaultStart, timedOut, fmt.Errorf("instantiate: %w", err))
+		inst.close()
+		return nil, fe
+	}
+	inst.fnBuffer = mod.ExportedFunction(abi.ExportBuffer)
+	inst.fnInit = mod.ExportedFunction(abi.ExportInit)
+	inst.fnHandle = mod.ExportedFunction(abi.ExportHandle)
+	inst.fnTick = mod.ExportedFunction(abi.ExportTick)
+	inst.fnStop = mod.ExportedFunction(abi.ExportStop)
+	if err := inst.start(ctx); err != nil {
+		inst.close()
+		return nil, err
+	}
+	return inst, nil
+}
+
+// start checks the ABI version and runs edgehost_init.
+func (inst *instance) start(ctx context.Context) error {
+	p := inst.p
+	if err := inst.call(ctx, inst.mod.ExportedFunction(abi.ExportABIVersion), FaultStart); err != nil {
+		return err
+	}
+	if v := int32(inst.stack[0]); v != abi.Major {
+		return &FaultError{Plugin: p.name, Kind: FaultStart,
+			Err: fmt.Errorf("%s returned %d; this host implements ABI major version %d", abi.ExportABIVersion, v, abi.Major)}
+	}
+	buf, err := inst.exchange(ctx, len(p.config))
+	if err != nil {
+		return err
+	}
+	copy(buf, p.config)
+	inst.stack[0] = uint64(len(p.config))
+	if err := inst.call(ctx, inst.fnInit, FaultStart); err != nil {
+		inst.tx.reset()
+		return err
+	}
+	if code := abi.Code(int32(inst.stack[0])); code != abi.OK {
+		inst.tx.reset()
+		return &CodeError{Plugin: p.name, Export: abi.ExportInit, Code: code}
+	}
+	return inst.commit()
+}
+
+// call runs fn with inst.stack under the watchdog. A failure is a
+// *FaultError (kind from the failure, else fallback) and marks the instance
+// dead.
+func (inst *instance) call(ctx context.Context, fn api.Function, fallback FaultKind) error {
+	inst.callCtx = ctx
+	inst.oom = false
+	inst.watchdog.Reset(inst.p.limits.CallTimeout)
+	err := fn.CallWithStack(inst.ctx, inst.stack)
+	timedOut := !inst.watchdog.Stop()
+	inst.callCtx = nil
+	inst.kept = nil
+	if timedOut {
+		// The watchdog fired: the instance's context is cancelled, so it
+		// cannot serve again even if this call made it in time.
+		inst.dead = true
+	}
+	if err != nil {
+		inst.dead = true
+		return inst.fault(fallback, timedOut, err)
+	}
+	return nil
+}
+
+// fault classifies a failed call.
+func (inst *instance) fault(fallback FaultKind, timedOut bool, err error) *FaultError {
+	kind := fallback
+	switch {
+	case timedOut:
+		kind = FaultTimeout
+		err = fmt.Errorf("call ran past %s: %w", inst.p.limits.CallTimeout, err)
+	case inst.oom || inst.memoryFull():
+		kind = FaultMemory
+		err = fmt.Errorf("out of memory (limit %d pages): %w", inst.p.limits.MemoryPages, err)
+	}
+	return &FaultError{Plugin: inst.p.name, Kind: kind, Err: err}
+}
+
+// memoryFull reports whether the guest's memory has reached the page limit.
+func (inst *instance) memoryFull() bool {
+	return inst.mem != nil && inst.mem.Size()/65536 >= inst.p.limits.MemoryPages
+}
+
+// exchange returns the first n bytes of the guest's exchange buffer, asking
+// the guest for one first when it has none or it is too small (abi/SPEC.md
+// section 3). The
+// slice aliases guest memory: write into it before the next call.
+func (inst *instance) exchange(ctx context.Context, n int) ([]byte, error) {
+	if inst.bufCap == 0 || uint64(n) > uint64(inst.bufCap) {
+		want := max(n, minBuffer)
+		if limit := inst.p.limits.MaxMessageBytes; want < limit {
+			want = min(nextPow2(want), limit)
+		}
+		inst.stack[0] = uint64(want)
+		if err := inst.call(ctx, inst.fnBuffer, FaultTrap); err != nil {
+			return nil, err
+		}
+		ptr := uint32(inst.stack[0])
+		if ptr == 0 {
+			return nil, &CodeError{Plugin: inst.p.name, Export: abi.ExportBuffer, Code: abi.TooLarge}
+		}
+		if _, ok := inst.mem.Read(ptr, uint32(want)); !ok {
+			inst.dead = true
+			return nil, &FaultError{Plugin: inst.p.name, Kind: FaultMalformedReply,
+				Err: fmt.Errorf("%s(%d) returned %#x, outside memory of %d bytes", abi.ExportBuffer, want, ptr, inst.mem.Size())}
+		}
+		inst.bufPtr, inst.bufCap = ptr, uint32(want)
+	}
+	b, _ := inst.mem.Read(inst.bufPtr, uint32(n)) // in range: memory never shrinks
+	return b, nil
+}
+
+func nextPow2(n int) int {
+	p := 1
+	for p < n {
+		p <<= 1
+	}
+	return p
+}
+
+// handle passes in (n bytes encoded) to edgehost_handle and decodes the
+// reply.
+func (inst *instance) handle(ctx context.Context, in *abi.Message, n int) (reply abi.Message, ok bool, err error) {
+	p := inst.p
+	buf, err := inst.exchange(ctx, n)
+	if err != nil {
+		return reply, false, err
+	}
+	if _, err := abi.EncodeTo(buf, in); err != nil {
+		return reply, false, fmt.Errorf("plugin %q: %w", p.name, err)
+	}
+	inst.stack[0] = uint64(n)
+	if err := inst.call(ctx, inst.fnHandle, FaultTrap); err != nil {
+		inst.tx.reset()
+		return reply, false, err
+	}
+	ptr, length, code := abi.UnpackReply(int64(inst.stack[0]))
+	if code != abi.OK {
+		inst.tx.reset()
+		return reply, false, &CodeError{Plugin: p.name, Export: abi.ExportHandle, Code: code}
+	}
+	if length > 0 {
+		if err := inst.readReply(ptr, length, &reply); err != nil {
+			inst.tx.reset()
+			return abi.Message{}, false, err
+		}
+	}
+	if err := inst.commit(); err != nil {
+		return abi.Message{}, false, err
+	}
+	return reply, length > 0, nil
+}
+
+// readReply copies and decodes the reply at ptr. A bad reply is a fault.
+func (inst *instance) readReply(ptr, length uint32, reply *abi.Message) error {
+	p := inst.p
+	if int64(length) > int64(p.limits.MaxMessageBytes) {
+		inst.dead = true
+		return &FaultError{Plugin: p.name, Kind: FaultReplyTooLarge,
+			Err: fmt.Errorf("reply of %d bytes is over the limit of %d", length, p.limits.MaxMessageBytes)}
+	}
+	b, ok := inst.mem.Read(ptr, length)
+	if !ok {
+		inst.dead = true
+		return &FaultError{Plugin: p.name, Kind: FaultMalformedReply,
+			Err: fmt.Errorf("reply at %#x+%d lies outside memory of %d bytes", ptr, length, inst.mem.Size())}
+	}
+	if err := abi.Decode(b, reply); err != nil {
+		inst.dead = true
+		return &FaultError{Plugin: p.name, Kind: FaultMalformedReply, Err: err}
+	}
+	return nil
+}
+
+// tick runs edgehost_tick.
+func (inst *instance) tick(ctx context.Context) error {
+	if err := inst.call(ctx, inst.fnTick, FaultTrap); err != nil {
+		inst.tx.reset()
+		return err
+	}
+	if code := abi.Code(int32(inst.stack[0])); code != abi.OK {
+		inst.tx.reset()
+		return &CodeError{Plugin: inst.p.name, Export: abi.ExportTick, Code: code}
+	}
+	return inst.commit()
+}
+
+// commit applies the call's KV writes.
+func (inst *instance) commit() error {
+	if err := inst.tx.commit(inst.p.kv); err != nil {
+		return fmt.Errorf("plugin %q: commit KV writes: %w", inst.p.name, errors.Join(abi.Internal, err))
+	}
+	return nil
+}
+
+// stop calls edgehost_stop, if exported, before an orderly discard.
+func (inst *instance) stop(ctx context.Context) {
+	if inst.fnStop == nil || inst.dead {
+		return
+	}
+	if err := inst.call(ctx, inst.fnStop, FaultTrap); err != nil {
+		inst.p.logger.Warn("edgehost_stop failed", "error", err)
+	}
+}
+
+// close releases the instance.
+func (inst *instance) close() {
+	inst.watchdog.Stop()
+	inst.cancel()
+	if inst.mod != nil {
+		if err := inst.mod.Close(context.Background()); err != nil {
+			inst.p.logger.Debug("close instance", "error", err)
+		}
+		inst.p.live.Add(-1)
+	}
+	inst.stdout.flush()
+	inst.stderr.flush()
+}

@@ -1,0 +1,266 @@
+package wasm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+
+	"github.com/edgehost/edgehost/abi"
+	"github.com/hashicorp/go-hclog"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+)
+
+// Host is the message bus as a plugin sees it through the send and request
+// imports. plugin is the sending plugin's name. An error that is (or wraps)
+// an abi.Code reaches the guest as that code; context.DeadlineExceeded as
+// abi.Timeout; any other as abi.Unavailable.
+type Host interface {
+	// Send queues m on the bus.
+	Send(ctx context.Context, plugin string, m *abi.Message) error
+	// Request sends m and waits for its reply until ctx is done.
+	Request(ctx context.Context, plugin string, m *abi.Message) (abi.Message, error)
+}
+
+// PluginConfig configures a plugin for Load.
+type PluginConfig struct {
+	// Name names the plugin in errors, logs and the source of what it sends.
+	Name string
+	// Version is reported in Status.
+	Version string
+	// Limits bound the plugin; zero fields take defaults.
+	Limits Limits
+	// Quarantine says when repeated faults quarantine the plugin.
+	Quarantine Quarantine
+	// Config is passed to edgehost_init and returned by the config import.
+	Config []byte
+	// Host serves send and request; nil makes them fail with unavailable.
+	Host Host
+	// KV is the plugin's namespace; nil makes the KV imports fail with
+	// unavailable.
+	KV KV
+	// Logger receives the plugin's log lines and the host's messages about
+	// it. Nil: the runtime's logger, named "plugin" with plugin=Name.
+	Logger hclog.Logger
+}
+
+// Plugin is a loaded plugin: a pool of instances of one module. It is safe
+// for concurrent use; each instance runs one call at a time.
+type Plugin struct {
+	name, version string
+	limits        Limits
+	config        []byte
+	host          Host
+	kv            KV
+	logger        hclog.Logger
+	owner         *Runtime
+	module        *Module
+	rt            wazero.Runtime // this plugin's own: its memory limit
+	compiled      wazero.CompiledModule
+
+	// The pool: idle instances, and one token per instance that may still
+	// be created. Together they always hold Limits.Instances items, less
+	// those in use.
+	idle    chan *instance
+	tokens  chan struct{}
+	closing chan struct{}
+	closed  atomic.Bool
+	live    atomic.Int64
+
+	health health
+}
+
+// Load starts a plugin from m: its own wazero runtime with the memory limit,
+// WASI, the edgehost_v1 imports m declares, and one instance initialised
+// with cfg.Config. Errors name the plugin.
+func (r *Runtime) Load(ctx context.Context, m *Module, cfg PluginConfig) (*Plugin, error) {
+	if cfg.Name == "" {
+		return nil, errors.New("load plugin: empty name")
+	}
+	limits := cfg.Limits.withDefaults()
+	if m.initialPages > limits.MemoryPages {
+		return nil, fmt.Errorf("plugin %q: module needs %d memory pages at start, over its limit of %d",
+			cfg.Name, m.initialPages, limits.MemoryPages)
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = r.logger.Named("plugin").With("plugin", cfg.Name)
+	}
+	p := &Plugin{
+		name:    cfg.Name,
+		version: cfg.Version,
+		limits:  limits,
+		config:  slices.Clone(cfg.Config),
+		host:    cfg.Host,
+		kv:      cfg.KV,
+		logger:  logger,
+		owner:   r,
+		module:  m,
+		idle:    make(chan *instance, limits.Instances),
+		tokens:  make(chan struct{}, limits.Instances),
+		closing: make(chan struct{}),
+		health:  health{policy: cfg.Quarantine.withDefaults()},
+	}
+	p.rt = wazero.NewRuntimeWithConfig(ctx, r.runtimeConfig().WithMemoryLimitPages(limits.MemoryPages))
+	if err := p.link(ctx); err != nil {
+		_ = p.rt.Close(ctx)
+		return nil, fmt.Errorf("plugin %q: %w", p.name, err)
+	}
+	inst, err := p.newInstance(ctx)
+	if err != nil {
+		_ = p.rt.Close(ctx)
+		return nil, fmt.Errorf("plugin %q: start: %w", p.name, err)
+	}
+	p.idle <- inst
+	for i := 1; i < limits.Instances; i++ {
+		p.tokens <- struct{}{}
+	}
+	if err := r.track(p); err != nil {
+		_ = p.Close(ctx)
+		return nil, fmt.Errorf("plugin %q: %w", p.name, err)
+	}
+	p.logger.Info("plugin loaded", "version", p.version, "digest", m.Digest(), "imports", m.imports)
+	return p, nil
+}
+
+// link provides WASI and the imports, and compiles the module into the
+// plugin's runtime (a lookup in the shared compilation cache).
+func (p *Plugin) link(ctx context.Context) error {
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, p.rt); err != nil {
+		return fmt.Errorf("provide WASI: %w", err)
+	}
+	if err := instantiateImports(ctx, p.rt, p.module.imports); err != nil {
+		return fmt.Errorf("provide imports: %w", err)
+	}
+	compiled, err := p.rt.CompileModule(ctx, p.module.wasm)
+	if err != nil {
+		return fmt.Errorf("compile: %w", err)
+	}
+	p.compiled = compiled
+	return nil
+}
+
+// Name returns the plugin's name.
+func (p *Plugin) Name() string { return p.name }
+
+// Handle passes in to the plugin's edgehost_handle and returns its reply; ok
+// is false when the plugin consumed the message without replying. Errors
+// name the plugin: a *FaultError when the call faulted, a *CodeError when
+// the guest returned a failure code, one wrapping ErrQuarantined or
+// ErrClosed when the call was not made, abi.TooLarge when in is over
+// Limits.MaxMessageBytes. ctx is checked before the call and used by the
+// imports the guest calls; the call itself is bounded by Limits.CallTimeout.
+func (p *Plugin) Handle(ctx context.Context, in *abi.Message) (reply abi.Message, ok bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return reply, false, fmt.Errorf("plugin %q: %w", p.name, err)
+	}
+	n := in.EncodedLen()
+	if n > p.limits.MaxMessageBytes {
+		return reply, false, fmt.Errorf("plugin %q: message of %d bytes is over the limit of %d: %w",
+			p.name, n, p.limits.MaxMessageBytes, abi.TooLarge)
+	}
+	probe, err := p.admit()
+	if err != nil {
+		return reply, false, err
+	}
+	inst, err := p.acquire(ctx)
+	if err == nil {
+		reply, ok, err = inst.handle(ctx, in, n)
+		p.release(inst)
+	}
+	p.settle(probe, err)
+	return reply, ok, err
+}
+
+// Tick runs the plugin's edgehost_tick on one instance; it does nothing when
+// the plugin does not export it. Errors are those of Handle.
+func (p *Plugin) Tick(ctx context.Context) error {
+	if !p.module.hasTick {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("plugin %q: %w", p.name, err)
+	}
+	probe, err := p.admit()
+	if err != nil {
+		return err
+	}
+	inst, err := p.acquire(ctx)
+	if err == nil {
+		err = inst.tick(ctx)
+		p.release(inst)
+	}
+	p.settle(probe, err)
+	return err
+}
+
+// acquire takes an idle instance, or creates one if the pool is not full,
+// or waits for one.
+func (p *Plugin) acquire(ctx context.Context) (*instance, error) {
+	var inst *instance
+	select {
+	case inst = <-p.idle:
+	default:
+		select {
+		case inst = <-p.idle:
+		case <-p.tokens:
+			var err error
+			if inst, err = p.newInstance(ctx); err != nil {
+				p.tokens <- struct{}{}
+				return nil, err
+			}
+		case <-ctx.Done():
+			return nil, fmt.Errorf("plugin %q: waiting for an instance: %w", p.name, ctx.Err())
+		case <-p.closing:
+			return nil, fmt.Errorf("plugin %q: %w", p.name, ErrClosed)
+		}
+	}
+	if p.closed.Load() {
+		p.release(inst)
+		return nil, fmt.Errorf("plugin %q: %w", p.name, ErrClosed)
+	}
+	return inst, nil
+}
+
+// release returns inst to the pool, or discards it if it is dead.
+func (p *Plugin) release(inst *instance) {
+	if inst.dead {
+		inst.close()
+		p.tokens <- struct{}{}
+		return
+	}
+	p.idle <- inst
+}
+
+// Close stops the plugin: new calls fail with ErrClosed, calls in flight
+// finish (until ctx is done, when they are cut short), each instance gets
+// edgehost_stop, then the plugin's runtime is released.
+func (p *Plugin) Close(ctx context.Context) error {
+	if !p.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	close(p.closing)
+	defer p.owner.untrack(p)
+	for range p.limits.Instances {
+		select {
+		case inst := <-p.idle:
+			inst.stop(ctx)
+			inst.close()
+		case <-p.tokens:
+		case <-ctx.Done():
+			// Calls still running are stopped by closing their modules.
+			p.logger.Warn("closing plugin with calls in flight", "error", ctx.Err())
+			if err := p.rt.Close(context.Background()); err != nil {
+				return fmt.Errorf("plugin %q: close: %w", p.name, err)
+			}
+			return fmt.Errorf("plugin %q: close: %w", p.name, ctx.Err())
+		}
+	}
+	if err := p.rt.Close(ctx); err != nil {
+		return fmt.Errorf("plugin %q: close: %w", p.name, err)
+	}
+	p.logger.Info("plugin closed")
+	return nil
+}

@@ -1,0 +1,184 @@
+package wasm
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/tetratelabs/wazero"
+)
+
+// RuntimeConfig configures a Runtime.
+type RuntimeConfig struct {
+	// CacheDir keeps compiled machine code on disk, so a restart does not
+	// recompile. Empty: compiled code is shared in memory only.
+	CacheDir string
+	// Logger receives the runtime's own messages; plugins log under
+	// PluginConfig.Logger. Nil: discard.
+	Logger hclog.Logger
+}
+
+// Runtime compiles plugin modules and loads plugins. Every plugin it loads
+// shares its compilation cache, so a module is compiled to machine code once
+// per digest however many plugins use it. It is safe for concurrent use.
+type Runtime struct {
+	cache  wazero.CompilationCache
+	rt     wazero.Runtime // compiles and validates; never instantiates
+	logger hclog.Logger
+
+	mu      sync.Mutex
+	closed  bool
+	modules map[[sha256.Size]byte]*compileCall
+	plugins map[*Plugin]struct{}
+}
+
+// compileCall is one compilation; callers asking for the same digest while
+// it runs wait for it instead of compiling again.
+type compileCall struct {
+	done chan struct{}
+	m    *Module
+	err  error
+}
+
+// NewRuntime returns a Runtime whose compilation cache lives in
+// cfg.CacheDir (created if missing) when set.
+func NewRuntime(ctx context.Context, cfg RuntimeConfig) (*Runtime, error) {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	cache := wazero.NewCompilationCache()
+	if cfg.CacheDir != "" {
+		var err error
+		if cache, err = wazero.NewCompilationCacheWithDir(cfg.CacheDir); err != nil {
+			return nil, fmt.Errorf("wasm runtime: compilation cache in %s: %w", cfg.CacheDir, err)
+		}
+	}
+	r := &Runtime{
+		cache:   cache,
+		logger:  logger,
+		modules: map[[sha256.Size]byte]*compileCall{},
+		plugins: map[*Plugin]struct{}{},
+	}
+	r.rt = wazero.NewRuntimeWithConfig(ctx, r.runtimeConfig())
+	return r, nil
+}
+
+// runtimeConfig is the configuration of every wazero runtime r creates. It
+// must be the same for all of them (apart from the memory limit, which does
+// not change compiled code) so that they share compiled code.
+func (r *Runtime) runtimeConfig() wazero.RuntimeConfig {
+	return wazero.NewRuntimeConfig().
+		WithCompilationCache(r.cache).
+		WithCloseOnContextDone(true)
+}
+
+// Compile compiles and validates a plugin module against abi/SPEC.md. It
+// compiles each distinct module (by sha256 digest) once: concurrent and
+// later calls with the same bytes return the same *Module until it is closed.
+// Errors name the missing export or the unknown import.
+func (r *Runtime) Compile(ctx context.Context, wasm []byte) (*Module, error) {
+	digest := sha256.Sum256(wasm)
+	for {
+		r.mu.Lock()
+		if r.closed {
+			r.mu.Unlock()
+			return nil, fmt.Errorf("compile module %s: runtime %w", shortDigest(digest), ErrClosed)
+		}
+		c, running := r.modules[digest]
+		if !running {
+			c = &compileCall{done: make(chan struct{})}
+			r.modules[digest] = c
+		}
+		r.mu.Unlock()
+
+		if !running {
+			c.m, c.err = r.compile(ctx, digest, wasm)
+			if c.err != nil {
+				r.forget(digest, c)
+			}
+			close(c.done)
+			return c.m, c.err
+		}
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("compile module %s: %w", shortDigest(digest), ctx.Err())
+		}
+		// Another caller's cancelled context is no reason to fail this one.
+		if c.err != nil && (errors.Is(c.err, context.Canceled) || errors.Is(c.err, context.DeadlineExceeded)) {
+			continue
+		}
+		return c.m, c.err
+	}
+}
+
+func (r *Runtime) compile(ctx context.Context, digest [sha256.Size]byte, wasm []byte) (*Module, error) {
+	compiled, err := r.rt.CompileModule(ctx, wasm)
+	if err != nil {
+		return nil, fmt.Errorf("compile module %s: %w", shortDigest(digest), err)
+	}
+	m, err := newModule(r, digest, wasm, compiled)
+	if err != nil {
+		_ = compiled.Close(ctx)
+		return nil, err
+	}
+	r.logger.Debug("compiled plugin module", "digest", m.Digest(), "bytes", len(wasm), "imports", m.imports)
+	return m, nil
+}
+
+// forget removes digest's entry if it is still c.
+func (r *Runtime) forget(digest [sha256.Size]byte, c *compileCall) {
+	r.mu.Lock()
+	if r.modules[digest] == c {
+		delete(r.modules, digest)
+	}
+	r.mu.Unlock()
+}
+
+// track records a loaded plugin so Close can close it; it fails once the
+// runtime is closed.
+func (r *Runtime) track(p *Plugin) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return fmt.Errorf("runtime %w", ErrClosed)
+	}
+	r.plugins[p] = struct{}{}
+	return nil
+}
+
+func (r *Runtime) untrack(p *Plugin) {
+	r.mu.Lock()
+	delete(r.plugins, p)
+	r.mu.Unlock()
+}
+
+// Close closes every plugin loaded from r, then the modules and the
+// compilation cache. The on-disk cache stays for the next Runtime.
+func (r *Runtime) Close(ctx context.Context) error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	plugins := make([]*Plugin, 0, len(r.plugins))
+	for p := range r.plugins {
+		plugins = append(plugins, p)
+	}
+	r.mu.Unlock()
+
+	var errs []error
+	for _, p := range plugins {
+		errs = append(errs, p.Close(ctx))
+	}
+	errs = append(errs, r.rt.Close(ctx), r.cache.Close(ctx))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close wasm runtime: %w", err)
+	}
+	return nil
+}
