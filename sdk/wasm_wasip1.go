@@ -1,0 +1,111 @@
+//go:build wasip1
+
+package sdk
+
+import (
+	"unsafe"
+
+	"github.com/edgehost/edgehost/abi"
+)
+
+// The exports of SPEC §4. Their pointers are offsets into linear memory;
+// on wasm a Go pointer converted to uintptr is exactly that.
+
+//go:wasmexport edgehost_abi_version
+func exportABIVersion() int32 { return abi.Major }
+
+//go:wasmexport edgehost_buffer
+func exportBuffer(n int32) int32 {
+	b := exchangeBuffer(n)
+	if b == nil {
+		return 0
+	}
+	return ptr(b)
+}
+
+//go:wasmexport edgehost_init
+func exportInit(configLen int32) int32 { return int32(initPlugin(configLen)) }
+
+//go:wasmexport edgehost_handle
+func exportHandle(msgLen int32) int64 {
+	reply, code := handleMessage(msgLen)
+	if code != abi.OK {
+		return -int64(code)
+	}
+	if len(reply) == 0 {
+		return 0
+	}
+	return abi.PackReply(uint32(ptr(reply)), uint32(len(reply)))
+}
+
+//go:wasmexport edgehost_tick
+func exportTick() int32 { return int32(tick()) }
+
+//go:wasmexport edgehost_stop
+func exportStop() { stop() }
+
+// ptr returns the linear-memory offset of b's first byte.
+func ptr(b []byte) int32 { return int32(uintptr(unsafe.Pointer(unsafe.SliceData(b)))) }
+
+// The imports of SPEC §5. A string parameter is passed as (ptr, len).
+
+//go:wasmimport edgehost_v1 log
+func importLog(level int32, msg string)
+
+//go:wasmimport edgehost_v1 send
+func importSend(env string) int32
+
+//go:wasmimport edgehost_v1 request
+func importRequest(env string, timeoutMS int32, out *byte, outCap int32) int32
+
+//go:wasmimport edgehost_v1 request_reply
+func importRequestReply(out *byte, outCap int32) int32
+
+//go:wasmimport edgehost_v1 kv_get
+func importKVGet(key string, out *byte, outCap int32) int32
+
+//go:wasmimport edgehost_v1 kv_put
+func importKVPut(key, val string) int32
+
+//go:wasmimport edgehost_v1 kv_delete
+func importKVDelete(key string) int32
+
+//go:wasmimport edgehost_v1 kv_list
+func importKVList(prefix string, out *byte, outCap int32) int32
+
+//go:wasmimport edgehost_v1 now
+func importNow() int64
+
+//go:wasmimport edgehost_v1 config
+func importConfig(out *byte, outCap int32) int32
+
+// str views b as a string for an import that only reads it.
+func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+func hostLog(level int32, msg string) { importLog(level, msg) }
+
+func hostSend(env []byte) int32 { return importSend(str(env)) }
+
+func hostRequest(env []byte, timeoutMS int32, out []byte) int32 {
+	return importRequest(str(env), timeoutMS, unsafe.SliceData(out), int32(len(out)))
+}
+
+func hostRequestReply(out []byte) int32 {
+	return importRequestReply(unsafe.SliceData(out), int32(len(out)))
+}
+
+func hostKVGet(key string, out []byte) int32 {
+	return importKVGet(key, unsafe.SliceData(out), int32(len(out)))
+}
+
+func hostKVPut(key string, val []byte) int32 { return importKVPut(key, str(val)) }
+
+func hostKVDelete(key string) int32 { return importKVDelete(key) }
+
+func hostKVList(prefix string, out []byte) int32 {
+	return importKVList(prefix, unsafe.SliceData(out), int32(len(out)))
+}
+
+func hostNow() int64 { return importNow() }
+
+func hostConfig(out []byte) int32 { return importConfig(unsafe.SliceData(out), int32(len(out))) }
