@@ -1,0 +1,61 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/edgehost/edgehost/host/api"
+	"github.com/spf13/cobra"
+)
+
+// clientFlags are the flags of commands that talk to a running daemon.
+type clientFlags struct {
+	admin   string
+	dataDir string
+	token   string
+}
+
+func (f *clientFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.admin, "admin", "", "admin API address: a unix socket path or an http:// URL (default <data-dir>/admin.sock)")
+	cmd.Flags().StringVar(&f.dataDir, "data-dir", "", "the daemon's data dir, to find its admin socket (default from $EDGEHOST_DATA_DIR, else /var/lib/edgehost)")
+	cmd.Flags().StringVar(&f.token, "token", os.Getenv("EDGEHOST_TOKEN"), "bearer token for the TCP admin listener (default $EDGEHOST_TOKEN)")
+}
+
+func (f *clientFlags) client() *api.Client {
+	addr := f.admin
+	if addr == "" {
+		dir := f.dataDir
+		if dir == "" {
+			dir = os.Getenv("EDGEHOST_DATA_DIR")
+		}
+		if dir == "" {
+			dir = "/var/lib/edgehost"
+		}
+		addr = filepath.Join(dir, "admin.sock")
+	}
+	return api.NewClient(addr, f.token)
+}
+
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "edgehost",
+		Short:         "edgehost is an edge daemon whose device drivers, routes and twin logic are wasm plugins",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newRunCommand(), newVersionCommand(), newConfigCommand(), newStatusCommand(), newSendCommand())
+	return root
+}
+
+func newVersionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintln(cmd.OutOrStdout(), "edgehost", version)
+			return nil
+		},
+	}
+}

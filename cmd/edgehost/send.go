@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/edgehost/edgehost/host/api"
+	"github.com/spf13/cobra"
+)
+
+func newSendCommand() *cobra.Command {
+	var (
+		flags     clientFlags
+		req       api.InjectRequest
+		content   string
+		noWait    bool
+		timeout   time.Duration
+		operation string
+	)
+	cmd := &cobra.Command{
+		Use:   "send --to MODULE [--operation OP] [--resource RES] [--content TEXT|-]",
+		Short: "Put a message on the daemon's bus and print the reply (a debugging aid)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if req.To == "" {
+				return fmt.Errorf("--to is required")
+			}
+			if content == "-" {
+				b, err := io.ReadAll(cmd.InOrStdin())
+				if err != nil {
+					return fmt.Errorf("read content from stdin: %w", err)
+				}
+				content = string(b)
+			}
+			if content != "" {
+				b, err := json.Marshal(content)
+				if err != nil {
+					return err
+				}
+				req.Message.Content = b
+			}
+			req.Message.Route.Operation = operation
+			req.Wait = !noWait
+			req.Timeout = timeout.String()
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout+5*time.Second)
+			defer cancel()
+			resp, err := flags.client().Inject(ctx, req)
+			if err != nil {
+				return err
+			}
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc.SetIndent("", "  ")
+			if resp.Reply == nil {
+				fmt.Fprintln(os.Stderr, "sent", resp.ID)
+				return nil
+			}
+			return enc.Encode(resp.Reply)
+		},
+	}
+	flags.register(cmd)
+	f := cmd.Flags()
+	f.StringVar(&req.To, "to", "", "the receiving module or plugin (with --broadcast: a group)")
+	f.BoolVar(&req.Broadcast, "broadcast", false, "send to every module of the group named by --to (implies --no-wait)")
+	f.StringVar(&operation, "operation", "query", "route operation")
+	f.StringVar(&req.Message.Route.Resource, "resource", "", "route resource")
+	f.StringVar(&req.Message.Route.Group, "group", "", "route group")
+	f.StringVar(&req.Message.Route.Source, "source", "cli", "route source")
+	f.StringVar(&content, "content", "", `message content ("-" reads stdin)`)
+	f.BoolVar(&noWait, "no-wait", false, "do not wait for a reply")
+	f.DurationVar(&timeout, "timeout", 10*time.Second, "how long to wait for the reply")
+	return cmd
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/edgehost/edgehost/host/api"
+	"github.com/spf13/cobra"
+)
+
+func newStatusCommand() *cobra.Command {
+	var flags clientFlags
+	var output string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the running daemon's state; exit 0 only when it is ready",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+			defer cancel()
+			st, err := flags.client().Status(ctx)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if output == "json" {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(st); err != nil {
+					return err
+				}
+			} else {
+				printStatus(out, st)
+			}
+			if !st.Ready {
+				return errors.New("daemon is not ready")
+			}
+			return nil
+		},
+	}
+	flags.register(cmd)
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	return cmd
+}
+
+func printStatus(out io.Writer, st api.Status) {
+	state := "ready"
+	if !st.Ready {
+		state = "NOT READY"
+	}
+	fmt.Fprintf(out, "edgehost %s: %s, up %s\n\n", st.Version, state, time.Since(st.StartedAt).Round(time.Second))
+	w := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "MODULE\tSTATE\tRESTARTS\tLAST ERROR")
+	for _, m := range st.Modules {
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\n", m.Name, m.State, m.Restarts, m.LastError)
+	}
+	w.Flush()
+	fmt.Fprintln(out)
+	w = tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "PLUGIN\tVERSION\tSTATE\tINSTANCES\tCALLS\tFAULTS\tLAST FAULT")
+	for _, p := range st.Plugins {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%d\t%s\n", p.Name, p.Version, p.State, p.Instances, p.Calls, p.Faults, p.LastFault)
+	}
+	w.Flush()
+}

@@ -1,0 +1,253 @@
+// Package api is edgehost's local admin API: HTTP over a unix socket (mode
+// 0600) by default, and optionally over TCP behind a bearer token. The CLI
+// is its first client; docs/api.md documents it.
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/edgehost/edgehost/abi"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Backend is what the API serves: the daemon implements it.
+type Backend interface {
+	// Status returns the daemon's state.
+	Status() Status
+	// Inject puts a message on the bus and, if asked, waits for its reply.
+	Inject(ctx context.Context, req InjectRequest) (*abi.Message, error)
+}
+
+// Status is the document /v1/status returns.
+type Status struct {
+	Version   string         `json:"version"`
+	Ready     bool           `json:"ready"`
+	StartedAt time.Time      `json:"started_at"`
+	Modules   []ModuleStatus `json:"modules"`
+	Plugins   []PluginStatus `json:"plugins"`
+	Bus       []BusStats     `json:"bus"`
+}
+
+// ModuleStatus is one daemon module's lifecycle state.
+type ModuleStatus struct {
+	Name      string    `json:"name"`
+	State     string    `json:"state"`
+	Restarts  int       `json:"restarts"`
+	LastError string    `json:"last_error,omitempty"`
+	Since     time.Time `json:"since"`
+}
+
+// PluginStatus is one loaded plugin's state.
+type PluginStatus struct {
+	Name             string    `json:"name"`
+	Version          string    `json:"version,omitempty"`
+	State            string    `json:"state"`
+	Instances        int       `json:"instances"`
+	Calls            uint64    `json:"calls"`
+	Faults           uint64    `json:"faults"`
+	LastFault        string    `json:"last_fault,omitempty"`
+	QuarantinedUntil time.Time `json:"quarantined_until,omitzero"`
+	Receives         []string  `json:"receives,omitempty"`
+}
+
+// BusStats are one bus module's counters.
+type BusStats struct {
+	Name       string `json:"name"`
+	Group      string `json:"group"`
+	Sent       uint64 `json:"sent"`
+	Received   uint64 `json:"received"`
+	Failed     uint64 `json:"failed"`
+	QueueDepth int    `json:"queue_depth"`
+}
+
+// InjectRequest is the body of POST /v1/messages.
+type InjectRequest struct {
+	// To names the receiving module; with Broadcast, the group that gets it.
+	To string `json:"to"`
+	// Broadcast sends to every module of the group named by To.
+	Broadcast bool `json:"broadcast,omitempty"`
+	// Wait asks for the reply (the message is sent as a request).
+	Wait bool `json:"wait,omitempty"`
+	// Timeout bounds the wait, as a Go duration ("5s"); default 10s.
+	Timeout string      `json:"timeout,omitempty"`
+	Message MessageJSON `json:"message"`
+
+	// Parsed is Message decoded; set by the server before Inject.
+	Parsed abi.Message `json:"-"`
+	// Deadline is Timeout parsed; set by the server before Inject.
+	Deadline time.Duration `json:"-"`
+}
+
+// InjectResponse is the answer of POST /v1/messages.
+type InjectResponse struct {
+	ID    string       `json:"msg_id"`
+	Reply *MessageJSON `json:"reply,omitempty"`
+}
+
+// maxBody bounds request bodies (a message plus some JSON).
+const maxBody = 8 << 20
+
+// Server serves the admin API. Create with New.
+type Server struct {
+	backend Backend
+	token   string
+	log     hclog.Logger
+	mux     *http.ServeMux
+}
+
+// New returns a server for backend. A non-empty token is required as
+// "Authorization: Bearer <token>" on every request except /healthz.
+func New(backend Backend, token string, log hclog.Logger) *Server {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	s := &Server{backend: backend, token: token, log: log, mux: http.NewServeMux()}
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.HandleFunc("GET /v1/status", s.status)
+	s.mux.HandleFunc("POST /v1/messages", s.messages)
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.token != "" && r.URL.Path != "/healthz" {
+		want := "Bearer " + s.token
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte(want)) != 1 {
+			writeError(w, http.StatusUnauthorized, errors.New("missing or wrong bearer token"))
+			return
+		}
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	st := s.backend.Status()
+	if !st.Ready {
+		var notReady []string
+		for _, m := range st.Modules {
+			if m.State != "running" {
+				notReady = append(notReady, fmt.Sprintf("%s is %s", m.Name, m.State))
+			}
+		}
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "not_ready": notReady})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ready": true})
+}
+
+func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.backend.Status())
+}
+
+func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
+	var req InjectRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("decode message request: %w", err))
+		return
+	}
+	if req.To == "" {
+		writeError(w, http.StatusBadRequest, errors.New(`message request: "to" is required`))
+		return
+	}
+	req.Deadline = 10 * time.Second
+	if req.Timeout != "" {
+		d, err := time.ParseDuration(req.Timeout)
+		if err != nil || d <= 0 {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("message request: timeout %q is not a positive duration", req.Timeout))
+			return
+		}
+		req.Deadline = d
+	}
+	m, err := FromJSON(&req.Message)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	req.Parsed = m
+	ctx, cancel := context.WithTimeout(r.Context(), req.Deadline)
+	defer cancel()
+	reply, err := s.backend.Inject(ctx, req)
+	if err != nil {
+		status := http.StatusBadGateway
+		var code abi.Code
+		switch {
+		case errors.As(err, &code) && code == abi.Unavailable:
+			status = http.StatusNotFound
+		case errors.Is(err, context.DeadlineExceeded), errors.As(err, &code) && code == abi.Timeout:
+			status = http.StatusGatewayTimeout
+		}
+		writeError(w, status, err)
+		return
+	}
+	resp := InjectResponse{ID: req.Parsed.Header.ID}
+	if reply != nil {
+		resp.ID = reply.Header.ParentID
+		j := ToJSON(reply)
+		resp.Reply = &j
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	// Not indented: indenting would rewrite JSON message content.
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, err error) {
+	writeJSON(w, status, map[string]string{"error": err.Error()})
+}
+
+// ListenUnix listens on a unix socket at path with mode 0600, replacing a
+// stale socket left by a daemon that did not shut down cleanly.
+func ListenUnix(path string) (net.Listener, error) {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("admin socket %q: exists and is not a socket", path)
+		}
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("admin socket %q: another daemon is listening on it", path)
+		}
+		os.Remove(path)
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("admin socket %q: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("admin socket %q: %w", path, err)
+	}
+	return l, nil
+}
+
+// Serve serves s on l until ctx is cancelled, then shuts down gracefully.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("admin api on %s: %w", l.Addr(), err)
+	case <-ctx.Done():
+		shutdown, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		srv.Shutdown(shutdown)
+		<-errc
+		return nil
+	}
+}

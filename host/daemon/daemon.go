@@ -1,0 +1,202 @@
+// Package daemon wires edgehost's services and modules together from a
+// config and runs them until the context ends.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"time"
+
+	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/host/api"
+	"github.com/edgehost/edgehost/host/bus"
+	"github.com/edgehost/edgehost/host/config"
+	"github.com/edgehost/edgehost/host/pluginhost"
+	"github.com/edgehost/edgehost/host/store"
+	"github.com/edgehost/edgehost/host/supervisor"
+	"github.com/edgehost/edgehost/host/wasm"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Daemon is a running edgehost. It implements api.Backend.
+type Daemon struct {
+	version string
+	started time.Time
+	log     hclog.Logger
+	bus     *bus.Bus
+	plugins *pluginhost.Module
+	super   *supervisor.Supervisor
+}
+
+// Run starts the daemon from cfg and serves until ctx is cancelled, then
+// stops every module in reverse order and closes the services. It returns
+// an error if the daemon cannot start at all; a module that fails later is
+// restarted by the supervisor instead.
+func Run(ctx context.Context, cfg *config.Config, version string, log hclog.Logger) error {
+	started := time.Now()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	st, err := store.Open(filepath.Join(cfg.DataDir, "edgehost.db"), nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	rt, err := wasm.NewRuntime(ctx, wasm.RuntimeConfig{CacheDir: filepath.Join(cfg.DataDir, "cache", "wasm"), Logger: log})
+	if err != nil {
+		return fmt.Errorf("start plugin runtime: %w", err)
+	}
+	defer rt.Close(context.Background())
+	b := bus.New(bus.Options{QueueLen: cfg.Modules.Bus.QueueLen, SendTimeout: cfg.Modules.Bus.SendTimeout})
+	defer b.Close()
+
+	d := &Daemon{version: version, started: started, log: log, bus: b}
+	var modules []supervisor.Module
+	if cfg.Modules.Plugins.Enable {
+		d.plugins = pluginhost.New(b, rt, st, cfg.Modules.Plugins, log)
+		modules = append(modules, d.plugins)
+	}
+	if cfg.Modules.API.Enable {
+		modules = append(modules, &apiModule{cfg: cfg.Modules.API, server: api.New(d, "", log.Named("api")), tcpServer: tcpServer(d, cfg.Modules.API, log)})
+	}
+	for _, name := range unimplemented(cfg) {
+		log.Warn("module is enabled in the config but not part of this build; ignoring it", "module", name)
+	}
+	d.super = supervisor.New(supervisor.Options{Logger: log}, modules...)
+	if err := d.super.Start(ctx); err != nil {
+		log.Error("daemon started with modules not ready", "error", err)
+	} else {
+		log.Info("daemon ready", "elapsed_ms", time.Since(started).Milliseconds(), "data_dir", cfg.DataDir)
+	}
+	// Compiling and loading plugins leaves garbage the size of the modules;
+	// hand it back now rather than whenever the heap next grows, so an
+	// idle daemon stays small.
+	debug.FreeOSMemory()
+	<-ctx.Done()
+	log.Info("shutting down")
+	return d.super.Stop()
+}
+
+// unimplemented names the enabled config sections that have no module yet.
+func unimplemented(cfg *config.Config) []string {
+	var names []string
+	if cfg.Modules.EventBus.Enable {
+		names = append(names, "eventbus")
+	}
+	if cfg.Modules.Hub.Enable {
+		names = append(names, "hub")
+	}
+	return names
+}
+
+// Status implements api.Backend.
+func (d *Daemon) Status() api.Status {
+	st := api.Status{Version: d.version, StartedAt: d.started}
+	if d.super != nil {
+		st.Ready = d.super.Ready()
+		for _, m := range d.super.Status() {
+			st.Modules = append(st.Modules, api.ModuleStatus{Name: m.Name, State: string(m.State),
+				Restarts: m.Restarts, LastError: m.LastError, Since: m.Since})
+		}
+	}
+	if d.plugins != nil {
+		statuses, patterns, failures := d.plugins.Plugins()
+		for i, p := range statuses {
+			ps := api.PluginStatus{Name: p.Name, Version: p.Version, State: p.State.String(), Instances: p.Instances,
+				Calls: p.Calls, Faults: p.Faults, QuarantinedUntil: p.QuarantinedUntil}
+			if p.LastFault != nil {
+				ps.LastFault = p.LastFault.Error()
+			}
+			for _, pat := range patterns[i] {
+				ps.Receives = append(ps.Receives, fmt.Sprintf("group=%s operation=%s resource=%s", pat.Group, or(pat.Operation), or(pat.Resource)))
+			}
+			st.Plugins = append(st.Plugins, ps)
+		}
+		for _, f := range failures {
+			st.Plugins = append(st.Plugins, api.PluginStatus{Name: f.Name, State: "failed", LastFault: f.Err.Error()})
+		}
+	}
+	for _, m := range d.bus.Stats().Modules {
+		st.Bus = append(st.Bus, api.BusStats{Name: m.Name, Group: m.Group, Sent: m.Sent, Received: m.Received,
+			Failed: m.Failed, QueueDepth: m.Queued})
+	}
+	return st
+}
+
+func or(pattern string) string {
+	if pattern == "" {
+		return "*"
+	}
+	return pattern
+}
+
+// Inject implements api.Backend.
+func (d *Daemon) Inject(ctx context.Context, req api.InjectRequest) (*abi.Message, error) {
+	m := req.Parsed
+	if m.Header.ID == "" {
+		m.Header.ID = bus.NewID()
+	}
+	switch {
+	case req.Broadcast:
+		return nil, d.bus.Broadcast(ctx, req.To, m)
+	case req.Wait:
+		r, err := d.bus.Request(ctx, req.To, m)
+		if err != nil {
+			return nil, err
+		}
+		return &r, nil
+	}
+	return nil, d.bus.Send(ctx, req.To, m)
+}
+
+// apiModule serves the admin API on its unix socket and, if configured, on
+// TCP behind a bearer token.
+type apiModule struct {
+	cfg       config.API
+	server    *api.Server
+	tcpServer *api.Server
+}
+
+func tcpServer(d *Daemon, cfg config.API, log hclog.Logger) *api.Server {
+	if cfg.TCP == nil {
+		return nil
+	}
+	return api.New(d, cfg.TCP.Token, log.Named("api-tcp"))
+}
+
+func (m *apiModule) Name() string { return "api" }
+
+func (m *apiModule) Run(ctx context.Context, ready func()) error {
+	unix, err := api.ListenUnix(m.cfg.Socket)
+	if err != nil {
+		return err
+	}
+	var tcp net.Listener
+	if m.tcpServer != nil {
+		if tcp, err = net.Listen("tcp", m.cfg.TCP.Address); err != nil {
+			unix.Close()
+			return fmt.Errorf("admin api tcp %s: %w", m.cfg.TCP.Address, err)
+		}
+	}
+	// The first listener to fail stops the other, so the supervisor sees
+	// the failure and restarts the module.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	go func() { errc <- m.server.Serve(ctx, unix) }()
+	if tcp != nil {
+		go func() { errc <- m.tcpServer.Serve(ctx, tcp) }()
+	}
+	ready()
+	err = <-errc
+	cancel()
+	if tcp != nil {
+		err = errors.Join(err, <-errc)
+	}
+	return err
+}

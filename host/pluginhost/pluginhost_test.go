@@ -1,0 +1,124 @@
+package pluginhost
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/host/bus"
+	"github.com/edgehost/edgehost/host/config"
+	"github.com/edgehost/edgehost/host/store"
+	"github.com/edgehost/edgehost/host/wasm"
+	"github.com/edgehost/edgehost/internal/plugintest"
+)
+
+func TestMatch(t *testing.T) {
+	cases := []struct {
+		pattern, value string
+		want           bool
+	}{
+		{"", "anything", true},
+		{"*", "a/b/c", true},
+		{"echo/*", "echo/x", true},
+		{"echo/*", "echo/x/y", false},
+		{"echo/#", "echo", true},
+		{"echo/#", "echo/x/y", true},
+		{"echo/#", "echoes/x", false},
+		{"*/pod/#", "default/pod/nginx", true},
+		{"*/pod/#", "default/configmap/x", false},
+		{"update", "update", true},
+		{"update", "insert", false},
+	}
+	for _, c := range cases {
+		if got := match(c.pattern, c.value); got != c.want {
+			t.Errorf("match(%q, %q) = %v, want %v", c.pattern, c.value, got, c.want)
+		}
+	}
+}
+
+// start runs the plugin host with the echo example under the given specs
+// and returns the bus; the host stops at the end of the test.
+func start(t *testing.T, specs []config.Plugin) (*bus.Bus, *Module) {
+	t.Helper()
+	dir := t.TempDir()
+	echo := plugintest.MustRead(t, "examples/echo")
+	if err := os.WriteFile(filepath.Join(dir, "echo.wasm"), echo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(filepath.Join(dir, "edgehost.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	rt, err := wasm.NewRuntime(context.Background(), wasm.RuntimeConfig{CacheDir: filepath.Join(dir, "cache")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close(context.Background()) })
+	b := bus.New(bus.Options{})
+	t.Cleanup(b.Close)
+	limits := config.Limits{MemoryPages: 256, CallTimeout: time.Second, MaxMessageBytes: 1 << 20, Instances: 2}
+	for i := range specs {
+		specs[i].Limits = limits
+	}
+	m := New(b, rt, st, config.Plugins{Enable: true, Dir: dir, Limits: limits, List: specs}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	readyc := make(chan struct{})
+	go func() { done <- m.Run(ctx, func() { close(readyc) }) }()
+	select {
+	case <-readyc:
+	case err := <-done:
+		t.Fatalf("plugin host ended before ready: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return b, m
+}
+
+func request(t *testing.T, b *bus.Bus, to string, m abi.Message) abi.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := b.Request(ctx, to, m)
+	if err != nil {
+		t.Fatalf("request to %q: %v", to, err)
+	}
+	return r
+}
+
+func TestRoutesByNameAndByPattern(t *testing.T) {
+	b, m := start(t, []config.Plugin{
+		{Name: "echo", Receives: []config.Pattern{{Group: "user", Resource: "echo/#"}}},
+		{Name: "missing"},
+	})
+	r := request(t, b, "echo", abi.Message{Route: abi.Route{Operation: "query"}, Content: []byte("by name")})
+	if string(r.Content) != "by name" || r.Route.Operation != abi.OpResponse {
+		t.Fatalf("reply by name = %+v", r)
+	}
+	in := abi.Message{Route: abi.Route{Group: "user", Operation: "query", Resource: "echo/a/b"}, Content: []byte("routed")}
+	r = request(t, b, "plugins:user", in)
+	if string(r.Content) != "routed" || r.Route.Resource != "echo/a/b" {
+		t.Fatalf("reply by pattern = %+v", r)
+	}
+	in.Route.Resource = "other/x"
+	r = request(t, b, "plugins:user", in)
+	if r.Route.Operation != abi.OpError || !strings.Contains(string(r.Content), `no plugin receives group "user"`) {
+		t.Fatalf("reply to an unmatched message = %+v", r)
+	}
+	st, pats, failed := m.Plugins()
+	if len(st) != 1 || st[0].Name != "echo" || st[0].Calls != 2 || len(pats[0]) != 1 {
+		t.Fatalf("status = %+v %+v", st, pats)
+	}
+	if len(failed) != 1 || failed[0].Name != "missing" || !strings.Contains(failed[0].Err.Error(), "missing.wasm") {
+		t.Fatalf("failures = %+v", failed)
+	}
+}
