@@ -9,7 +9,7 @@ RUNDIR    := .run
 # First-party plugins and examples built into $(PLUGINDIR) as <dir>.wasm.
 PLUGINS   := $(patsubst %/,%,$(dir $(wildcard examples/*/main.go plugins/*/main.go)))
 
-.PHONY: all build plugins run test test-short bench fuzz vet fmt clean
+.PHONY: all build plugins run test bench fuzz vet fmt clean deps
 
 all: build plugins
 
@@ -31,7 +31,7 @@ run: build plugins
 	$(BIN) run --config scripts/dev.yaml --data-dir $(RUNDIR)
 
 # The whole test suite, as CI runs it (.ci/run).
-test: vet
+test: deps vet
 	$(GO) test -race -timeout 15m ./...
 
 vet:
@@ -41,6 +41,10 @@ vet:
 
 bench: build plugins
 	@scripts/bench.sh
+
+# Installs what the tests need (mosquitto); does nothing when present.
+deps:
+	@scripts/deps.sh
 
 # Short fuzzing of every decoder (the seed corpora run in `make test`).
 fuzz:

@@ -1,6 +1,6 @@
 package abi
 
-import "fmt"
+import "strconv"
 
 // Version of the ABI this package describes. The major version is in the
 // import module name; minor features are detected by the imports a plugin
@@ -93,7 +93,7 @@ func (c Code) String() string {
 	if c >= 0 && int(c) < len(codeNames) {
 		return codeNames[c]
 	}
-	return fmt.Sprintf("code %d", int32(c))
+	return "code " + strconv.Itoa(int(c))
 }
 
 // Error makes a Code usable as an error.

@@ -18,8 +18,7 @@ type Route = abi.Route
 
 // Reply turns m into its own reply and returns it: operation "response",
 // the given content, ParentID set to m's ID, ID and Timestamp cleared (the
-// SDK fills them in when the handler returns the reply; Send leaves them to
-// the host), Sync cleared, and the route otherwise unchanged. It allocates
+// host fills them in), Sync cleared, and the route otherwise unchanged. It allocates
 // nothing. Clone m first to keep the request as it was.
 func (m *Message) Reply(content []byte) *Message {
 	return m.ReplyOp(abi.OpResponse, content)

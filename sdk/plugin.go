@@ -2,7 +2,6 @@ package sdk
 
 import (
 	"errors"
-	"math/rand/v2"
 	"strconv"
 
 	"github.com/edgehost/edgehost/abi"
@@ -20,9 +19,9 @@ import (
 // every call so that unit tests catch a handler that breaks this rule.
 //
 // Return values:
-//   - (reply, nil): reply is sent back. The SDK sets its ID (a fresh
-//     UUIDv4) and its ParentID (the request's ID), clears Sync and, when
-//     Timestamp is zero, sets it to the current time. m.Reply(content),
+//   - (reply, nil): reply is sent back. The SDK sets its ParentID (the
+//     request's ID), clears its ID and Sync; the host gives it a fresh ID and, when
+//     Timestamp is zero, the current time (SPEC §4). m.Reply(content),
 //     which turns m into its reply, is the allocation-free way to make one.
 //   - (nil, nil): no reply; the message is consumed.
 //   - (_, err): an application failure. The SDK replies with operation
@@ -162,29 +161,20 @@ func handleMessage(msgLen int32) ([]byte, abi.Code) {
 	return encodeReply(reply, parent)
 }
 
-// idPlaceholder reserves the reply ID's place in the encoded envelope; the
-// SDK then writes a fresh UUID over it, allocating nothing.
-const idPlaceholder = "00000000-0000-4000-8000-000000000000"
-
-// idOffset is where the ID starts in an envelope: after the fixed part.
-const idOffset = 28
-
 // encodeReply encodes reply into out as the answer to the message whose ID
-// is parent, without changing reply.
+// is parent, without changing reply. The ID (always fresh) and a zero
+// timestamp are left for the host to fill, which keeps the guest's share of
+// a call small.
 func encodeReply(reply *Message, parent string) ([]byte, abi.Code) {
 	r := *reply
-	r.Header.ID = idPlaceholder
+	r.Header.ID = ""
 	r.Header.ParentID = parent
 	r.Header.Sync = false
-	if r.Header.Timestamp == 0 {
-		r.Header.Timestamp = hostNow() / 1e6
-	}
 	b, err := encode(&r)
 	if err != nil {
 		LogError("handle: reply: " + err.Error())
 		return nil, abi.TooLarge
 	}
-	putUUID(b[idOffset : idOffset+len(idPlaceholder)])
 	return b, abi.OK
 }
 
@@ -200,28 +190,4 @@ func encode(m *Message) ([]byte, error) {
 		return nil, err
 	}
 	return out[:n], nil
-}
-
-// putUUID writes a random (version 4) UUID in its 36-character text form
-// into b. It uses math/rand/v2, never crypto/rand: linking crypto's DRBG
-// inflates a Go 1.26 wasm module's initial memory to ~34 MiB.
-func putUUID(b []byte) {
-	const hexDigits = "0123456789abcdef"
-	var u [16]byte
-	hi, lo := rand.Uint64(), rand.Uint64()
-	for i := range 8 {
-		u[i] = byte(hi >> (8 * i))
-		u[8+i] = byte(lo >> (8 * i))
-	}
-	u[6] = u[6]&0x0f | 0x40 // version 4
-	u[8] = u[8]&0x3f | 0x80 // RFC 9562 variant
-	j := 0
-	for i, x := range u {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			b[j] = '-'
-			j++
-		}
-		b[j], b[j+1] = hexDigits[x>>4], hexDigits[x&0x0f]
-		j += 2
-	}
 }

@@ -47,7 +47,7 @@ func TestEchoPathAllocations(t *testing.T) {
 		}
 		n := load(env)
 		allocs := testing.AllocsPerRun(1000, func() {
-			if r, code := handleMessage(n); code != abi.OK || len(r) != len(env)-len("query")+len(abi.OpResponse)+len(m.Header.ID) {
+			if r, code := handleMessage(n); code != abi.OK || len(r) != len(env)-len("query")+len(abi.OpResponse) {
 				t.Fatalf("handle: %d bytes, code %v", len(r), code)
 			}
 		})

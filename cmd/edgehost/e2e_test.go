@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,6 +46,17 @@ func edgehost(t *testing.T, bin, stdin string, args ...string) (string, int) {
 	return string(out), 0
 }
 
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
 func TestDaemonEndToEnd(t *testing.T) {
 	bin := buildBinary(t)
 	echo, err := plugintest.Build("examples/echo")
@@ -68,7 +80,10 @@ func TestDaemonEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(dataDir, "edgehost.yaml")
-	if err := os.WriteFile(cfg, []byte("modules:\n  plugins:\n    list:\n      - name: echo\n        receives:\n          - group: user\n            resource: \"echo/#\"\n"), 0o644); err != nil {
+	// Never assume 1883 is free: the embedded broker gets a free port.
+	yaml := "modules:\n  eventbus:\n    embedded:\n      address: " + freeAddr(t) + "\n" +
+		"  plugins:\n    list:\n      - name: echo\n        receives:\n          - group: user\n            resource: \"echo/#\"\n"
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
 

@@ -127,6 +127,13 @@ func (h *Host) Call(m *sdk.Message) (*sdk.Message, error) {
 	if err := abi.Decode(reply, (*abi.Message)(out)); err != nil {
 		return nil, fmt.Errorf("sdktest: handle: plugin replied with a malformed envelope: %w", err)
 	}
+	// Complete the reply as the host does (SPEC §4).
+	if out.Header.ID == "" {
+		out.Header.ID = h.newID()
+	}
+	if out.Header.Timestamp == 0 {
+		out.Header.Timestamp = h.now().UnixMilli()
+	}
 	return out, nil
 }
 
