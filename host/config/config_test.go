@@ -280,3 +280,50 @@ func TestModulePath(t *testing.T) {
 		}
 	}
 }
+
+func TestEventBusSection(t *testing.T) {
+	c := Default()
+	if eb := c.Modules.EventBus; !eb.Enable || eb.QoS != 1 || eb.MaxPayloadBytes != 1<<20 || eb.External.QueueLen != 1024 {
+		t.Errorf("eventbus defaults = %+v", eb)
+	}
+	in := `modules:
+  eventbus:
+    mode: embedded
+    maxPayloadBytes: 4096
+    embedded:
+      address: 127.0.0.1:1884
+      tls: {certFile: /etc/edgehost/broker.crt, keyFile: /etc/edgehost/broker.key}
+      users: [{username: mapper, password: pw}]
+      acl:
+        - {username: mapper, topic: "$hw/events/device/#", read: true, write: true}
+        - {topic: "public/#", read: true}
+`
+	c, err := Parse([]byte(in), "eb.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := c.Modules.EventBus.Embedded; len(e.ACL) != 2 || e.ACL[1].Username != "" || !e.ACL[1].Read || e.ACL[1].Write || e.TLS.KeyFile != "/etc/edgehost/broker.key" {
+		t.Errorf("embedded = %+v", e)
+	}
+	bad := map[string]func(*Config){
+		"modules.eventbus.qos: must be 0 or 1":                    func(c *Config) { c.Modules.EventBus.QoS = 2 },
+		"modules.eventbus.maxPayloadBytes":                        func(c *Config) { c.Modules.EventBus.MaxPayloadBytes = 0 },
+		"modules.eventbus.embedded.tls: certFile and keyFile":     func(c *Config) { c.Modules.EventBus.Embedded.TLS = &TLSFiles{CertFile: "a"} },
+		`modules.eventbus.embedded.users[1].username: duplicate`:  func(c *Config) { c.Modules.EventBus.Embedded.Users = []MQTTUser{{"u", "p"}, {"u", "p"}} },
+		"modules.eventbus.embedded.acl[0].topic: must be an MQTT": func(c *Config) { c.Modules.EventBus.Embedded.ACL = []ACLRule{{Topic: "a/#/b", Read: true}} },
+		"modules.eventbus.embedded.acl[0]: grants nothing":        func(c *Config) { c.Modules.EventBus.Embedded.ACL = []ACLRule{{Topic: "a"}} },
+		"modules.eventbus.external.queueLen: must be > 0": func(c *Config) {
+			c.Modules.EventBus.Mode, c.Modules.EventBus.External.URL, c.Modules.EventBus.External.QueueLen = "external", "tcp://b:1883", 0
+		},
+		"modules.eventbus.external.tls: certFile and keyFile go": func(c *Config) {
+			c.Modules.EventBus.Mode, c.Modules.EventBus.External.URL, c.Modules.EventBus.External.TLS = "external", "ssl://b:8883", &TLSFiles{KeyFile: "k"}
+		},
+	}
+	for want, change := range bad {
+		c := Default()
+		change(c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want %q", err, want)
+		}
+	}
+}

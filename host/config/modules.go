@@ -3,6 +3,7 @@ package config
 import (
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -55,12 +56,18 @@ func defaultModules() Modules {
 			Limits: Limits{MemoryPages: 256, CallTimeout: time.Second, MaxMessageBytes: 1 << 20, Instances: 2},
 		},
 		API: API{Enable: true},
-		// The eventbus module is not built yet: off until it is, so the
-		// default config does not promise a broker.
+		// The embedded broker is on by default: nothing to install.
 		EventBus: EventBus{
-			Enable:   false,
-			Mode:     "embedded",
-			Embedded: Embedded{Address: "127.0.0.1:1883"},
+			Enable:          true,
+			Mode:            "embedded",
+			QoS:             1,
+			MaxPayloadBytes: 1 << 20,
+			Embedded:        Embedded{Address: "127.0.0.1:1883"},
+			External: External{
+				ClientID:     "edgehost-eventbus",
+				QueueLen:     1024,
+				ReconnectMax: 30 * time.Second,
+			},
 		},
 		Hub: Hub{ProjectID: DefaultProjectID},
 	}
@@ -239,12 +246,20 @@ func (a *API) validate(p *problems, path string) {
 	}
 }
 
-// EventBus is the MQTT side of the daemon.
+// EventBus is the MQTT side of the daemon: an embedded broker, a client of
+// an external broker, or both, bridged to the bus by KubeEdge's topic
+// contract.
 type EventBus struct {
 	// Enable turns the eventbus on.
 	Enable bool `yaml:"enable"`
 	// Mode is embedded (the built-in broker), external, or both.
 	Mode string `yaml:"mode"`
+	// QoS (0 or 1) is used for the bridge's subscriptions and for the
+	// publishes other modules ask for over the bus.
+	QoS int `yaml:"qos"`
+	// MaxPayloadBytes caps one MQTT payload; a bigger one is rejected and
+	// counted, in both directions.
+	MaxPayloadBytes int `yaml:"maxPayloadBytes"`
 	// Embedded configures the built-in broker.
 	Embedded Embedded `yaml:"embedded"`
 	// External configures the connection to an external broker.
@@ -255,9 +270,47 @@ type EventBus struct {
 type Embedded struct {
 	// Address is host:port the broker listens on.
 	Address string `yaml:"address"`
+	// TLS, when set, makes the listener speak TLS only.
+	TLS *TLSFiles `yaml:"tls,omitempty"`
+	// Users, when set, are the only credentials accepted; when empty any
+	// client may connect.
+	Users []MQTTUser `yaml:"users,omitempty"`
+	// ACL, when set, lists what clients may read and write; a topic no rule
+	// grants is denied. When empty every client may use every topic. The
+	// daemon's own publishes and subscriptions are not subject to it.
+	ACL []ACLRule `yaml:"acl,omitempty"`
 }
 
-// External configures the connection to an external MQTT broker.
+// TLSFiles names PEM files for a TLS endpoint.
+type TLSFiles struct {
+	// CertFile and KeyFile are this side's certificate and key: the
+	// embedded broker's server certificate (required), or the client
+	// certificate shown to an external broker (optional).
+	CertFile string `yaml:"certFile,omitempty"`
+	KeyFile  string `yaml:"keyFile,omitempty"`
+	// CAFile verifies the peer: for the embedded broker, clients must then
+	// present a certificate it signed; for an external broker, it replaces
+	// the system roots.
+	CAFile string `yaml:"caFile,omitempty"`
+}
+
+// MQTTUser is one username and password the embedded broker accepts.
+type MQTTUser struct {
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+}
+
+// ACLRule grants one user (or anyone, when Username is empty) reading
+// (subscribing and receiving) and/or writing (publishing) on the topics
+// matching Topic, an MQTT filter. Rules add up; none takes away.
+type ACLRule struct {
+	Username string `yaml:"username,omitempty"`
+	Topic    string `yaml:"topic"`
+	Read     bool   `yaml:"read,omitempty"`
+	Write    bool   `yaml:"write,omitempty"`
+}
+
+// External configures the connection to an external MQTT 3.1.1 broker.
 type External struct {
 	// URL is the broker, e.g. tcp://127.0.0.1:1883 or ssl://host:8883.
 	URL string `yaml:"url"`
@@ -265,19 +318,92 @@ type External struct {
 	Username string `yaml:"username,omitempty"`
 	// Password is the MQTT password, if the broker wants one.
 	Password string `yaml:"password,omitempty"`
+	// ClientID identifies the daemon's session at the broker, which keeps
+	// it (clean session off) so QoS 1 messages survive a short disconnect.
+	ClientID string `yaml:"clientID"`
+	// TLS sets certificates for an ssl://, tls:// or mqtts:// URL.
+	TLS *TLSFiles `yaml:"tls,omitempty"`
+	// QueueLen bounds the publishes held while the broker is unreachable;
+	// when it is full a publish fails (and is counted) instead of waiting.
+	QueueLen int `yaml:"queueLen"`
+	// ReconnectMax caps the exponential backoff between connection
+	// attempts.
+	ReconnectMax time.Duration `yaml:"reconnectMax"`
 }
+
+// maxMQTTPayload is the largest payload an MQTT packet can carry.
+const maxMQTTPayload = 268435455 - 65537
 
 func (e *EventBus) validate(p *problems, path string) {
 	p.oneOf(path+".mode", e.Mode, "embedded", "external", "both")
+	if e.QoS != 0 && e.QoS != 1 {
+		p.add(path+".qos", "must be 0 or 1, got %d", e.QoS)
+	}
+	if e.MaxPayloadBytes <= 0 || e.MaxPayloadBytes > maxMQTTPayload {
+		p.add(path+".maxPayloadBytes", "must be in 1..%d, got %d", maxMQTTPayload, e.MaxPayloadBytes)
+	}
 	if e.Mode == "embedded" || e.Mode == "both" {
-		p.hostPort(path+".embedded.address", e.Embedded.Address)
+		e.Embedded.validate(p, path+".embedded")
 	}
 	if e.Mode == "external" || e.Mode == "both" {
-		host := p.brokerURL(path+".external.url", e.External.URL)
+		x := &e.External
+		host := p.brokerURL(path+".external.url", x.URL)
 		if e.Mode == "both" && host != "" && host == e.Embedded.Address {
 			p.add(path+".external.url", "is the embedded broker's own address %s", host)
 		}
+		if x.ClientID == "" {
+			p.add(path+".external.clientID", "must not be empty")
+		}
+		p.positive(path+".external.queueLen", x.QueueLen)
+		p.positiveDuration(path+".external.reconnectMax", x.ReconnectMax)
+		if x.TLS != nil && (x.TLS.CertFile == "") != (x.TLS.KeyFile == "") {
+			p.add(path+".external.tls", "certFile and keyFile go together")
+		}
 	}
+}
+
+func (e *Embedded) validate(p *problems, path string) {
+	p.hostPort(path+".address", e.Address)
+	if e.TLS != nil && (e.TLS.CertFile == "" || e.TLS.KeyFile == "") {
+		p.add(path+".tls", "certFile and keyFile are required")
+	}
+	seen := map[string]bool{}
+	for i, u := range e.Users {
+		at := p.index(path+".users", i)
+		switch {
+		case u.Username == "":
+			p.add(at+".username", "must not be empty")
+		case seen[u.Username]:
+			p.add(at+".username", "duplicate user %q", u.Username)
+		}
+		seen[u.Username] = true
+		if u.Password == "" {
+			p.add(at+".password", "must not be empty")
+		}
+	}
+	for i, r := range e.ACL {
+		at := p.index(path+".acl", i)
+		if !validFilter(r.Topic) {
+			p.add(at+".topic", "must be an MQTT topic filter (+ and # fill whole levels, # last), got %q", r.Topic)
+		}
+		if !r.Read && !r.Write {
+			p.add(at, "grants nothing: set read, write or both")
+		}
+	}
+}
+
+// validFilter checks the shape of an MQTT topic filter.
+func validFilter(f string) bool {
+	if f == "" || len(f) > 65535 {
+		return false
+	}
+	levels := strings.Split(f, "/")
+	for i, l := range levels {
+		if l == "#" && i != len(levels)-1 || len(l) > 1 && strings.ContainsAny(l, "+#") {
+			return false
+		}
+	}
+	return true
 }
 
 // Hub is the link to the cloud.

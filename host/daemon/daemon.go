@@ -16,6 +16,7 @@ import (
 	"github.com/edgehost/edgehost/host/api"
 	"github.com/edgehost/edgehost/host/bus"
 	"github.com/edgehost/edgehost/host/config"
+	"github.com/edgehost/edgehost/host/eventbus"
 	"github.com/edgehost/edgehost/host/pluginhost"
 	"github.com/edgehost/edgehost/host/store"
 	"github.com/edgehost/edgehost/host/supervisor"
@@ -57,6 +58,9 @@ func Run(ctx context.Context, cfg *config.Config, version string, log hclog.Logg
 
 	d := &Daemon{version: version, started: started, log: log, bus: b}
 	var modules []supervisor.Module
+	if cfg.Modules.EventBus.Enable {
+		modules = append(modules, eventbus.New(cfg.Modules.EventBus, b, st, log))
+	}
 	if cfg.Modules.Plugins.Enable {
 		d.plugins = pluginhost.New(b, rt, st, cfg.Modules.Plugins, log)
 		modules = append(modules, d.plugins)
@@ -85,9 +89,6 @@ func Run(ctx context.Context, cfg *config.Config, version string, log hclog.Logg
 // unimplemented names the enabled config sections that have no module yet.
 func unimplemented(cfg *config.Config) []string {
 	var names []string
-	if cfg.Modules.EventBus.Enable {
-		names = append(names, "eventbus")
-	}
 	if cfg.Modules.Hub.Enable {
 		names = append(names, "hub")
 	}

@@ -1,0 +1,292 @@
+package eventbus
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/host/bus"
+	"github.com/edgehost/edgehost/host/config"
+	"github.com/edgehost/edgehost/host/store"
+	"github.com/hashicorp/go-hclog"
+)
+
+// waitFor bounds every wait in these tests; it is a hang guard, not a
+// speed claim.
+const waitFor = 15 * time.Second
+
+// freeAddr returns a loopback address with a port free at the time of the
+// call.
+func freeAddr(tb testing.TB) string {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// mosquittoPath finds the mosquitto binary. It skips the test when it is
+// missing, except under CI=true, where a missing broker is a failure.
+func mosquittoPath(tb testing.TB) string {
+	tb.Helper()
+	if p, err := exec.LookPath("mosquitto"); err == nil {
+		return p
+	}
+	if _, err := os.Stat("/usr/sbin/mosquitto"); err == nil {
+		return "/usr/sbin/mosquitto"
+	}
+	if os.Getenv("CI") == "true" {
+		tb.Fatal("mosquitto is not installed and CI=true: run scripts/deps.sh")
+	}
+	tb.Skip("mosquitto is not installed (scripts/deps.sh installs it); skipping the external-broker test")
+	return ""
+}
+
+// mosquitto is a real broker run as a background process.
+type mosquitto struct {
+	tb   testing.TB
+	bin  string
+	addr string
+	conf string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// startMosquitto runs mosquitto on a free loopback port with a temporary
+// config; extra lines are appended to it. Cleanup stops it by PID.
+func startMosquitto(tb testing.TB, extra ...string) *mosquitto {
+	tb.Helper()
+	mq := &mosquitto{tb: tb, bin: mosquittoPath(tb), addr: freeAddr(tb)}
+	mq.conf = filepath.Join(tb.TempDir(), "mosquitto.conf")
+	_, port, _ := net.SplitHostPort(mq.addr)
+	lines := append([]string{
+		"listener " + port + " 127.0.0.1",
+		"allow_anonymous true",
+		"persistence false",
+		"user root", // keep reading the temp files after a reload
+	}, extra...)
+	if err := os.WriteFile(mq.conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	mq.start()
+	tb.Cleanup(mq.kill)
+	return mq
+}
+
+// start launches the process and waits until the port accepts.
+func (mq *mosquitto) start() {
+	mq.tb.Helper()
+	mq.cmd = exec.Command(mq.bin, "-c", mq.conf)
+	var out strings.Builder
+	mq.cmd.Stdout, mq.cmd.Stderr = &out, &out
+	if err := mq.cmd.Start(); err != nil {
+		mq.tb.Fatalf("start mosquitto: %v", err)
+	}
+	mq.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(mq.cmd, mq.done)
+	deadline := time.Now().Add(waitFor)
+	for {
+		c, err := net.Dial("tcp", mq.addr)
+		if err == nil {
+			c.Close()
+			return
+		}
+		select {
+		case <-mq.done:
+			mq.tb.Fatalf("mosquitto exited: %s", out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			mq.tb.Fatalf("mosquitto did not listen on %s: %s", mq.addr, out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// kill stops the process by its PID (SIGKILL, as a crash) and waits.
+func (mq *mosquitto) kill() {
+	if mq.cmd == nil || mq.cmd.Process == nil {
+		return
+	}
+	syscall.Kill(mq.cmd.Process.Pid, syscall.SIGKILL)
+	<-mq.done
+	mq.cmd = nil
+}
+
+// reload asks mosquitto to reread its config (SIGHUP).
+func (mq *mosquitto) reload() {
+	if err := syscall.Kill(mq.cmd.Process.Pid, syscall.SIGHUP); err != nil {
+		mq.tb.Fatal(err)
+	}
+}
+
+// brokerKinds are the two brokers every end-to-end test runs against.
+var brokerKinds = []string{"embedded", "mosquitto"}
+
+// setup is one module under test with its bus and store.
+type setup struct {
+	tb    testing.TB
+	bus   *bus.Bus
+	store *store.Store
+	cfg   config.EventBus
+	addr  string // where MQTT clients connect
+	mod   *Module
+	stop  func()
+}
+
+var clientSeq atomic.Int64
+
+// newSetup prepares a module for kind: its own embedded broker, or an
+// external-mode module on a fresh mosquitto. It does not start it.
+func newSetup(tb testing.TB, kind string, change func(*config.EventBus)) *setup {
+	tb.Helper()
+	st, err := store.Open(filepath.Join(tb.TempDir(), "edgehost.db"), &store.Options{NoSync: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	b := bus.New(bus.Options{})
+	tb.Cleanup(func() { b.Close(); st.Close() })
+	s := &setup{tb: tb, bus: b, store: st, cfg: config.Default().Modules.EventBus}
+	s.cfg.External.ReconnectMax = 300 * time.Millisecond
+	s.cfg.External.ClientID = fmt.Sprintf("edgehost-test-%d-%d", os.Getpid(), clientSeq.Add(1))
+	switch kind {
+	case "embedded":
+		s.addr = freeAddr(tb)
+		s.cfg.Mode, s.cfg.Embedded.Address = "embedded", s.addr
+	case "mosquitto":
+		s.addr = startMosquitto(tb).addr
+		s.cfg.Mode, s.cfg.External.URL = "external", "tcp://"+s.addr
+	default:
+		tb.Fatalf("unknown broker kind %q", kind)
+	}
+	if change != nil {
+		change(&s.cfg)
+	}
+	return s
+}
+
+// start runs a new Module on the setup's bus and store until the test ends
+// or stop is called, and waits for it to be ready and, with an external
+// broker, connected.
+func (s *setup) start() *Module {
+	s.tb.Helper()
+	log := hclog.New(&hclog.LoggerOptions{Name: "test", Level: hclog.Warn, Output: os.Stderr})
+	m := New(s.cfg, s.bus, s.store, log)
+	ctx, cancel := context.WithCancel(context.Background())
+	ready, done := make(chan struct{}), make(chan error, 1)
+	go func() { done <- m.Run(ctx, func() { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		s.tb.Fatalf("Run: %v", err)
+	case <-time.After(waitFor):
+		s.tb.Fatal("module not ready")
+	}
+	var stopped bool
+	s.mod = m
+	s.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			s.tb.Errorf("Run returned %v", err)
+		}
+	}
+	s.tb.Cleanup(s.stop)
+	if s.cfg.Mode == "external" {
+		eventually(s.tb, "connected to the external broker", func() bool { return m.Stats().Connected })
+	}
+	return m
+}
+
+// eventually polls cond until it holds or waitFor passes.
+func eventually(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(waitFor)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// client connects a paho MQTT client to addr.
+func client(tb testing.TB, addr string, opts ...func(*paho.ClientOptions)) paho.Client {
+	tb.Helper()
+	o := paho.NewClientOptions().AddBroker("tcp://" + addr).
+		SetClientID(fmt.Sprintf("test-client-%d-%d", os.Getpid(), clientSeq.Add(1))).
+		SetAutoReconnect(false).SetConnectTimeout(waitFor)
+	for _, f := range opts {
+		f(o)
+	}
+	c := paho.NewClient(o)
+	mustToken(tb, c.Connect())
+	tb.Cleanup(func() { c.Disconnect(50) })
+	return c
+}
+
+// mustToken waits for a paho token and fails the test on its error.
+func mustToken(tb testing.TB, tok paho.Token) {
+	tb.Helper()
+	if !tok.WaitTimeout(waitFor) {
+		tb.Fatal("paho token timed out")
+	}
+	if err := tok.Error(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// receive takes the next message of a bus endpoint.
+func receive(tb testing.TB, ep *bus.Endpoint) abi.Message {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	m, err := ep.Receive(ctx)
+	if err != nil {
+		tb.Fatalf("receive on %s: %v", ep.Name(), err)
+	}
+	return m
+}
+
+// register adds a bus module that the test reads from.
+func register(tb testing.TB, b *bus.Bus, name, group string) *bus.Endpoint {
+	tb.Helper()
+	ep, err := b.Register(name, group)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(ep.Close)
+	return ep
+}
+
+// request sends a bus request to the eventbus and checks its reply.
+func request(tb testing.TB, b *bus.Bus, op, resource string, content []byte) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	r, err := b.Request(ctx, ModuleName, abi.Message{
+		Route:   abi.Route{Source: "test", Group: ModuleGroup, Operation: op, Resource: resource},
+		Content: content,
+	})
+	if err != nil {
+		tb.Fatalf("%s %q: %v", op, resource, err)
+	}
+	if r.Route.Operation != abi.OpResponse || string(r.Content) != "OK" {
+		tb.Fatalf("%s %q: reply %s %q", op, resource, r.Route.Operation, r.Content)
+	}
+}
