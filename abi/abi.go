@@ -7,7 +7,7 @@ import "strconv"
 // uses (SPEC.md, "Versioning").
 const (
 	Major = 1
-	Minor = 0
+	Minor = 1
 )
 
 // ImportModule is the wasm import module under which the host provides its
@@ -44,6 +44,11 @@ const (
 	ImportKVList       = "kv_list"
 	ImportNow          = "now"
 	ImportConfig       = "config"
+
+	// ABI 1.1: MQTT through the eventbus.
+	ImportMQTTPublish     = "mqtt_publish"
+	ImportMQTTSubscribe   = "mqtt_subscribe"
+	ImportMQTTUnsubscribe = "mqtt_unsubscribe"
 )
 
 // Log levels for ImportLog.
@@ -113,3 +118,22 @@ func UnpackReply(r int64) (ptr, length uint32, code Code) {
 	}
 	return uint32(r), uint32(uint64(r) >> 32), OK
 }
+
+// codedError is an error with its own message that also matches an ABI
+// code under errors.Is.
+type codedError struct {
+	msg  string
+	code Code
+}
+
+func (e *codedError) Error() string { return e.msg }
+
+func (e *codedError) Is(target error) bool {
+	c, ok := target.(Code)
+	return ok && c == e.code
+}
+
+// NewError returns an error with message msg for which errors.Is(err, code)
+// holds, so host modules can give plugins the right code while keeping
+// their own sentinels and messages.
+func NewError(msg string, code Code) error { return &codedError{msg: msg, code: code} }

@@ -209,3 +209,13 @@ func BenchmarkEncodeDecode256(b *testing.B) {
 		}
 	}
 }
+
+func TestNewError(t *testing.T) {
+	err := NewError("queue full", Busy)
+	if err.Error() != "queue full" || !errors.Is(err, Busy) || errors.Is(err, Timeout) {
+		t.Fatalf("NewError: %v, is busy %v", err, errors.Is(err, Busy))
+	}
+	if wrapped := errors.Join(errors.New("send"), err); !errors.Is(wrapped, Busy) {
+		t.Fatal("a wrapped coded error lost its code")
+	}
+}

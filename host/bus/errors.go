@@ -11,39 +11,25 @@ var (
 	// ErrQueueFull: the destination's queue stayed full until the send
 	// deadline (Options.SendTimeout or the context's, whichever came first).
 	// It matches abi.Busy.
-	ErrQueueFull error = &codeError{"queue full", abi.Busy}
+	ErrQueueFull error = abi.NewError("queue full", abi.Busy)
 	// ErrNoModule: no module has that name, or the group has no module. It
 	// matches abi.Unavailable.
-	ErrNoModule error = &codeError{"no such module", abi.Unavailable}
+	ErrNoModule error = abi.NewError("no such module", abi.Unavailable)
 	// ErrTimeout: a Request's context deadline passed before the reply came.
 	// It matches abi.Timeout and is returned together with
 	// context.DeadlineExceeded.
-	ErrTimeout error = &codeError{"no reply before the deadline", abi.Timeout}
+	ErrTimeout error = abi.NewError("no reply before the deadline", abi.Timeout)
 	// ErrNoWaiter: a reply's ParentID names no request that is waiting, either
 	// because its requester gave up or because no such request was made. It
 	// matches abi.NotFound.
-	ErrNoWaiter error = &codeError{"no request waiting for this reply", abi.NotFound}
+	ErrNoWaiter error = abi.NewError("no request waiting for this reply", abi.NotFound)
 	// ErrClosed: the bus, or the module, has been closed. It matches
 	// abi.Unavailable.
-	ErrClosed error = &codeError{"closed", abi.Unavailable}
+	ErrClosed error = abi.NewError("closed", abi.Unavailable)
 	// ErrDuplicate: a module name that is already registered, or a request id
 	// that is already waiting for a reply. It matches abi.InvalidArgument.
-	ErrDuplicate error = &codeError{"already in use", abi.InvalidArgument}
+	ErrDuplicate error = abi.NewError("already in use", abi.InvalidArgument)
 	// ErrInvalid: an empty module or group name. It matches
 	// abi.InvalidArgument.
-	ErrInvalid error = &codeError{"empty name", abi.InvalidArgument}
+	ErrInvalid error = abi.NewError("empty name", abi.InvalidArgument)
 )
-
-// codeError is a bus sentinel that also matches an ABI status code.
-type codeError struct {
-	msg  string
-	code abi.Code
-}
-
-func (e *codeError) Error() string { return e.msg }
-
-// Is reports whether target is the ABI code this error maps to.
-func (e *codeError) Is(target error) bool {
-	c, ok := target.(abi.Code)
-	return ok && c == e.code
-}

@@ -10,34 +10,20 @@ import "github.com/edgehost/edgehost/abi"
 var (
 	// ErrInvalidTopic: a topic name or filter MQTT would refuse. It
 	// matches abi.InvalidArgument.
-	ErrInvalidTopic error = &codeError{"invalid topic", abi.InvalidArgument}
+	ErrInvalidTopic error = abi.NewError("invalid topic", abi.InvalidArgument)
 	// ErrPayloadTooLarge: a payload over the configured maximum. It matches
 	// abi.TooLarge.
-	ErrPayloadTooLarge error = &codeError{"payload too large", abi.TooLarge}
+	ErrPayloadTooLarge error = abi.NewError("payload too large", abi.TooLarge)
 	// ErrMalformed: a payload the bridge's destination cannot read (twin
 	// topics carry JSON). It matches abi.Malformed.
-	ErrMalformed error = &codeError{"malformed payload", abi.Malformed}
+	ErrMalformed error = abi.NewError("malformed payload", abi.Malformed)
 	// ErrQueueFull: the external broker is down and the queue of publishes
 	// waiting for it is full. It matches abi.Busy.
-	ErrQueueFull error = &codeError{"publish queue full while the external broker is down", abi.Busy}
+	ErrQueueFull error = abi.NewError("publish queue full while the external broker is down", abi.Busy)
 	// ErrNotRunning: the module is not running, so no broker is there to
 	// publish to. It matches abi.Unavailable.
-	ErrNotRunning error = &codeError{"eventbus not running", abi.Unavailable}
+	ErrNotRunning error = abi.NewError("eventbus not running", abi.Unavailable)
 	// ErrUnsupported: a QoS other than 0 or 1, or a bus operation the
 	// eventbus does not handle. It matches abi.InvalidArgument.
-	ErrUnsupported error = &codeError{"unsupported", abi.InvalidArgument}
+	ErrUnsupported error = abi.NewError("unsupported", abi.InvalidArgument)
 )
-
-// codeError is an eventbus sentinel that also matches an ABI status code.
-type codeError struct {
-	msg  string
-	code abi.Code
-}
-
-func (e *codeError) Error() string { return e.msg }
-
-// Is reports whether target is the ABI code this error maps to.
-func (e *codeError) Is(target error) bool {
-	c, ok := target.(abi.Code)
-	return ok && c == e.code
-}
