@@ -1,40 +1,35 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond Go on a fresh Debian machine:
-# mosquitto (the real external MQTT broker the eventbus tests run against)
-# and its command-line clients. Idempotent: when everything is present it
-# does nothing, and it runs `apt-get update` at most once, only if something
-# is missing. Needs root (or sudo) only when it has to install.
+# - mosquitto and its clients: the real external MQTT broker the eventbus
+#   tests run against;
+# - clang, lld, wasi-libc and the wasm32 compiler runtime: the C plugins the
+#   runtime tests build (including the example printed in abi/SPEC.md).
+# Idempotent: when every package is installed it does nothing, and it runs
+# `apt-get update` at most once, only if something is missing. Needs root
+# (or sudo) only when it has to install.
 set -euo pipefail
 
-# command -> Debian package that provides it
-declare -A need=(
-	[mosquitto]=mosquitto
-	[mosquitto_passwd]=mosquitto
-	[mosquitto_pub]=mosquitto-clients
-	[mosquitto_sub]=mosquitto-clients
-)
+packages=(mosquitto mosquitto-clients clang lld wasi-libc libclang-rt-14-dev-wasm32)
 
 missing=()
-for cmd in "${!need[@]}"; do
-	if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then
-		missing+=("${need[$cmd]}")
+for pkg in "${packages[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+		missing+=("$pkg")
 	fi
 done
 if [ ${#missing[@]} -eq 0 ]; then
 	exit 0
 fi
-# Unique package names, in a stable order.
-mapfile -t pkgs < <(printf '%s\n' "${missing[@]}" | sort -u)
 
 if [ "$(id -u)" -eq 0 ]; then
 	sudo=()
 elif command -v sudo >/dev/null 2>&1; then
 	sudo=(sudo)
 else
-	echo "deps.sh: need root to install: ${pkgs[*]}" >&2
+	echo "deps.sh: need root to install: ${missing[*]}" >&2
 	exit 1
 fi
-echo "deps.sh: installing ${pkgs[*]}" >&2
+echo "deps.sh: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -qq
-"${sudo[@]}" apt-get install -y -qq "${pkgs[@]}" >/dev/null
+"${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
