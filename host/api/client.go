@@ -51,6 +51,16 @@ func (c *Client) Inject(ctx context.Context, req InjectRequest) (InjectResponse,
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body []byte, out any) error {
+	contentType := ""
+	if body != nil {
+		contentType = "application/json"
+	}
+	return c.doRaw(ctx, method, path, body, contentType, out)
+}
+
+// doRaw sends body with contentType (none when empty) and decodes the JSON
+// reply into out.
+func (c *Client) doRaw(ctx context.Context, method, path string, body []byte, contentType string, out any) error {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("admin api %s %s: %w", method, path, err)
@@ -58,8 +68,8 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -54,6 +54,7 @@ type PluginStatus struct {
 	Instances        int       `json:"instances"`
 	Calls            uint64    `json:"calls"`
 	Faults           uint64    `json:"faults"`
+	Denied           uint64    `json:"denied"`
 	LastFault        string    `json:"last_fault,omitempty"`
 	QuarantinedUntil time.Time `json:"quarantined_until,omitzero"`
 	Receives         []string  `json:"receives,omitempty"`
@@ -115,6 +116,9 @@ func New(backend Backend, token string, log hclog.Logger) *Server {
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.HandleFunc("GET /v1/status", s.status)
 	s.mux.HandleFunc("POST /v1/messages", s.messages)
+	if pb, ok := backend.(PluginBackend); ok {
+		s.registerPlugins(pb)
+	}
 	return s
 }
 

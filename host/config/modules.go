@@ -54,6 +54,7 @@ func defaultModules() Modules {
 		Plugins: Plugins{
 			Enable: true,
 			Limits: Limits{MemoryPages: 256, CallTimeout: time.Second, MaxMessageBytes: 1 << 20, Instances: 2},
+			Trust:  PluginTrust{Policy: SignaturePolicies{Local: RequireSignature, Remote: RequireSignature}},
 		},
 		API: API{Enable: true},
 		// The embedded broker is on by default: nothing to install.
@@ -104,6 +105,12 @@ type Plugins struct {
 	Limits Limits `yaml:"limits"`
 	// List holds per-plugin settings.
 	List []Plugin `yaml:"list"`
+	// Trust is the trust store and signature policy for plugins installed
+	// through the admin API (see plugintrust.go).
+	Trust PluginTrust `yaml:"trust"`
+	// Restrict narrows the grants of installed plugins, one ceiling per
+	// plugin.
+	Restrict []PluginRestriction `yaml:"restrict,omitempty"`
 }
 
 // Limits bound one plugin's resources.
@@ -174,6 +181,10 @@ func (ps *Plugins) validate(p *problems, path string) {
 		}
 		seen[pl.Name] = true
 		pl.Limits.validate(p, at+".limits")
+	}
+	ps.Trust.validate(p, path+".trust")
+	for i, r := range ps.Restrict {
+		r.validate(p, p.index(path+".restrict", i))
 	}
 }
 

@@ -106,20 +106,10 @@ func (d *Daemon) Status() api.Status {
 		}
 	}
 	if d.plugins != nil {
-		statuses, patterns, failures := d.plugins.Plugins()
-		for i, p := range statuses {
-			ps := api.PluginStatus{Name: p.Name, Version: p.Version, State: p.State.String(), Instances: p.Instances,
-				Calls: p.Calls, Faults: p.Faults, QuarantinedUntil: p.QuarantinedUntil}
-			if p.LastFault != nil {
-				ps.LastFault = p.LastFault.Error()
-			}
-			for _, pat := range patterns[i] {
-				ps.Receives = append(ps.Receives, fmt.Sprintf("group=%s operation=%s resource=%s", pat.Group, or(pat.Operation), or(pat.Resource)))
-			}
-			st.Plugins = append(st.Plugins, ps)
-		}
-		for _, f := range failures {
-			st.Plugins = append(st.Plugins, api.PluginStatus{Name: f.Name, State: "failed", LastFault: f.Err.Error()})
+		for _, p := range d.plugins.List() {
+			st.Plugins = append(st.Plugins, api.PluginStatus{Name: p.Name, Version: p.Version, State: p.State,
+				Instances: p.Instances, Calls: p.Calls, Faults: p.Faults, Denied: p.Denied,
+				LastFault: firstOf(p.LastFault, p.LastError), QuarantinedUntil: p.QuarantinedUntil, Receives: p.Receives})
 		}
 	}
 	for _, m := range d.bus.Stats().Modules {
@@ -129,11 +119,11 @@ func (d *Daemon) Status() api.Status {
 	return st
 }
 
-func or(pattern string) string {
-	if pattern == "" {
-		return "*"
+func firstOf(a, b string) string {
+	if a != "" {
+		return a
 	}
-	return pattern
+	return b
 }
 
 // Inject implements api.Backend.

@@ -1,11 +1,18 @@
-// Package pluginhost is the daemon module that loads wasm plugins and routes
-// bus messages to them.
+// Package pluginhost is the daemon module that loads wasm plugins, routes
+// bus messages to them, and installs, upgrades, rolls back, disables and
+// removes them while it runs.
 //
 // Every plugin is a bus module under its own name in the group "plugins",
 // so a message can address it directly. A plugin that declares receive
 // patterns also gets the messages sent to the patterns' groups: for each such
 // group the host registers one router module ("plugins:<group>") that hands
 // each message to the first plugin whose pattern matches it.
+//
+// Plugins come from three places: modules.plugins.list and the *.wasm files
+// of modules.plugins.dir (the operator's own, trusted as they are), and
+// packages installed through the admin API (checked against the trust store
+// and confined to their grants; see docs/plugins.md), kept in the store so
+// they come back after a restart.
 package pluginhost
 
 import (
@@ -13,15 +20,16 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/host/bus"
 	"github.com/edgehost/edgehost/host/config"
+	"github.com/edgehost/edgehost/host/plugins"
 	"github.com/edgehost/edgehost/host/store"
 	"github.com/edgehost/edgehost/host/wasm"
 	"github.com/hashicorp/go-hclog"
@@ -30,39 +38,46 @@ import (
 // Group is the bus group every plugin is registered in.
 const Group = "plugins"
 
-// Module loads the configured plugins and serves them on the bus. Create it
-// with New and run it under the supervisor.
+// logLines is how many log lines each plugin keeps for `edgehost plugin logs`.
+const logLines = 500
+
+// Module loads the configured and installed plugins and serves them on the
+// bus. Create it with New and run it under the supervisor.
 type Module struct {
 	bus     *bus.Bus
 	runtime *wasm.Runtime
 	store   *store.Store
 	cfg     config.Plugins
 	log     hclog.Logger
+	trust   *plugins.Trust
+
+	// ops serialises the live operations (install, upgrade, ...).
+	ops sync.Mutex
 
 	mu      sync.RWMutex
-	plugins []*hosted
-	failed  []Failure
-}
-
-// Failure records a plugin that could not be loaded.
-type Failure struct {
-	Name string
-	Err  error
-}
-
-// hosted is one loaded plugin and the patterns it receives.
-type hosted struct {
-	spec   config.Plugin
-	plugin *wasm.Plugin
+	ctx     context.Context // Run's, while running; nil otherwise
+	pstore  *plugins.Store
+	plugins []*hosted // in load order
+	routers map[string]*router
+	workers sync.WaitGroup
 }
 
 // New returns the plugin host module. The runtime and store are shared
-// services; the module does not close them.
+// services; the module does not close them. Installed packages are kept
+// under <cfg.Dir>/blobs.
 func New(b *bus.Bus, rt *wasm.Runtime, st *store.Store, cfg config.Plugins, log hclog.Logger) *Module {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &Module{bus: b, runtime: rt, store: st, cfg: cfg, log: log.Named("plugins")}
+	var keys []plugins.TrustedKey
+	for _, k := range cfg.Trust.Keys {
+		// config validation has checked the key.
+		if pub, err := plugins.ParsePublicKey(k.PublicKey); err == nil {
+			keys = append(keys, plugins.TrustedKey{Name: k.Name, PublicKey: pub})
+		}
+	}
+	return &Module{bus: b, runtime: rt, store: st, cfg: cfg, log: log.Named("plugins"),
+		trust: plugins.NewTrust(keys, cfg.Trust.Revoked)}
 }
 
 // Name implements supervisor.Module.
@@ -76,48 +91,120 @@ func (m *Module) Run(ctx context.Context, ready func()) error {
 	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	m.plugins, m.failed = nil, nil
-	m.mu.Unlock()
-	for _, spec := range specs {
-		h, err := m.load(ctx, spec)
-		m.mu.Lock()
-		if err != nil {
-			m.failed = append(m.failed, Failure{Name: spec.Name, Err: err})
-			m.log.Error("plugin not loaded", "plugin", spec.Name, "error", err)
-		} else {
-			m.plugins = append(m.plugins, h)
-		}
-		m.mu.Unlock()
-	}
-	m.mu.RLock()
-	plugins := slices.Clone(m.plugins)
-	m.mu.RUnlock()
-
-	var workers sync.WaitGroup
-	endpoints, err := m.serve(ctx, plugins, &workers)
+	pstore, err := plugins.NewStore(m.store, filepath.Join(m.cfg.Dir, "blobs"))
 	if err != nil {
-		m.unload(plugins)
 		return err
 	}
-	m.log.Info("plugins ready", "loaded", len(plugins), "failed", len(specs)-len(plugins))
+	records, err := pstore.List()
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.ctx, m.pstore, m.plugins, m.routers = ctx, pstore, nil, map[string]*router{}
+	m.mu.Unlock()
+
+	for _, d := range specs {
+		spec := d.spec
+		h := m.newHosted(spec.Name, d.origin)
+		start := time.Now()
+		p, err := m.loadSpec(ctx, h, spec)
+		h.loadMS = msSince(start)
+		m.add(h, p, err)
+	}
+	for _, r := range records {
+		h := m.newHosted(r.Name, OriginInstalled)
+		rec := r
+		h.record = &rec
+		var p *live
+		var err error
+		if r.Enabled {
+			p, err = m.loadRecorded(ctx, h, r.Current)
+		}
+		m.add(h, p, err)
+	}
+
+	m.mu.Lock()
+	err = m.reroute()
+	n := len(m.plugins)
+	m.mu.Unlock()
+	if err != nil {
+		m.shutdown()
+		return err
+	}
+	m.log.Info("plugins ready", "plugins", n)
 	ready()
 	<-ctx.Done()
-	for _, ep := range endpoints {
-		ep.Close()
-	}
-	workers.Wait()
-	m.unload(plugins)
+	m.shutdown()
 	return nil
 }
 
-// discover lists the plugins to load: those named in config, then every
-// other *.wasm file in the plugin directory, named after its file.
-func (m *Module) discover() ([]config.Plugin, error) {
-	specs := slices.Clone(m.cfg.List)
+// add records h with its loaded version (or its load error) and starts
+// serving it on the bus.
+func (m *Module) add(h *hosted, p *live, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.plugins = append(m.plugins, h)
+	if err != nil {
+		h.lastError = err.Error()
+		m.log.Error("plugin not loaded", "plugin", h.name, "error", err)
+		return
+	}
+	if p == nil {
+		return // installed and disabled
+	}
+	h.cur.Store(p)
+	if err := m.serveHosted(h); err != nil {
+		h.lastError = err.Error()
+		m.log.Error("plugin not served", "plugin", h.name, "error", err)
+	}
+}
+
+// shutdown stops every endpoint and worker, then closes the plugins.
+func (m *Module) shutdown() {
+	m.mu.Lock()
+	hs := slices.Clone(m.plugins)
+	for _, r := range m.routers {
+		r.ep.Close()
+	}
+	for _, h := range hs {
+		if h.ep != nil {
+			h.ep.Close()
+		}
+	}
+	m.ctx = nil
+	m.mu.Unlock()
+	m.workers.Wait()
+	for _, h := range hs {
+		if l := h.cur.Swap(nil); l != nil {
+			m.closePlugin(h, l)
+		}
+	}
+}
+
+// closePlugin closes a version taken out of service, letting its calls in
+// flight finish.
+func (m *Module) closePlugin(h *hosted, l *live) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*m.cfg.Limits.CallTimeout+5*time.Second)
+	defer cancel()
+	if err := l.p.Close(ctx); err != nil {
+		m.log.Warn("plugin close", "plugin", h.name, "error", err)
+	}
+}
+
+// discovered is a plugin the config names or the plugin dir holds.
+type discovered struct {
+	spec   config.Plugin
+	origin string
+}
+
+// discover lists the plugins to load from the config: those named in it,
+// then every other *.wasm file in the plugin directory, named after its file.
+func (m *Module) discover() ([]discovered, error) {
+	var specs []discovered
 	named := map[string]bool{}
-	for _, p := range specs {
+	for _, p := range m.cfg.List {
 		named[p.Name] = true
+		specs = append(specs, discovered{p, OriginConfig})
 	}
 	files, err := filepath.Glob(filepath.Join(m.cfg.Dir, "*.wasm"))
 	if err != nil {
@@ -128,108 +215,68 @@ func (m *Module) discover() ([]config.Plugin, error) {
 		if named[name] {
 			continue
 		}
-		specs = append(specs, config.Plugin{Name: name, Path: f, Limits: m.cfg.Limits})
+		specs = append(specs, discovered{config.Plugin{Name: name, Path: f, Limits: m.cfg.Limits}, OriginDir})
 	}
 	return specs, nil
 }
 
-func (m *Module) load(ctx context.Context, spec config.Plugin) (*hosted, error) {
+// loadSpec loads a plugin named in the config or found in the directory.
+// These are the operator's own: no signature or grant checks.
+func (m *Module) loadSpec(ctx context.Context, h *hosted, spec config.Plugin) (*live, error) {
 	path := m.cfg.ModulePath(spec)
 	code, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("load plugin %q: %w", spec.Name, err)
 	}
+	start := time.Now()
 	mod, err := m.runtime.Compile(ctx, code)
+	h.compileMS = msSince(start)
 	if err != nil {
 		return nil, fmt.Errorf("load plugin %q from %s: %w", spec.Name, path, err)
 	}
 	p, err := m.runtime.Load(ctx, mod, wasm.PluginConfig{
-		Name: spec.Name,
-		Limits: wasm.Limits{
-			MemoryPages:     uint32(spec.Limits.MemoryPages),
-			CallTimeout:     spec.Limits.CallTimeout,
-			MaxMessageBytes: spec.Limits.MaxMessageBytes,
-			Instances:       spec.Limits.Instances,
-		},
+		Name:   spec.Name,
+		Limits: wasmLimits(spec.Limits),
 		Config: spec.Config,
 		Host:   busHost{m.bus},
 		KV:     storeKV{m.store.PluginKV(spec.Name)},
-		Logger: m.log.Named(spec.Name),
+		Logger: h.logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load plugin %q from %s: %w", spec.Name, path, err)
 	}
-	m.log.Info("plugin loaded", "plugin", spec.Name, "digest", mod.Digest(), "path", path)
-	return &hosted{spec: spec, plugin: p}, nil
+	h.instances = max(spec.Limits.Instances, 1)
+	m.log.Info("plugin loaded", "plugin", spec.Name, "digest", mod.Digest(), "path", path, "compile_ms", h.compileMS)
+	return &live{p: p, receives: spec.Receives}, nil
 }
 
-func (m *Module) unload(plugins []*hosted) {
-	for _, h := range plugins {
-		ctx, cancel := context.WithTimeout(context.Background(), h.spec.Limits.CallTimeout+m.cfg.Limits.CallTimeout)
-		if err := h.plugin.Close(ctx); err != nil {
-			m.log.Warn("plugin close", "plugin", h.spec.Name, "error", err)
-		}
-		cancel()
+func wasmLimits(l config.Limits) wasm.Limits {
+	return wasm.Limits{
+		MemoryPages:     uint32(l.MemoryPages),
+		CallTimeout:     l.CallTimeout,
+		MaxMessageBytes: l.MaxMessageBytes,
+		Instances:       l.Instances,
 	}
 }
 
-// serve registers the bus endpoints and starts their workers: as many per
-// endpoint as the plugins behind it have instances, so no goroutine is
-// started per message.
-func (m *Module) serve(ctx context.Context, plugins []*hosted, workers *sync.WaitGroup) ([]*bus.Endpoint, error) {
-	var endpoints []*bus.Endpoint
-	fail := func(err error) ([]*bus.Endpoint, error) {
-		for _, ep := range endpoints {
-			ep.Close()
-		}
-		workers.Wait()
-		return nil, err
-	}
-	routes := map[string][]*hosted{}
-	var groups []string
-	for _, h := range plugins {
-		ep, err := m.bus.Register(h.spec.Name, Group)
-		if err != nil {
-			return fail(fmt.Errorf("register plugin %q on the bus: %w", h.spec.Name, err))
-		}
-		endpoints = append(endpoints, ep)
-		m.startWorkers(ctx, ep, []*hosted{h}, h.spec.Limits.Instances, workers)
-		for _, p := range h.spec.Receives {
-			g := p.Group
-			if !slices.Contains(routes[g], h) {
-				if routes[g] == nil {
-					groups = append(groups, g)
-				}
-				routes[g] = append(routes[g], h)
-			}
-		}
-	}
-	for _, g := range groups {
-		ep, err := m.bus.Register(Group+":"+g, g)
-		if err != nil {
-			return fail(fmt.Errorf("register the plugin router for group %q: %w", g, err))
-		}
-		endpoints = append(endpoints, ep)
-		n := 0
-		for _, h := range routes[g] {
-			n += h.spec.Limits.Instances
-		}
-		m.startWorkers(ctx, ep, routes[g], n, workers)
-	}
-	return endpoints, nil
+func msSince(t time.Time) float64 {
+	return float64(time.Since(t).Microseconds()) / 1000
 }
 
-func (m *Module) startWorkers(ctx context.Context, ep *bus.Endpoint, targets []*hosted, n int, workers *sync.WaitGroup) {
-	for range max(n, 1) {
-		workers.Go(func() {
-			for {
-				msg, err := ep.Receive(ctx)
-				if err != nil {
-					return
-				}
-				m.dispatch(ctx, ep.Group() != Group, targets, &msg)
-			}
-		})
+// call hands msg to h's current plugin. A call that reached a version
+// being swapped out before it started is retried on the new one, so an
+// upgrade loses no message and answers none twice.
+func (h *hosted) call(ctx context.Context, msg *abi.Message) (abi.Message, bool, error) {
+	for {
+		l := h.cur.Load()
+		if l == nil {
+			return abi.Message{}, false, fmt.Errorf("plugin %q is not running: %w", h.name, abi.Unavailable)
+		}
+		reply, ok, err := l.p.Handle(ctx, msg)
+		if err != nil && errors.Is(err, wasm.ErrClosed) && h.cur.Load() != l {
+			continue
+		}
+		return reply, ok, err
 	}
 }
 
@@ -251,7 +298,7 @@ func (m *Module) dispatch(ctx context.Context, routed bool, targets []*hosted, m
 			msg.Route.Group, msg.Route.Operation, msg.Route.Resource)))
 	} else {
 		var err error
-		reply, ok, err = target.plugin.Handle(ctx, msg)
+		reply, ok, err = target.call(ctx, msg)
 		if err != nil {
 			reply, ok = msg.Reply(abi.OpError, []byte(err.Error())), true
 		}
@@ -265,83 +312,4 @@ func (m *Module) dispatch(ctx context.Context, routed bool, targets []*hosted, m
 		// one-way messages are counted by the bus as having no waiter.
 		m.log.Debug("reply not delivered", "request", msg.Header.ID, "error", err)
 	}
-}
-
-// matches reports whether one of h's receive patterns matches msg.
-func (h *hosted) matches(msg *abi.Message) bool {
-	for _, p := range h.spec.Receives {
-		if p.Group == msg.Route.Group && match(p.Operation, msg.Route.Operation) && match(p.Resource, msg.Route.Resource) {
-			return true
-		}
-	}
-	return false
-}
-
-// match reports whether value matches pattern: empty or "*" match anything;
-// otherwise path.Match rules, where "*" does not cross "/", and a trailing
-// "/#" matches any number of further levels (as in MQTT).
-func match(pattern, value string) bool {
-	if pattern == "" || pattern == "*" {
-		return true
-	}
-	if prefix, ok := strings.CutSuffix(pattern, "/#"); ok {
-		if value == prefix {
-			return true
-		}
-		levels := strings.Count(prefix, "/") + 1
-		parts := strings.SplitN(value, "/", levels+1)
-		if len(parts) <= levels {
-			return false
-		}
-		return match(prefix, strings.Join(parts[:levels], "/"))
-	}
-	ok, err := path.Match(pattern, value)
-	return ok && err == nil
-}
-
-// Plugins returns each loaded plugin's status and the patterns it receives,
-// followed by the plugins that failed to load.
-func (m *Module) Plugins() ([]wasm.Status, [][]config.Pattern, []Failure) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	st := make([]wasm.Status, len(m.plugins))
-	pats := make([][]config.Pattern, len(m.plugins))
-	for i, h := range m.plugins {
-		st[i] = h.plugin.Status()
-		pats[i] = h.spec.Receives
-	}
-	return st, pats, slices.Clone(m.failed)
-}
-
-// busHost is the bus as plugins see it: they address groups, as KubeEdge
-// modules do, and every message they send carries their name as source.
-type busHost struct{ bus *bus.Bus }
-
-func (h busHost) Send(ctx context.Context, plugin string, m *abi.Message) error {
-	if m.Route.Group == "" {
-		return errors.Join(errors.New("message has no route group"), abi.InvalidArgument)
-	}
-	m.Route.Source = plugin
-	return h.bus.SendToGroup(ctx, m.Route.Group, *m)
-}
-
-func (h busHost) Request(ctx context.Context, plugin string, m *abi.Message) (abi.Message, error) {
-	if m.Route.Group == "" {
-		return abi.Message{}, errors.Join(errors.New("message has no route group"), abi.InvalidArgument)
-	}
-	m.Route.Source = plugin
-	return h.bus.RequestGroup(ctx, m.Route.Group, *m)
-}
-
-// storeKV adapts a plugin's namespace in the store to the runtime's KV.
-type storeKV struct{ kv *store.KV }
-
-func (s storeKV) Get(key string) ([]byte, bool, error) { return s.kv.Get(key) }
-func (s storeKV) List(prefix string) ([]string, error) { return s.kv.List(prefix) }
-func (s storeKV) Apply(ops []wasm.KVOp) error {
-	conv := make([]store.KVOp, len(ops))
-	for i, op := range ops {
-		conv[i] = store.KVOp(op)
-	}
-	return s.kv.Apply(conv)
 }

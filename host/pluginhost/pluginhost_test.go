@@ -114,11 +114,11 @@ func TestRoutesByNameAndByPattern(t *testing.T) {
 	if r.Route.Operation != abi.OpError || !strings.Contains(string(r.Content), `no plugin receives group "user"`) {
 		t.Fatalf("reply to an unmatched message = %+v", r)
 	}
-	st, pats, failed := m.Plugins()
-	if len(st) != 1 || st[0].Name != "echo" || st[0].Calls != 2 || len(pats[0]) != 1 {
-		t.Fatalf("status = %+v %+v", st, pats)
+	st := m.List()
+	if len(st) != 2 || st[0].Name != "echo" || st[0].Calls != 2 || len(st[0].Receives) != 1 || st[0].Origin != OriginConfig {
+		t.Fatalf("status = %+v", st)
 	}
-	if len(failed) != 1 || failed[0].Name != "missing" || !strings.Contains(failed[0].Err.Error(), "missing.wasm") {
-		t.Fatalf("failures = %+v", failed)
+	if st[1].Name != "missing" || st[1].State != "failed" || !strings.Contains(st[1].LastError, "missing.wasm") {
+		t.Fatalf("failures = %+v", st[1])
 	}
 }

@@ -52,6 +52,8 @@ type Status struct {
 	// Calls counts the calls admitted to the plugin, Faults those that
 	// faulted.
 	Calls, Faults uint64
+	// Denied counts host calls refused for want of a grant.
+	Denied uint64
 }
 
 // health tracks faults and quarantine. The atomics let the hot path of a
@@ -62,6 +64,7 @@ type health struct {
 	consecutive atomic.Int64
 	calls       atomic.Uint64
 	faults      atomic.Uint64
+	denied      atomic.Uint64
 
 	mu          sync.Mutex
 	level       int // consecutive quarantines without a success
@@ -168,6 +171,7 @@ func (p *Plugin) Status() Status {
 		Instances:         int(p.live.Load()),
 		Calls:             h.calls.Load(),
 		Faults:            h.faults.Load(),
+		Denied:            h.denied.Load(),
 	}
 	if h.quarantined.Load() {
 		s.State = StateQuarantined

@@ -163,6 +163,10 @@ func importSend(inst *instance, mem api.Memory, stack []uint64) {
 		stack[0] = fail(c)
 		return
 	}
+	if !inst.allowSend(&m) {
+		stack[0] = inst.deny(abi.ImportSend, "route", m.Route.Group+" "+m.Route.Operation+" "+m.Route.Resource)
+		return
+	}
 	if inst.p.host == nil {
 		stack[0] = fail(abi.Unavailable)
 		return
@@ -185,6 +189,10 @@ func importRequest(inst *instance, mem api.Memory, stack []uint64) {
 	var m abi.Message
 	if c := readEnvelope(inst, mem, stack[0], stack[1], &m); c != abi.OK {
 		stack[0] = fail(c)
+		return
+	}
+	if !inst.allowSend(&m) {
+		stack[0] = inst.deny(abi.ImportRequest, "route", m.Route.Group+" "+m.Route.Operation+" "+m.Route.Resource)
 		return
 	}
 	if inst.p.host == nil {
@@ -252,6 +260,9 @@ func importKVGet(inst *instance, mem api.Memory, stack []uint64) {
 	case inst.p.kv == nil:
 		stack[0] = fail(abi.Unavailable)
 		return
+	case !inst.allowKV(key):
+		stack[0] = inst.deny(abi.ImportKVGet, "key", key)
+		return
 	}
 	v, found, err := inst.tx.get(inst.p.kv, key)
 	switch {
@@ -276,6 +287,8 @@ func importKVPut(inst *instance, mem api.Memory, stack []uint64) {
 		stack[0] = fail(abi.TooLarge)
 	case inst.p.kv == nil:
 		stack[0] = fail(abi.Unavailable)
+	case !inst.allowKV(key):
+		stack[0] = inst.deny(abi.ImportKVPut, "key", key)
 	default:
 		inst.tx.put(key, slices.Clone(val), false)
 		stack[0] = ok(0)
@@ -290,6 +303,8 @@ func importKVDelete(inst *instance, mem api.Memory, stack []uint64) {
 		stack[0] = fail(c)
 	case inst.p.kv == nil:
 		stack[0] = fail(abi.Unavailable)
+	case !inst.allowKV(key):
+		stack[0] = inst.deny(abi.ImportKVDelete, "key", key)
 	default:
 		inst.tx.put(key, nil, true)
 		stack[0] = ok(0)
@@ -306,6 +321,9 @@ func importKVList(inst *instance, mem api.Memory, stack []uint64) {
 		return
 	case inst.p.kv == nil:
 		stack[0] = fail(abi.Unavailable)
+		return
+	case !inst.allowKV(string(prefix)):
+		stack[0] = inst.deny(abi.ImportKVList, "prefix", string(prefix))
 		return
 	}
 	keys, err := inst.tx.list(inst.p.kv, string(prefix))

@@ -44,6 +44,9 @@ type PluginConfig struct {
 	// Logger receives the plugin's log lines and the host's messages about
 	// it. Nil: the runtime's logger, named "plugin" with plugin=Name.
 	Logger hclog.Logger
+	// Grants checks the plugin's send, request and KV calls; nil allows
+	// them all.
+	Grants Grants
 }
 
 // Plugin is a loaded plugin: a pool of instances of one module. It is safe
@@ -54,6 +57,7 @@ type Plugin struct {
 	config        []byte
 	host          Host
 	kv            KV
+	grants        Grants
 	logger        hclog.Logger
 	owner         *Runtime
 	module        *Module
@@ -95,6 +99,7 @@ func (r *Runtime) Load(ctx context.Context, m *Module, cfg PluginConfig) (*Plugi
 		config:  slices.Clone(cfg.Config),
 		host:    cfg.Host,
 		kv:      cfg.KV,
+		grants:  cfg.Grants,
 		logger:  logger,
 		owner:   r,
 		module:  m,

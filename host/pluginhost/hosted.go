@@ -1,0 +1,182 @@
+package pluginhost
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/host/bus"
+	"github.com/edgehost/edgehost/host/config"
+	"github.com/edgehost/edgehost/host/plugins"
+	"github.com/edgehost/edgehost/host/wasm"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Where a plugin comes from.
+const (
+	// OriginConfig: named in modules.plugins.list.
+	OriginConfig = "config"
+	// OriginDir: a *.wasm file in modules.plugins.dir.
+	OriginDir = "dir"
+	// OriginInstalled: installed through the admin API.
+	OriginInstalled = "installed"
+)
+
+// hosted is one plugin the host knows: the version in service (nil when
+// disabled or failed), its bus endpoint and workers, and its log. Fields
+// other than cur are guarded by Module.mu.
+type hosted struct {
+	name   string
+	origin string
+	cur    atomic.Pointer[live]
+	ring   *plugins.Ring
+	logger hclog.Logger
+
+	instances int
+	record    *plugins.Record // installed only
+
+	ep        *bus.Endpoint
+	workers   int
+	lastError string
+	compileMS float64
+	loadMS    float64
+}
+
+func (m *Module) newHosted(name, origin string) *hosted {
+	ring := plugins.NewRing(logLines)
+	return &hosted{name: name, origin: origin, ring: ring,
+		logger: plugins.NewRingLogger(m.log.Named(name), ring)}
+}
+
+// live is a loaded version of a plugin and what it receives. Swapping
+// h.cur swaps both at once.
+type live struct {
+	p        *wasm.Plugin
+	receives []config.Pattern
+	manifest *plugins.Manifest // installed only
+}
+
+// receives returns the patterns of the version in service.
+func (h *hosted) receives() []config.Pattern {
+	if l := h.cur.Load(); l != nil {
+		return l.receives
+	}
+	return nil
+}
+
+// matches reports whether one of h's receive patterns matches msg.
+func (h *hosted) matches(msg *abi.Message) bool {
+	for _, p := range h.receives() {
+		if p.Group == msg.Route.Group && match(p.Operation, msg.Route.Operation) && match(p.Resource, msg.Route.Resource) {
+			return true
+		}
+	}
+	return false
+}
+
+// router is the bus module "plugins:<group>" that hands messages of group
+// to the plugins whose patterns match.
+type router struct {
+	ep      *bus.Endpoint
+	targets atomic.Pointer[[]*hosted]
+	workers int
+}
+
+// serveHosted registers h on the bus and starts its workers, as many as it
+// has instances, so no goroutine is started per message. Called with m.mu
+// held while running.
+func (m *Module) serveHosted(h *hosted) error {
+	if m.ctx == nil {
+		return fmt.Errorf("plugin %q: the plugin host is not running", h.name)
+	}
+	if h.ep == nil {
+		ep, err := m.bus.Register(h.name, Group)
+		if err != nil {
+			return fmt.Errorf("register plugin %q on the bus: %w", h.name, err)
+		}
+		h.ep, h.workers = ep, 0
+	}
+	for ; h.workers < h.instances; h.workers++ {
+		m.startWorkers(m.ctx, h.ep, func() []*hosted { return []*hosted{h} }, 1)
+	}
+	return nil
+}
+
+// unserve takes h off the bus; its workers end once their calls in flight
+// are done. Messages still queued for it are dropped (and counted by the
+// bus).
+func (m *Module) unserve(h *hosted) {
+	if h.ep != nil {
+		h.ep.Close()
+		h.ep, h.workers = nil, 0
+	}
+}
+
+// reroute brings the group routers in line with the running plugins'
+// receive patterns: a router per group some plugin receives, with enough
+// workers for their instances. Called with m.mu held.
+func (m *Module) reroute() error {
+	routes := map[string][]*hosted{}
+	var groups []string
+	for _, h := range m.plugins {
+		if h.ep == nil {
+			continue
+		}
+		for _, p := range h.receives() {
+			rs := routes[p.Group]
+			if len(rs) > 0 && rs[len(rs)-1] == h {
+				continue
+			}
+			if rs == nil {
+				groups = append(groups, p.Group)
+			}
+			routes[p.Group] = append(rs, h)
+		}
+	}
+	for g, r := range m.routers {
+		if _, ok := routes[g]; !ok {
+			r.ep.Close()
+			delete(m.routers, g)
+		}
+	}
+	for _, g := range groups {
+		r := m.routers[g]
+		if r == nil {
+			ep, err := m.bus.Register(Group+":"+g, g)
+			if err != nil {
+				return fmt.Errorf("register the plugin router for group %q: %w", g, err)
+			}
+			r = &router{ep: ep}
+			m.routers[g] = r
+		}
+		targets := routes[g]
+		r.targets.Store(&targets)
+		n := 0
+		for _, h := range targets {
+			n += h.instances
+		}
+		if n > r.workers {
+			m.startWorkers(m.ctx, r.ep, func() []*hosted { return *r.targets.Load() }, n-r.workers)
+			r.workers = n
+		}
+	}
+	return nil
+}
+
+// startWorkers starts n workers that take messages from ep and dispatch
+// them to the targets of the moment. They end when ep is closed.
+func (m *Module) startWorkers(ctx context.Context, ep *bus.Endpoint, targets func() []*hosted, n int) {
+	routed := ep.Group() != Group
+	for range max(n, 1) {
+		m.workers.Go(func() {
+			for {
+				msg, err := ep.Receive(ctx)
+				if err != nil {
+					return
+				}
+				m.dispatch(ctx, routed, targets(), &msg)
+			}
+		})
+	}
+}

@@ -1,0 +1,223 @@
+package plugins
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/edgehost/edgehost/abi"
+)
+
+// Grant names, as missing-grant errors spell them.
+const (
+	GrantSend = "send"
+	GrantKV   = "kv"
+)
+
+// freeImports need no grant.
+var freeImports = map[string]bool{abi.ImportLog: true, abi.ImportNow: true, abi.ImportConfig: true}
+
+// importGrants maps each edgehost_v1 import to the grant it needs. An import
+// that is neither here nor in freeImports (one a later ABI minor version
+// adds) cannot be granted yet: a module importing it is refused.
+var importGrants = map[string]string{
+	abi.ImportSend:         GrantSend,
+	abi.ImportRequest:      GrantSend,
+	abi.ImportRequestReply: GrantSend,
+	abi.ImportKVGet:        GrantKV,
+	abi.ImportKVPut:        GrantKV,
+	abi.ImportKVDelete:     GrantKV,
+	abi.ImportKVList:       GrantKV,
+}
+
+// Capabilities are the grants a plugin asks for (in its manifest) or that
+// the operator allows it at most (in the config). Deny by default: what is
+// not listed is not granted.
+type Capabilities struct {
+	// Send lets the plugin send and request to messages whose route
+	// matches one of these patterns. Group is required.
+	Send []Pattern `json:"send,omitempty"`
+	// KV grants the plugin's own KV namespace: every key when Prefixes is
+	// empty, otherwise only keys starting with one of them.
+	KV *KVGrant `json:"kv,omitempty"`
+}
+
+// KVGrant is the kv capability.
+type KVGrant struct {
+	Prefixes []string `json:"prefixes,omitempty"`
+}
+
+func (c *Capabilities) validate() error {
+	for i, p := range c.Send {
+		if p.Group == "" {
+			return fmt.Errorf("capabilities.send[%d].group is required", i)
+		}
+	}
+	return nil
+}
+
+// has reports whether c grants anything of the named kind.
+func (c *Capabilities) has(grant string) bool {
+	switch grant {
+	case GrantSend:
+		return len(c.Send) > 0
+	case GrantKV:
+		return c.KV != nil
+	}
+	return false
+}
+
+// ErrMissingGrants is wrapped by CheckImports' error.
+var ErrMissingGrants = errors.New("missing grants")
+
+// CheckImports refuses a module that imports host functions its policy
+// does not grant, listing the missing grants and the imports that need
+// them.
+func (p *Policy) CheckImports(imports []string) error {
+	var missing []string
+	for _, name := range imports {
+		g, known := importGrants[name]
+		switch {
+		case freeImports[name] || (known && p.has(g)):
+		case !known:
+			missing = append(missing, fmt.Sprintf("%s (no grant for it exists yet)", name))
+		default:
+			missing = append(missing, fmt.Sprintf("%s (for %s)", g, name))
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	slices.Sort(missing)
+	return fmt.Errorf("%w: %s", ErrMissingGrants, strings.Join(slices.Compact(missing), ", "))
+}
+
+// Policy is a plugin's effective grants, compiled for cheap checks at call
+// time: its manifest's capabilities, narrowed by the operator's ceiling if
+// there is one. It implements wasm.Grants; its methods do not allocate.
+type Policy struct {
+	send    []compiledPattern
+	kv      *KVGrant
+	ceiling *Policy
+}
+
+// NewPolicy compiles granted, narrowed by ceiling (nil: not narrowed; a
+// kind the ceiling does not list is denied).
+func NewPolicy(granted Capabilities, ceiling *Capabilities) *Policy {
+	p := compilePolicy(granted)
+	if ceiling != nil {
+		p.ceiling = compilePolicy(*ceiling)
+	}
+	return p
+}
+
+func compilePolicy(c Capabilities) *Policy {
+	p := &Policy{kv: c.KV}
+	for _, s := range c.Send {
+		p.send = append(p.send, compilePattern(s))
+	}
+	return p
+}
+
+func (p *Policy) has(grant string) bool {
+	own := false
+	switch grant {
+	case GrantSend:
+		own = len(p.send) > 0
+	case GrantKV:
+		own = p.kv != nil
+	}
+	return own && (p.ceiling == nil || p.ceiling.has(grant))
+}
+
+// AllowSend reports whether the plugin may send a message with this route.
+func (p *Policy) AllowSend(group, operation, resource string) bool {
+	ok := false
+	for i := range p.send {
+		if p.send[i].match(group, operation, resource) {
+			ok = true
+			break
+		}
+	}
+	return ok && (p.ceiling == nil || p.ceiling.AllowSend(group, operation, resource))
+}
+
+// AllowKV reports whether the plugin may read, write or list key (or, for
+// a list, keys under the prefix key).
+func (p *Policy) AllowKV(key string) bool {
+	if p.kv == nil {
+		return false
+	}
+	ok := len(p.kv.Prefixes) == 0
+	for _, prefix := range p.kv.Prefixes {
+		if strings.HasPrefix(key, prefix) {
+			ok = true
+			break
+		}
+	}
+	return ok && (p.ceiling == nil || p.ceiling.AllowKV(key))
+}
+
+// compiledPattern is a route pattern split once into levels.
+type compiledPattern struct {
+	group, operation string
+	resource         []string // levels; a last "#" matches any rest
+	anyResource      bool
+}
+
+func compilePattern(p Pattern) compiledPattern {
+	c := compiledPattern{group: p.Group, operation: p.Operation}
+	if p.Resource == "" || p.Resource == "*" || p.Resource == "#" {
+		c.anyResource = true
+	} else {
+		c.resource = strings.Split(p.Resource, "/")
+	}
+	return c
+}
+
+func (c *compiledPattern) match(group, operation, resource string) bool {
+	if !matchLevel(c.group, group) || (c.operation != "" && !matchLevel(c.operation, operation)) {
+		return false
+	}
+	if c.anyResource {
+		return true
+	}
+	rest := resource
+	for i, level := range c.resource {
+		if level == "#" && i == len(c.resource)-1 {
+			return true
+		}
+		if rest == "" && i > 0 {
+			return false
+		}
+		part := rest
+		if j := strings.IndexByte(rest, '/'); j >= 0 {
+			part, rest = rest[:j], rest[j+1:]
+		} else {
+			rest = ""
+			if i != len(c.resource)-1 {
+				// The value has fewer levels; only "x/#" still matches "x".
+				return i == len(c.resource)-2 && c.resource[i+1] == "#" && matchLevel(level, part)
+			}
+		}
+		if !matchLevel(level, part) {
+			return false
+		}
+	}
+	return rest == "" && !strings.HasSuffix(resource, "/")
+}
+
+// matchLevel matches one level: "*" and "+" match any, other patterns use
+// path.Match rules within the level.
+func matchLevel(pattern, value string) bool {
+	switch {
+	case pattern == "*" || pattern == "+":
+		return true
+	case !strings.ContainsAny(pattern, `*?[\`):
+		return pattern == value
+	}
+	ok, err := path.Match(pattern, value)
+	return ok && err == nil
+}

@@ -1,0 +1,151 @@
+// Package plugins is edgehost's plugin package format and its checks: the
+// manifest and signature carried in custom sections of the wasm module, the
+// ed25519 signing keys, the trust policy, the capability grants a plugin's
+// host calls are checked against, and the on-disk store of installed
+// packages. docs/plugins.md describes the format.
+package plugins
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Kinds of plugin a manifest may declare.
+var kinds = []string{"mapper", "route", "twin", "handler"}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$`)
+
+// Manifest describes a plugin: what it is, what it receives, what it may
+// do and within which limits.
+type Manifest struct {
+	// Name identifies the plugin on the bus and names its KV namespace.
+	Name string `json:"name"`
+	// Version is a semantic version, e.g. "1.2.0".
+	Version string `json:"version"`
+	// Kind is mapper, route, twin or handler.
+	Kind string `json:"kind"`
+	// ABI is the ABI version the module is built for, e.g. "1" or "1.0".
+	ABI string `json:"abi"`
+	// Description and Author are free text.
+	Description string `json:"description,omitempty"`
+	Author      string `json:"author,omitempty"`
+	// Receives lists the bus messages routed to the plugin.
+	Receives []Pattern `json:"receives,omitempty"`
+	// Capabilities are the grants the plugin asks for.
+	Capabilities Capabilities `json:"capabilities"`
+	// Limits bound the plugin; zero fields take the host's defaults.
+	Limits Limits `json:"limits"`
+	// Config is the plugin's default configuration, handed to
+	// edgehost_init (opaque JSON).
+	Config json.RawMessage `json:"config,omitempty"`
+}
+
+// Pattern selects bus messages by route; empty fields match anything.
+type Pattern struct {
+	Group     string `json:"group"`
+	Operation string `json:"operation,omitempty"`
+	Resource  string `json:"resource,omitempty"`
+}
+
+// Limits are a manifest's resource limits.
+type Limits struct {
+	MemoryPages     int    `json:"memoryPages,omitempty"`
+	CallTimeout     string `json:"callTimeout,omitempty"`
+	MaxMessageBytes int    `json:"maxMessageBytes,omitempty"`
+	Instances       int    `json:"instances,omitempty"`
+}
+
+// ParseManifest decodes and validates manifest JSON. Unknown fields are
+// refused, so a capability this host does not know is never silently
+// dropped.
+func ParseManifest(raw []byte) (*Manifest, error) {
+	var m Manifest
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// Validate reports the first bad field of m, naming it.
+func (m *Manifest) Validate() error {
+	switch {
+	case !nameRE.MatchString(m.Name):
+		return fmt.Errorf("manifest: name %q must be 1-64 of a-z 0-9 . _ - starting and ending with a letter or digit", m.Name)
+	case !validSemver(m.Version):
+		return fmt.Errorf("manifest %q: version %q is not a semantic version (MAJOR.MINOR.PATCH)", m.Name, m.Version)
+	case !contains(kinds, m.Kind):
+		return fmt.Errorf("manifest %q: kind %q must be one of %s", m.Name, m.Kind, strings.Join(kinds, ", "))
+	case m.ABI != "1" && !strings.HasPrefix(m.ABI, "1."):
+		return fmt.Errorf("manifest %q: abi %q is not a version this host implements (1)", m.Name, m.ABI)
+	case m.Limits.MemoryPages < 0 || m.Limits.MemoryPages > 65536:
+		return fmt.Errorf("manifest %q: limits.memoryPages %d must be in 0..65536", m.Name, m.Limits.MemoryPages)
+	case m.Limits.MaxMessageBytes < 0 || m.Limits.Instances < 0:
+		return fmt.Errorf("manifest %q: limits must not be negative", m.Name)
+	case len(m.Config) > 0 && !json.Valid(m.Config):
+		return fmt.Errorf("manifest %q: config is not valid JSON", m.Name)
+	}
+	if _, err := m.CallTimeout(); err != nil {
+		return err
+	}
+	for i, p := range m.Receives {
+		if p.Group == "" {
+			return fmt.Errorf("manifest %q: receives[%d].group is required", m.Name, i)
+		}
+	}
+	if err := m.Capabilities.validate(); err != nil {
+		return fmt.Errorf("manifest %q: %w", m.Name, err)
+	}
+	return nil
+}
+
+// CallTimeout returns limits.callTimeout parsed; 0 when unset.
+func (m *Manifest) CallTimeout() (time.Duration, error) {
+	if m.Limits.CallTimeout == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(m.Limits.CallTimeout)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("manifest %q: limits.callTimeout %q is not a positive duration", m.Name, m.Limits.CallTimeout)
+	}
+	return d, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// validSemver reports whether v is MAJOR.MINOR.PATCH with an optional
+// -prerelease and +build (semver.org 2.0.0, without a leading "v"; the
+// pre-release and build parts are not checked further).
+func validSemver(v string) bool {
+	v, _, _ = strings.Cut(v, "+")
+	v, _, _ = strings.Cut(v, "-")
+	parts := strings.Split(v, ".")
+	if len(parts) != 3 {
+		return false
+	}
+	for _, p := range parts {
+		if p == "" || (len(p) > 1 && p[0] == '0') {
+			return false
+		}
+		if _, err := strconv.ParseUint(p, 10, 64); err != nil {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,202 @@
+package plugins
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// module is a wasm binary with one (unvalidated) code section: enough for
+// the section-level format.
+var module = append(append([]byte(nil), wasmHeader...), 0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b)
+
+const manifest = `{"name":"demo","version":"1.2.3","kind":"handler","abi":"1",
+	"capabilities":{"send":[{"group":"user","resource":"out/#"}],"kv":{"prefixes":["dev/"]}}}`
+
+func key(t *testing.T) (ed25519.PublicKey, ed25519.PrivateKey) {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub, priv
+}
+
+func TestPackParseSignVerify(t *testing.T) {
+	file, err := Pack(module, []byte(manifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, priv := key(t)
+	signed, err := Sign(file, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Sign(signed, priv)
+	if err != nil || !bytes.Equal(again, signed) {
+		t.Fatalf("re-signing changed the package: %v", err)
+	}
+	repacked, err := Pack(signed, []byte(manifest))
+	if err != nil || !bytes.Equal(repacked, file) {
+		t.Fatalf("packing a packed module is not idempotent: %v", err)
+	}
+	p, err := Parse(signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(p.Module, module) || p.Manifest.Name != "demo" || p.Signature == nil {
+		t.Fatalf("parsed = %+v", p)
+	}
+	trust := NewTrust([]TrustedKey{{Name: "acme", PublicKey: pub}}, nil)
+	if signer, err := trust.Verify(p, RequireSignature); err != nil || signer != "acme" {
+		t.Fatalf("verify: %q %v", signer, err)
+	}
+
+	refuse := func(name string, file []byte, trust *Trust, policy SignaturePolicy, want error) {
+		t.Helper()
+		p, err := Parse(file)
+		if err == nil {
+			_, err = trust.Verify(p, policy)
+		}
+		if !errors.Is(err, want) {
+			t.Errorf("%s: error %v, want %v", name, err, want)
+		}
+	}
+	// One byte of the code section flipped.
+	tampered := bytes.Clone(signed)
+	tampered[len(wasmHeader)+3] ^= 0xff
+	refuse("flipped module byte", tampered, trust, RequireSignature, ErrModuleTampered)
+	// One manifest field changed, signature kept.
+	p2, _ := Parse(signed)
+	p2.ManifestRaw = []byte(strings.Replace(manifest, "1.2.3", "1.2.4", 1))
+	refuse("changed manifest", p2.Bytes(), trust, RequireSignature, ErrManifestTampered)
+	// A forged signature over the right digests.
+	p3, _ := Parse(signed)
+	p3.Signature.Sig = p3.Signature.Sig[:4] + "AAAA" + p3.Signature.Sig[8:]
+	refuse("forged signature", p3.Bytes(), trust, RequireSignature, ErrBadSignature)
+	_, other := key(t)
+	wrong, _ := Sign(file, other)
+	refuse("unknown key", wrong, trust, RequireSignature, ErrUnknownSigner)
+	refuse("revoked key", signed, NewTrust([]TrustedKey{{Name: "acme", PublicKey: pub}}, []string{"acme"}), AllowUnsigned, ErrRevokedKey)
+	refuse("revoked by fingerprint", signed, NewTrust(nil, []string{Fingerprint(pub)}), AllowUnsigned, ErrRevokedKey)
+	refuse("unsigned", file, trust, RequireSignature, ErrUnsigned)
+	if _, err := trust.Verify(mustParse(t, file), AllowUnsigned); err != nil {
+		t.Errorf("unsigned under allow-unsigned: %v", err)
+	}
+	if _, err := Parse(module); !errors.Is(err, ErrNoManifest) {
+		t.Errorf("module without manifest: %v", err)
+	}
+}
+
+func mustParse(t *testing.T, file []byte) *Package {
+	t.Helper()
+	p, err := Parse(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestManifestValidation(t *testing.T) {
+	bad := map[string]string{
+		`"name":"demo"`:      `"name":"Demo!"`,
+		`"version":"1.2.3"`:  `"version":"1.2"`,
+		`"kind":"handler"`:   `"kind":"daemon"`,
+		`"abi":"1"`:          `"abi":"2"`,
+		`"capabilities":{`:   `"capabilities":{"mqtt":[],`,
+		`{"group":"user",`:   `{"group":"",`,
+		`"name":"demo",`:     `"name":"demo","limits":{"callTimeout":"soon"},`,
+		`"version":"1.2.3",`: `"version":"01.2.3",`,
+	}
+	for from, to := range bad {
+		raw := strings.Replace(manifest, from, to, 1)
+		if _, err := ParseManifest([]byte(raw)); err == nil {
+			t.Errorf("manifest with %s accepted", to)
+		}
+	}
+	for _, v := range []string{"0.1.0", "1.10.0-rc.1", "2.0.0+build.5"} {
+		if !validSemver(v) {
+			t.Errorf("version %q refused", v)
+		}
+	}
+}
+
+func TestPolicy(t *testing.T) {
+	m, err := ParseManifest([]byte(manifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewPolicy(m.Capabilities, nil)
+	sends := []struct {
+		group, op, resource string
+		want                bool
+	}{
+		{"user", "x", "out", true},
+		{"user", "x", "out/a/b", true},
+		{"user", "x", "outside", false},
+		{"user", "x", "in/a", false},
+		{"twin", "x", "out/a", false},
+	}
+	for _, s := range sends {
+		if got := p.AllowSend(s.group, s.op, s.resource); got != s.want {
+			t.Errorf("AllowSend(%q, %q) = %v", s.group, s.resource, got)
+		}
+	}
+	if !p.AllowKV("dev/1") || p.AllowKV("other") {
+		t.Error("AllowKV ignores the prefixes")
+	}
+	narrowed := NewPolicy(m.Capabilities, &Capabilities{Send: []Pattern{{Group: "user", Resource: "out/a/+"}}})
+	if narrowed.AllowSend("user", "x", "out/b/c") || !narrowed.AllowSend("user", "x", "out/a/c") || narrowed.AllowKV("dev/1") {
+		t.Error("the ceiling does not narrow")
+	}
+	if err := narrowed.CheckImports([]string{"log", "kv_get", "kv_put", "send"}); !errors.Is(err, ErrMissingGrants) ||
+		!strings.Contains(err.Error(), "kv (for kv_get), kv (for kv_put)") {
+		t.Errorf("CheckImports = %v", err)
+	}
+	if err := p.CheckImports([]string{"log", "now", "config", "kv_get", "request"}); err != nil {
+		t.Errorf("CheckImports with grants = %v", err)
+	}
+	if err := p.CheckImports([]string{"mqtt_publish"}); !errors.Is(err, ErrMissingGrants) {
+		t.Errorf("an import no grant covers is accepted: %v", err)
+	}
+	if n := testing.AllocsPerRun(100, func() { p.AllowSend("user", "x", "out/a/b"); p.AllowKV("dev/1") }); n != 0 {
+		t.Errorf("checks allocate %v times", n)
+	}
+}
+
+func TestRingLogger(t *testing.T) {
+	ring := NewRing(3)
+	l := NewRingLogger(hclog.NewNullLogger(), ring).Named("x").With("plugin", "demo")
+	l.Debug("dropped")
+	for _, m := range []string{"a", "b", "c", "d"} {
+		l.Info(m, "k", 1)
+	}
+	lines := ring.Lines(0)
+	if len(lines) != 3 || lines[0].Message != "b plugin=demo k=1" || lines[2].Message != "d plugin=demo k=1" {
+		t.Fatalf("lines = %+v", lines)
+	}
+	if got := ring.Lines(1); len(got) != 1 || got[0].Message != "d plugin=demo k=1" {
+		t.Fatalf("last line = %+v", got)
+	}
+}
+
+func TestKeyFiles(t *testing.T) {
+	dir := t.TempDir()
+	pub, err := GenerateKey(filepath.Join(dir, "k.key"), filepath.Join(dir, "k.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := ReadPrivateKey(filepath.Join(dir, "k.key"))
+	if err != nil || !priv.Public().(ed25519.PublicKey).Equal(pub) {
+		t.Fatalf("read back: %v", err)
+	}
+	if _, err := GenerateKey(filepath.Join(dir, "k.key"), filepath.Join(dir, "k2.pub")); err == nil {
+		t.Fatal("keygen overwrote a key")
+	}
+}
