@@ -40,7 +40,8 @@ func RepoRoot() (string, error) {
 
 // Build compiles the Go plugin in pkgDir (relative to the repository root,
 // e.g. "examples/echo") and returns the path of the .wasm file, under
-// build/plugins/. It builds each package once per process.
+// build/test-plugins/ (apart from the plugins make builds, which make run
+// loads). It builds each package once per process.
 func Build(pkgDir string) (string, error) {
 	mu.Lock()
 	defer mu.Unlock()
@@ -51,7 +52,7 @@ func Build(pkgDir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	outDir := filepath.Join(root, "build", "plugins")
+	outDir := filepath.Join(root, "build", "test-plugins")
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return "", fmt.Errorf("build plugin %s: %w", pkgDir, err)
 	}
