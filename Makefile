@@ -48,7 +48,10 @@ deps:
 
 # Short fuzzing of every decoder (the seed corpora run in `make test`).
 fuzz:
-	$(GO) test -run x -fuzz FuzzDecode -fuzztime 30s ./abi/
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./abi/
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./host/config/
+	$(GO) test -run '^$$' -fuzz FuzzParsePackage -fuzztime 30s ./host/plugins/
+	$(GO) test -run '^$$' -fuzz FuzzMessageJSON -fuzztime 30s ./host/api/
 
 fmt:
 	gofmt -w .

@@ -33,6 +33,8 @@ var ratios = []ratio{
 	{"compile cold / compile from cache", "PluginCompileCold", "PluginCompileCached", "≥ 10×"},
 	{"bus Send / channel hand-off", "BusSend", "ChanBaseline", "≤ 3×"},
 	{"store apply serial / parallel (group commit)", "StoreApplySerial", "StoreApplyParallel", "> 1×"},
+	{"MQTT plugin round trip, mosquitto / embedded", "MQTTPluginRoundTrip/mosquitto", "MQTTPluginRoundTrip/embedded", "—"},
+	{"MQTT native round trip, mosquitto / embedded", "MQTTRoundTripNative/mosquitto", "MQTTRoundTripNative/embedded", "—"},
 }
 
 var line = regexp.MustCompile(`^Benchmark(\S+?)(?:-\d+)?\s+\d+\s+([\d.]+) ns/op(.*)$`)
