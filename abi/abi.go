@@ -7,7 +7,7 @@ import "strconv"
 // uses (SPEC.md, "Versioning").
 const (
 	Major = 1
-	Minor = 0
+	Minor = 1
 )
 
 // ImportModule is the wasm import module under which the host provides its

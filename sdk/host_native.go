@@ -47,3 +47,11 @@ func hostKVList(prefix string, out []byte) int32 { return host().KVList(prefix, 
 func hostNow() int64 { return host().Now() }
 
 func hostConfig(out []byte) int32 { return host().Config(out) }
+
+func hostMQTTPublish(topic string, payload []byte, qos, retain int32) int32 {
+	return host().MQTTPublish(topic, payload, qos, retain)
+}
+
+func hostMQTTSubscribe(filter string) int32 { return host().MQTTSubscribe(filter) }
+
+func hostMQTTUnsubscribe(filter string) int32 { return host().MQTTUnsubscribe(filter) }

@@ -15,7 +15,6 @@ import (
 	"github.com/edgehost/edgehost/sdk/sdktest"
 )
 
-
 func request(content string) *sdk.Message {
 	return &sdk.Message{
 		Header:  sdk.Header{ID: "req-1", Sync: true, Timestamp: 1700000000000},

@@ -79,6 +79,15 @@ func importNow() int64
 //go:wasmimport edgehost_v1 config
 func importConfig(out *byte, outCap int32) int32
 
+//go:wasmimport edgehost_v1 mqtt_publish
+func importMQTTPublish(topic, payload string, qos, retain int32) int32
+
+//go:wasmimport edgehost_v1 mqtt_subscribe
+func importMQTTSubscribe(filter string) int32
+
+//go:wasmimport edgehost_v1 mqtt_unsubscribe
+func importMQTTUnsubscribe(filter string) int32
+
 // str views b as a string for an import that only reads it.
 func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
@@ -109,3 +118,11 @@ func hostKVList(prefix string, out []byte) int32 {
 func hostNow() int64 { return importNow() }
 
 func hostConfig(out []byte) int32 { return importConfig(unsafe.SliceData(out), int32(len(out))) }
+
+func hostMQTTPublish(topic string, payload []byte, qos, retain int32) int32 {
+	return importMQTTPublish(topic, str(payload), qos, retain)
+}
+
+func hostMQTTSubscribe(filter string) int32 { return importMQTTSubscribe(filter) }
+
+func hostMQTTUnsubscribe(filter string) int32 { return importMQTTUnsubscribe(filter) }

@@ -14,7 +14,7 @@ import (
 )
 
 func newRunCommand() *cobra.Command {
-	var configPath, dataDir, logLevel, logFormat string
+	var configPath, dataDir, devicesDir, logLevel, logFormat string
 	cmd := &cobra.Command{
 		Use:   "run [--config FILE] [--data-dir DIR]",
 		Short: "Run the daemon until SIGINT or SIGTERM",
@@ -30,6 +30,13 @@ func newRunCommand() *cobra.Command {
 					return fmt.Errorf("--data-dir: %w", err)
 				}
 				cfg.SetDataDir(abs)
+			}
+			if devicesDir != "" {
+				abs, err := filepath.Abs(devicesDir)
+				if err != nil {
+					return fmt.Errorf("--devices-dir: %w", err)
+				}
+				cfg.Modules.Devices.Dir = abs
 			}
 			if logLevel != "" {
 				cfg.Log.Level = logLevel
@@ -58,6 +65,7 @@ func newRunCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&configPath, "config", "", `config file ("-" reads stdin; default: built-in defaults)`)
 	f.StringVar(&dataDir, "data-dir", "", "data directory (overrides dataDir in the config)")
+	f.StringVar(&devicesDir, "devices-dir", "", "directory of KubeEdge Device YAML files (overrides modules.devices.dir)")
 	f.StringVar(&logLevel, "log-level", "", "log level: trace, debug, info, warn, error (overrides the config)")
 	f.StringVar(&logFormat, "log-format", "", "log format: text or json (overrides the config)")
 	return cmd

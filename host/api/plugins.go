@@ -67,6 +67,10 @@ type PluginInfo struct {
 	Calls            uint64    `json:"calls"`
 	Faults           uint64    `json:"faults"`
 	Denied           uint64    `json:"denied"`
+	HeldFailed       uint64    `json:"held_failed"`
+	Subscriptions    []string  `json:"subscriptions,omitempty"`
+	MQTTDropped      uint64    `json:"mqtt_dropped"`
+	TickFailed       uint64    `json:"tick_failed"`
 	LastFault        string    `json:"last_fault,omitempty"`
 	QuarantinedUntil time.Time `json:"quarantined_until,omitzero"`
 	LastError        string    `json:"last_error,omitempty"`

@@ -55,6 +55,9 @@ type PluginStatus struct {
 	Calls            uint64    `json:"calls"`
 	Faults           uint64    `json:"faults"`
 	Denied           uint64    `json:"denied"`
+	HeldFailed       uint64    `json:"held_failed"`
+	MQTTDropped      uint64    `json:"mqtt_dropped"`
+	TickFailed       uint64    `json:"tick_failed"`
 	LastFault        string    `json:"last_fault,omitempty"`
 	QuarantinedUntil time.Time `json:"quarantined_until,omitzero"`
 	Receives         []string  `json:"receives,omitempty"`

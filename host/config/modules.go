@@ -21,6 +21,10 @@ type Modules struct {
 	EventBus EventBus `yaml:"eventbus"`
 	// Hub is the link to the cloud (KubeEdge's edgehub).
 	Hub Hub `yaml:"hub"`
+	// Twin is the device twin adapter (KubeEdge's devicetwin).
+	Twin Twin `yaml:"twin"`
+	// Devices declares the node's devices.
+	Devices Devices `yaml:"devices"`
 }
 
 // section is what every module's settings implement.
@@ -42,6 +46,8 @@ func (m *Modules) sections() []namedSection {
 		{"api", &m.API},
 		{"eventbus", &m.EventBus},
 		{"hub", &m.Hub},
+		{"twin", &m.Twin},
+		{"devices", &m.Devices},
 	}
 }
 
@@ -70,7 +76,43 @@ func defaultModules() Modules {
 				ReconnectMax: 30 * time.Second,
 			},
 		},
-		Hub: Hub{ProjectID: DefaultProjectID},
+		Hub:  Hub{ProjectID: DefaultProjectID},
+		Twin: Twin{Enable: true, Plugin: "devicetwin", Lanes: 16},
+	}
+}
+
+// Twin is the device twin adapter: it routes the twin group's messages to
+// the twin plugin, which makes every twin decision (docs/twin.md).
+type Twin struct {
+	// Enable turns the twin module on.
+	Enable bool `yaml:"enable"`
+	// Plugin names the twin plugin.
+	Plugin string `yaml:"plugin"`
+	// Lanes is how many devices are served at once; give the plugin at
+	// least as many instances.
+	Lanes int `yaml:"lanes"`
+}
+
+func (t *Twin) validate(p *problems, path string) {
+	if !t.Enable {
+		return
+	}
+	if t.Plugin == "" {
+		p.add(path+".plugin", "must not be empty")
+	}
+	p.positive(path+".lanes", t.Lanes)
+}
+
+// Devices declares the node's devices.
+type Devices struct {
+	// Dir holds KubeEdge v1beta1 Device and DeviceModel YAML files, read
+	// at start; empty means none.
+	Dir string `yaml:"dir,omitempty"`
+}
+
+func (d *Devices) validate(p *problems, path string) {
+	if d.Dir != "" {
+		p.absPath(path+".dir", d.Dir)
 	}
 }
 
@@ -137,6 +179,12 @@ type Plugin struct {
 	Limits Limits `yaml:"limits,omitempty"`
 	// Receives lists the messages routed to the plugin.
 	Receives []Pattern `yaml:"receives,omitempty"`
+	// Topics are MQTT topic filters the plugin is subscribed to when it
+	// loads, as if its init had called mqtt_subscribe for each.
+	Topics []string `yaml:"topics,omitempty"`
+	// TickInterval is how often the plugin's edgehost_tick is called; 0:
+	// never.
+	TickInterval time.Duration `yaml:"tickInterval,omitempty"`
 }
 
 // Pattern selects bus messages by route. An empty field matches anything;
@@ -181,6 +229,14 @@ func (ps *Plugins) validate(p *problems, path string) {
 		}
 		seen[pl.Name] = true
 		pl.Limits.validate(p, at+".limits")
+		if pl.TickInterval < 0 {
+			p.add(at+".tickInterval", "must not be negative, got %s", pl.TickInterval)
+		}
+		for j, f := range pl.Topics {
+			if !validFilter(f) {
+				p.add(p.index(at+".topics", j), "must be an MQTT topic filter (+ and # fill whole levels, # last), got %q", f)
+			}
+		}
 	}
 	ps.Trust.validate(p, path+".trust")
 	for i, r := range ps.Restrict {

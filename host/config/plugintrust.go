@@ -54,6 +54,16 @@ type PluginRestriction struct {
 	Send []Pattern `yaml:"send,omitempty"`
 	// KV, when set, allows the KV namespace, under Prefixes if any.
 	KV *KVCeiling `yaml:"kv,omitempty"`
+	// MQTT, when set, allows MQTT within these topic filters at most.
+	MQTT *MQTTCeiling `yaml:"mqtt,omitempty"`
+}
+
+// MQTTCeiling is the mqtt part of a PluginRestriction: topic filters.
+type MQTTCeiling struct {
+	// Publish limits the topics the plugin may publish on.
+	Publish []string `yaml:"publish,omitempty"`
+	// Subscribe limits the filters the plugin may subscribe to.
+	Subscribe []string `yaml:"subscribe,omitempty"`
 }
 
 // KVCeiling is the kv part of a PluginRestriction.
@@ -83,6 +93,19 @@ func (r *PluginRestriction) validate(p *problems, path string) {
 	for i, s := range r.Send {
 		if s.Group == "" {
 			p.add(p.index(path+".send", i)+".group", "is required")
+		}
+	}
+	if r.MQTT == nil {
+		return
+	}
+	for i, f := range r.MQTT.Publish {
+		if !validFilter(f) {
+			p.add(p.index(path+".mqtt.publish", i), "must be an MQTT topic filter (+ and # fill whole levels, # last), got %q", f)
+		}
+	}
+	for i, f := range r.MQTT.Subscribe {
+		if !validFilter(f) {
+			p.add(p.index(path+".mqtt.subscribe", i), "must be an MQTT topic filter (+ and # fill whole levels, # last), got %q", f)
 		}
 	}
 }

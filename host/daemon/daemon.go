@@ -20,6 +20,7 @@ import (
 	"github.com/edgehost/edgehost/host/pluginhost"
 	"github.com/edgehost/edgehost/host/store"
 	"github.com/edgehost/edgehost/host/supervisor"
+	"github.com/edgehost/edgehost/host/twin"
 	"github.com/edgehost/edgehost/host/wasm"
 	"github.com/hashicorp/go-hclog"
 )
@@ -58,12 +59,22 @@ func Run(ctx context.Context, cfg *config.Config, version string, log hclog.Logg
 
 	d := &Daemon{version: version, started: started, log: log, bus: b}
 	var modules []supervisor.Module
+	// events serves the plugins' MQTT imports; without an eventbus they
+	// fail with unavailable.
+	var events pluginhost.EventBus
 	if cfg.Modules.EventBus.Enable {
-		modules = append(modules, eventbus.New(cfg.Modules.EventBus, b, st, log))
+		ev := eventbus.New(cfg.Modules.EventBus, b, st, log)
+		events = ev
+		modules = append(modules, ev)
 	}
 	if cfg.Modules.Plugins.Enable {
-		d.plugins = pluginhost.New(b, rt, st, cfg.Modules.Plugins, log)
+		d.plugins = pluginhost.New(b, rt, st, events, cfg.Modules.Plugins, log)
 		modules = append(modules, d.plugins)
+	}
+	if cfg.Modules.Twin.Enable {
+		// After the plugin host: the twin hands the devices to its plugin.
+		modules = append(modules, twin.New(b, twin.Config{Plugin: cfg.Modules.Twin.Plugin,
+			DevicesDir: cfg.Modules.Devices.Dir, Lanes: cfg.Modules.Twin.Lanes}, log))
 	}
 	if cfg.Modules.API.Enable {
 		modules = append(modules, &apiModule{cfg: cfg.Modules.API, server: api.New(d, "", log.Named("api")), tcpServer: tcpServer(d, cfg.Modules.API, log)})
@@ -109,6 +120,7 @@ func (d *Daemon) Status() api.Status {
 		for _, p := range d.plugins.List() {
 			st.Plugins = append(st.Plugins, api.PluginStatus{Name: p.Name, Version: p.Version, State: p.State,
 				Instances: p.Instances, Calls: p.Calls, Faults: p.Faults, Denied: p.Denied,
+				HeldFailed: p.HeldFailed, MQTTDropped: p.MQTTDropped, TickFailed: p.TickFailed,
 				LastFault: firstOf(p.LastFault, p.LastError), QuarantinedUntil: p.QuarantinedUntil, Receives: p.Receives})
 		}
 	}

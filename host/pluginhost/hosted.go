@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/host/bus"
@@ -38,9 +39,14 @@ type hosted struct {
 
 	ep        *bus.Endpoint
 	workers   int
+	ticker    *ticker
 	lastError string
 	compileMS float64
 	loadMS    float64
+
+	subs        subscriptions
+	mqttDropped atomic.Uint64 // MQTT messages that did not reach the plugin's queue
+	tickFailed  atomic.Uint64 // edgehost_tick calls that failed
 }
 
 func (m *Module) newHosted(name, origin string) *hosted {
@@ -54,6 +60,7 @@ func (m *Module) newHosted(name, origin string) *hosted {
 type live struct {
 	p        *wasm.Plugin
 	receives []config.Pattern
+	tick     time.Duration     // edgehost_tick interval; 0: never
 	manifest *plugins.Manifest // installed only
 }
 
@@ -100,6 +107,7 @@ func (m *Module) serveHosted(h *hosted) error {
 	for ; h.workers < h.instances; h.workers++ {
 		m.startWorkers(m.ctx, h.ep, func() []*hosted { return []*hosted{h} }, 1)
 	}
+	m.serveTicks(h)
 	return nil
 }
 
@@ -111,6 +119,8 @@ func (m *Module) unserve(h *hosted) {
 		h.ep.Close()
 		h.ep, h.workers = nil, 0
 	}
+	h.stopTicker()
+	m.unsubscribeAll(h)
 }
 
 // reroute brings the group routers in line with the running plugins'

@@ -39,6 +39,15 @@ type Info struct {
 	Calls  uint64 `json:"calls"`
 	Faults uint64 `json:"faults"`
 	Denied uint64 `json:"denied"`
+	// HeldFailed counts sends and MQTT publishes held until their call's
+	// KV writes committed that then failed to go out.
+	HeldFailed uint64 `json:"held_failed"`
+	// Subscriptions are the plugin's MQTT topic filters; MQTTDropped
+	// counts the MQTT messages that did not reach its queue.
+	Subscriptions []string `json:"subscriptions,omitempty"`
+	MQTTDropped   uint64   `json:"mqtt_dropped"`
+	// TickFailed counts edgehost_tick calls that failed.
+	TickFailed uint64 `json:"tick_failed"`
 	// LastFault is the version in service's last fault.
 	LastFault        string    `json:"last_fault,omitempty"`
 	QuarantinedUntil time.Time `json:"quarantined_until,omitzero"`
@@ -86,6 +95,7 @@ func (m *Module) info(h *hosted) Info {
 		}
 	}
 	m.mu.RUnlock()
+	in.Subscriptions, in.MQTTDropped, in.TickFailed = h.subs.filters(), h.mqttDropped.Load(), h.tickFailed.Load()
 	l := h.cur.Load()
 	switch {
 	case l == nil && !in.Enabled:
@@ -97,7 +107,7 @@ func (m *Module) info(h *hosted) Info {
 	}
 	st := l.p.Status()
 	in.State, in.Instances, in.Calls, in.Faults, in.Denied = st.State.String(), st.Instances, st.Calls, st.Faults, st.Denied
-	in.QuarantinedUntil = st.QuarantinedUntil
+	in.QuarantinedUntil, in.HeldFailed = st.QuarantinedUntil, st.HeldFailed
 	if st.Version != "" {
 		in.Version = st.Version
 	}
@@ -121,6 +131,9 @@ func grantStrings(c plugins.Capabilities) []string {
 	}
 	if c.KV != nil {
 		out = append(out, fmt.Sprintf("kv prefixes=%q", c.KV.Prefixes))
+	}
+	if c.MQTT != nil {
+		out = append(out, fmt.Sprintf("mqtt publish=%q subscribe=%q", c.MQTT.Publish, c.MQTT.Subscribe))
 	}
 	return out
 }

@@ -73,6 +73,9 @@ func (m *Module) policy(man *plugins.Manifest) *plugins.Policy {
 		if r.KV != nil {
 			ceiling.KV = &plugins.KVGrant{Prefixes: r.KV.Prefixes}
 		}
+		if r.MQTT != nil {
+			ceiling.MQTT = &plugins.MQTTGrant{Publish: r.MQTT.Publish, Subscribe: r.MQTT.Subscribe}
+		}
 		return plugins.NewPolicy(man.Capabilities, &ceiling)
 	}
 	return plugins.NewPolicy(man.Capabilities, nil)
@@ -121,6 +124,7 @@ func (m *Module) loadPackage(ctx context.Context, h *hosted, c *checked) (*live,
 		Config:  man.Config,
 		Host:    busHost{m.bus},
 		KV:      storeKV{m.store.PluginKV(man.Name)},
+		MQTT:    m.mqttFor(h),
 		Logger:  h.logger,
 		Grants:  pol,
 	})
@@ -135,8 +139,9 @@ func (m *Module) loadPackage(ctx context.Context, h *hosted, c *checked) (*live,
 	for i, r := range man.Receives {
 		receives[i] = config.Pattern(r)
 	}
+	tick, _ := man.TickInterval() // validated with the manifest
 	h.logger.Info("plugin version loaded", "version", man.Version, "digest", mod.Digest(), "compile_ms", compileMS, "signer", c.signer)
-	return &live{p: p, receives: receives, manifest: man}, nil
+	return &live{p: p, receives: receives, tick: tick, manifest: man}, nil
 }
 
 // loadRecorded loads an installed version from its blob, checking its

@@ -21,9 +21,10 @@ import (
 // host is a running plugin host over a data dir that outlives it, so a
 // test can restart it.
 type host struct {
-	bus  *bus.Bus
-	m    *Module
-	stop func()
+	bus   *bus.Bus
+	store *store.Store
+	m     *Module
+	stop  func()
 }
 
 func testPluginsConfig(dir string) config.Plugins {
@@ -35,6 +36,14 @@ func testPluginsConfig(dir string) config.Plugins {
 // startHost runs the plugin host on dir with cfg until the returned stop
 // (also called at the end of the test).
 func startHost(t *testing.T, dir string, cfg config.Plugins) *host {
+	t.Helper()
+	return startHostWith(t, dir, cfg, nil)
+}
+
+// startHostWith is startHost with an eventbus: events, when not nil, starts
+// it on the host's bus and store before the host starts, and returns it
+// and what stops it, which runs after the host stops.
+func startHostWith(t testing.TB, dir string, cfg config.Plugins, events func(*bus.Bus, *store.Store) (EventBus, func())) *host {
 	t.Helper()
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -48,7 +57,12 @@ func startHost(t *testing.T, dir string, cfg config.Plugins) *host {
 		t.Fatal(err)
 	}
 	b := bus.New(bus.Options{QueueLen: 4096})
-	m := New(b, rt, st, cfg, nil)
+	var ev EventBus
+	stopEvents := func() {}
+	if events != nil {
+		ev, stopEvents = events(b, st)
+	}
+	m := New(b, rt, st, ev, cfg, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	readyc := make(chan struct{})
@@ -68,12 +82,13 @@ func startHost(t *testing.T, dir string, cfg config.Plugins) *host {
 		if err := <-done; err != nil {
 			t.Error(err)
 		}
+		stopEvents()
 		b.Close()
 		rt.Close(context.Background())
 		st.Close()
 	}
 	t.Cleanup(stop)
-	return &host{bus: b, m: m, stop: stop}
+	return &host{bus: b, store: st, m: m, stop: stop}
 }
 
 // pack builds the Go plugin in pkgDir and packs it with manifest.

@@ -47,6 +47,7 @@ type Module struct {
 	bus     *bus.Bus
 	runtime *wasm.Runtime
 	store   *store.Store
+	events  EventBus // nil: no eventbus, the MQTT imports fail
 	cfg     config.Plugins
 	log     hclog.Logger
 	trust   *plugins.Trust
@@ -62,10 +63,11 @@ type Module struct {
 	workers sync.WaitGroup
 }
 
-// New returns the plugin host module. The runtime and store are shared
-// services; the module does not close them. Installed packages are kept
-// under <cfg.Dir>/blobs.
-func New(b *bus.Bus, rt *wasm.Runtime, st *store.Store, cfg config.Plugins, log hclog.Logger) *Module {
+// New returns the plugin host module. The runtime, store and eventbus are
+// shared services; the module does not close them. events serves the
+// plugins' MQTT imports; nil (no eventbus in this daemon) makes them fail
+// with unavailable. Installed packages are kept under <cfg.Dir>/blobs.
+func New(b *bus.Bus, rt *wasm.Runtime, st *store.Store, events EventBus, cfg config.Plugins, log hclog.Logger) *Module {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
@@ -76,7 +78,7 @@ func New(b *bus.Bus, rt *wasm.Runtime, st *store.Store, cfg config.Plugins, log 
 			keys = append(keys, plugins.TrustedKey{Name: k.Name, PublicKey: pub})
 		}
 	}
-	return &Module{bus: b, runtime: rt, store: st, cfg: cfg, log: log.Named("plugins"),
+	return &Module{bus: b, runtime: rt, store: st, events: events, cfg: cfg, log: log.Named("plugins"),
 		trust: plugins.NewTrust(keys, cfg.Trust.Revoked)}
 }
 
@@ -110,6 +112,14 @@ func (m *Module) Run(ctx context.Context, ready func()) error {
 		p, err := m.loadSpec(ctx, h, spec)
 		h.loadMS = msSince(start)
 		m.add(h, p, err)
+		if err == nil && len(spec.Topics) > 0 {
+			if err := m.subscribeTopics(h, spec.Topics); err != nil {
+				m.mu.Lock()
+				h.lastError = err.Error()
+				m.mu.Unlock()
+				m.log.Error("plugin topics not subscribed", "plugin", h.name, "error", err)
+			}
+		}
 	}
 	for _, r := range records {
 		h := m.newHosted(r.Name, OriginInstalled)
@@ -170,9 +180,13 @@ func (m *Module) shutdown() {
 		if h.ep != nil {
 			h.ep.Close()
 		}
+		h.stopTicker()
 	}
 	m.ctx = nil
 	m.mu.Unlock()
+	for _, h := range hs {
+		m.unsubscribeAll(h)
+	}
 	m.workers.Wait()
 	for _, h := range hs {
 		if l := h.cur.Swap(nil); l != nil {
@@ -240,6 +254,7 @@ func (m *Module) loadSpec(ctx context.Context, h *hosted, spec config.Plugin) (*
 		Config: spec.Config,
 		Host:   busHost{m.bus},
 		KV:     storeKV{m.store.PluginKV(spec.Name)},
+		MQTT:   m.mqttFor(h),
 		Logger: h.logger,
 	})
 	if err != nil {
@@ -247,7 +262,7 @@ func (m *Module) loadSpec(ctx context.Context, h *hosted, spec config.Plugin) (*
 	}
 	h.instances = max(spec.Limits.Instances, 1)
 	m.log.Info("plugin loaded", "plugin", spec.Name, "digest", mod.Digest(), "path", path, "compile_ms", h.compileMS)
-	return &live{p: p, receives: spec.Receives}, nil
+	return &live{p: p, receives: spec.Receives, tick: spec.TickInterval}, nil
 }
 
 func wasmLimits(l config.Limits) wasm.Limits {
@@ -303,7 +318,7 @@ func (m *Module) dispatch(ctx context.Context, routed bool, targets []*hosted, m
 			reply, ok = msg.Reply(abi.OpError, []byte(err.Error())), true
 		}
 	}
-	if !ok {
+	if !ok || isMQTTDelivery(msg) {
 		return
 	}
 	reply.Header.ParentID = msg.Header.ID

@@ -65,7 +65,7 @@ func start(t *testing.T, specs []config.Plugin) (*bus.Bus, *Module) {
 	for i := range specs {
 		specs[i].Limits = limits
 	}
-	m := New(b, rt, st, config.Plugins{Enable: true, Dir: dir, Limits: limits, List: specs}, nil)
+	m := New(b, rt, st, nil, config.Plugins{Enable: true, Dir: dir, Limits: limits, List: specs}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	readyc := make(chan struct{})

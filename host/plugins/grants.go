@@ -8,12 +8,15 @@ import (
 	"strings"
 
 	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/host/eventbus"
 )
 
 // Grant names, as missing-grant errors spell them.
 const (
-	GrantSend = "send"
-	GrantKV   = "kv"
+	GrantSend          = "send"
+	GrantKV            = "kv"
+	GrantMQTTPublish   = "mqtt.publish"
+	GrantMQTTSubscribe = "mqtt.subscribe"
 )
 
 // freeImports need no grant.
@@ -30,6 +33,10 @@ var importGrants = map[string]string{
 	abi.ImportKVPut:        GrantKV,
 	abi.ImportKVDelete:     GrantKV,
 	abi.ImportKVList:       GrantKV,
+
+	abi.ImportMQTTPublish:     GrantMQTTPublish,
+	abi.ImportMQTTSubscribe:   GrantMQTTSubscribe,
+	abi.ImportMQTTUnsubscribe: GrantMQTTSubscribe,
 }
 
 // Capabilities are the grants a plugin asks for (in its manifest) or that
@@ -42,6 +49,9 @@ type Capabilities struct {
 	// KV grants the plugin's own KV namespace: every key when Prefixes is
 	// empty, otherwise only keys starting with one of them.
 	KV *KVGrant `json:"kv,omitempty"`
+	// MQTT lets the plugin publish and subscribe through the eventbus
+	// within these topic filters.
+	MQTT *MQTTGrant `json:"mqtt,omitempty"`
 }
 
 // KVGrant is the kv capability.
@@ -49,10 +59,33 @@ type KVGrant struct {
 	Prefixes []string `json:"prefixes,omitempty"`
 }
 
+// MQTTGrant is the mqtt capability: MQTT topic filters ("+" one level, a
+// final "#" any further levels).
+type MQTTGrant struct {
+	// Publish: the plugin may publish on a topic one of these matches.
+	Publish []string `json:"publish,omitempty"`
+	// Subscribe: the plugin may subscribe to a filter one of these covers
+	// (every topic the filter matches, this one matches too).
+	Subscribe []string `json:"subscribe,omitempty"`
+}
+
 func (c *Capabilities) validate() error {
 	for i, p := range c.Send {
 		if p.Group == "" {
 			return fmt.Errorf("capabilities.send[%d].group is required", i)
+		}
+	}
+	if c.MQTT == nil {
+		return nil
+	}
+	for i, f := range c.MQTT.Publish {
+		if err := eventbus.ValidFilter(f); err != nil {
+			return fmt.Errorf("capabilities.mqtt.publish[%d]: %w", i, err)
+		}
+	}
+	for i, f := range c.MQTT.Subscribe {
+		if err := eventbus.ValidFilter(f); err != nil {
+			return fmt.Errorf("capabilities.mqtt.subscribe[%d]: %w", i, err)
 		}
 	}
 	return nil
@@ -65,6 +98,10 @@ func (c *Capabilities) has(grant string) bool {
 		return len(c.Send) > 0
 	case GrantKV:
 		return c.KV != nil
+	case GrantMQTTPublish:
+		return c.MQTT != nil && len(c.MQTT.Publish) > 0
+	case GrantMQTTSubscribe:
+		return c.MQTT != nil && len(c.MQTT.Subscribe) > 0
 	}
 	return false
 }
@@ -98,9 +135,11 @@ func (p *Policy) CheckImports(imports []string) error {
 // time: its manifest's capabilities, narrowed by the operator's ceiling if
 // there is one. It implements wasm.Grants; its methods do not allocate.
 type Policy struct {
-	send    []compiledPattern
-	kv      *KVGrant
-	ceiling *Policy
+	send      []compiledPattern
+	kv        *KVGrant
+	publish   []string // MQTT topic filters
+	subscribe []string
+	ceiling   *Policy
 }
 
 // NewPolicy compiles granted, narrowed by ceiling (nil: not narrowed; a
@@ -118,6 +157,10 @@ func compilePolicy(c Capabilities) *Policy {
 	for _, s := range c.Send {
 		p.send = append(p.send, compilePattern(s))
 	}
+	if c.MQTT != nil {
+		p.publish = slices.Clone(c.MQTT.Publish)
+		p.subscribe = slices.Clone(c.MQTT.Subscribe)
+	}
 	return p
 }
 
@@ -128,6 +171,10 @@ func (p *Policy) has(grant string) bool {
 		own = len(p.send) > 0
 	case GrantKV:
 		own = p.kv != nil
+	case GrantMQTTPublish:
+		own = len(p.publish) > 0
+	case GrantMQTTSubscribe:
+		own = len(p.subscribe) > 0
 	}
 	return own && (p.ceiling == nil || p.ceiling.has(grant))
 }
@@ -158,6 +205,36 @@ func (p *Policy) AllowKV(key string) bool {
 		}
 	}
 	return ok && (p.ceiling == nil || p.ceiling.AllowKV(key))
+}
+
+// AllowPublish reports whether the plugin may publish on the MQTT topic:
+// one of its publish filters matches it.
+func (p *Policy) AllowPublish(topic string) bool {
+	ok := false
+	for _, f := range p.publish {
+		if eventbus.Match(f, topic) {
+			ok = true
+			break
+		}
+	}
+	return ok && (p.ceiling == nil || p.ceiling.AllowPublish(topic))
+}
+
+// AllowSubscribe reports whether the plugin may subscribe to the MQTT topic
+// filter: one of its subscribe filters covers it, level by level ("#"
+// covers the rest, "+" one level including "+", other levels only
+// themselves), so it can receive no topic its grants do not match.
+func (p *Policy) AllowSubscribe(filter string) bool {
+	ok := false
+	for _, f := range p.subscribe {
+		// Match is "covers" for a filter as the topic: "a/+" covers "a/b"
+		// and "a/+" but not "a/#".
+		if eventbus.Match(f, filter) {
+			ok = true
+			break
+		}
+	}
+	return ok && (p.ceiling == nil || p.ceiling.AllowSubscribe(filter))
 }
 
 // compiledPattern is a route pattern split once into levels.

@@ -40,6 +40,9 @@ type Manifest struct {
 	Capabilities Capabilities `json:"capabilities"`
 	// Limits bound the plugin; zero fields take the host's defaults.
 	Limits Limits `json:"limits"`
+	// Tick is how often the host calls the plugin's edgehost_tick, a
+	// duration such as "10s"; empty: never.
+	Tick string `json:"tick,omitempty"`
 	// Config is the plugin's default configuration, handed to
 	// edgehost_init (opaque JSON).
 	Config json.RawMessage `json:"config,omitempty"`
@@ -97,6 +100,9 @@ func (m *Manifest) Validate() error {
 	if _, err := m.CallTimeout(); err != nil {
 		return err
 	}
+	if _, err := m.TickInterval(); err != nil {
+		return err
+	}
 	for i, p := range m.Receives {
 		if p.Group == "" {
 			return fmt.Errorf("manifest %q: receives[%d].group is required", m.Name, i)
@@ -116,6 +122,18 @@ func (m *Manifest) CallTimeout() (time.Duration, error) {
 	d, err := time.ParseDuration(m.Limits.CallTimeout)
 	if err != nil || d <= 0 {
 		return 0, fmt.Errorf("manifest %q: limits.callTimeout %q is not a positive duration", m.Name, m.Limits.CallTimeout)
+	}
+	return d, nil
+}
+
+// TickInterval returns tick parsed; 0 when unset.
+func (m *Manifest) TickInterval() (time.Duration, error) {
+	if m.Tick == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(m.Tick)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("manifest %q: tick %q is not a positive duration", m.Name, m.Tick)
 	}
 	return d, nil
 }

@@ -162,7 +162,8 @@ func TestPolicy(t *testing.T) {
 	if err := p.CheckImports([]string{"log", "now", "config", "kv_get", "request"}); err != nil {
 		t.Errorf("CheckImports with grants = %v", err)
 	}
-	if err := p.CheckImports([]string{"mqtt_publish"}); !errors.Is(err, ErrMissingGrants) {
+	if err := p.CheckImports([]string{"mqtt_publish", "future_import"}); !errors.Is(err, ErrMissingGrants) ||
+		!strings.Contains(err.Error(), "future_import (no grant for it exists yet)") {
 		t.Errorf("an import no grant covers is accepted: %v", err)
 	}
 	if n := testing.AllocsPerRun(100, func() { p.AllowSend("user", "x", "out/a/b"); p.AllowKV("dev/1") }); n != 0 {
@@ -198,5 +199,46 @@ func TestKeyFiles(t *testing.T) {
 	}
 	if _, err := GenerateKey(filepath.Join(dir, "k.key"), filepath.Join(dir, "k2.pub")); err == nil {
 		t.Fatal("keygen overwrote a key")
+	}
+}
+
+func TestMQTTPolicy(t *testing.T) {
+	granted := Capabilities{MQTT: &MQTTGrant{Publish: []string{"examples/echo/out", "dev/+/state"}, Subscribe: []string{"examples/echo/#", "dev/+/cmd"}}}
+	p := NewPolicy(granted, nil)
+	publishes := map[string]bool{
+		"examples/echo/out": true, "examples/echo/in": false, "dev/a/state": true, "dev/a/b/state": false, "$SYS/x": false,
+	}
+	for topic, want := range publishes {
+		if got := p.AllowPublish(topic); got != want {
+			t.Errorf("AllowPublish(%q) = %v", topic, got)
+		}
+	}
+	subscribes := map[string]bool{
+		"examples/echo/in": true, "examples/echo/+": true, "examples/echo/#": true, "examples/echo": true,
+		"examples/#": false, "#": false, "+/echo/in": false, "dev/+/cmd": true, "dev/a/cmd": true, "dev/#": false,
+	}
+	for filter, want := range subscribes {
+		if got := p.AllowSubscribe(filter); got != want {
+			t.Errorf("AllowSubscribe(%q) = %v", filter, got)
+		}
+	}
+	narrowed := NewPolicy(granted, &Capabilities{MQTT: &MQTTGrant{Publish: []string{"dev/#"}, Subscribe: []string{"examples/echo/in"}}})
+	if narrowed.AllowPublish("examples/echo/out") || !narrowed.AllowPublish("dev/a/state") ||
+		narrowed.AllowSubscribe("examples/echo/#") || !narrowed.AllowSubscribe("examples/echo/in") {
+		t.Error("the ceiling does not narrow MQTT")
+	}
+	if err := p.CheckImports([]string{"mqtt_publish", "mqtt_subscribe", "mqtt_unsubscribe"}); err != nil {
+		t.Errorf("CheckImports with mqtt grants = %v", err)
+	}
+	noSub := NewPolicy(Capabilities{MQTT: &MQTTGrant{Publish: []string{"#"}}}, nil)
+	if err := noSub.CheckImports([]string{"mqtt_publish", "mqtt_unsubscribe"}); err == nil ||
+		!strings.Contains(err.Error(), "mqtt.subscribe (for mqtt_unsubscribe)") {
+		t.Errorf("CheckImports without the subscribe grant = %v", err)
+	}
+	if _, err := ParseManifest([]byte(strings.Replace(manifest, `"capabilities":{`, `"capabilities":{"mqtt":{"publish":["a/#/b"]},`, 1))); err == nil {
+		t.Error("a manifest with an invalid mqtt filter is accepted")
+	}
+	if n := testing.AllocsPerRun(100, func() { p.AllowPublish("dev/a/state"); p.AllowSubscribe("examples/echo/+") }); n != 0 {
+		t.Errorf("mqtt checks allocate %v times", n)
 	}
 }

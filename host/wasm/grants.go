@@ -3,7 +3,8 @@ package wasm
 import "github.com/edgehost/edgehost/abi"
 
 // Grants decides at call time whether a plugin may use a capability. The
-// send, request and KV imports ask it before acting; a refusal returns
+// send, request, KV, mqtt_publish and mqtt_subscribe imports ask it before
+// acting; a refusal returns
 // abi.Denied to the guest, is logged and counted in Status.Denied. A nil
 // Grants allows everything (an operator-trusted plugin). Implementations
 // must be safe for concurrent use and should not allocate.
@@ -14,6 +15,13 @@ type Grants interface {
 	// AllowKV reports whether the plugin may use key (or list under the
 	// prefix key) in its namespace.
 	AllowKV(key string) bool
+	// AllowPublish reports whether the plugin may publish on the MQTT
+	// topic (a valid topic name).
+	AllowPublish(topic string) bool
+	// AllowSubscribe reports whether the plugin may subscribe to the MQTT
+	// topic filter (a valid filter): whether its grants cover every topic
+	// the filter matches.
+	AllowSubscribe(filter string) bool
 }
 
 // deny counts and logs a refused host call and returns the result for the
@@ -34,4 +42,16 @@ func (inst *instance) allowSend(m *abi.Message) bool {
 func (inst *instance) allowKV(key string) bool {
 	g := inst.p.grants
 	return g == nil || g.AllowKV(key)
+}
+
+// allowPublish checks an MQTT topic against the plugin's grants.
+func (inst *instance) allowPublish(topic string) bool {
+	g := inst.p.grants
+	return g == nil || g.AllowPublish(topic)
+}
+
+// allowSubscribe checks an MQTT topic filter against the plugin's grants.
+func (inst *instance) allowSubscribe(filter string) bool {
+	g := inst.p.grants
+	return g == nil || g.AllowSubscribe(filter)
 }

@@ -54,6 +54,9 @@ type Status struct {
 	Calls, Faults uint64
 	// Denied counts host calls refused for want of a grant.
 	Denied uint64
+	// HeldFailed counts sends and MQTT publishes that were held until
+	// their call's KV writes committed and then failed to go out.
+	HeldFailed uint64
 }
 
 // health tracks faults and quarantine. The atomics let the hot path of a
@@ -65,6 +68,7 @@ type health struct {
 	calls       atomic.Uint64
 	faults      atomic.Uint64
 	denied      atomic.Uint64
+	heldFailed  atomic.Uint64
 
 	mu          sync.Mutex
 	level       int // consecutive quarantines without a success
@@ -172,6 +176,7 @@ func (p *Plugin) Status() Status {
 		Calls:             h.calls.Load(),
 		Faults:            h.faults.Load(),
 		Denied:            h.denied.Load(),
+		HeldFailed:        h.heldFailed.Load(),
 	}
 	if h.quarantined.Load() {
 		s.State = StateQuarantined

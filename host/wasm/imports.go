@@ -37,6 +37,11 @@ var hostFuncs = map[string]hostFunc{
 	abi.ImportKVList:       {signature{types(i32, i32, i32, i32), types(i32)}, importKVList},
 	abi.ImportNow:          {signature{nil, types(i64)}, importNow},
 	abi.ImportConfig:       {signature{types(i32, i32), types(i32)}, importConfig},
+
+	// ABI 1.1 (section 5.1).
+	abi.ImportMQTTPublish:     {signature{types(i32, i32, i32, i32, i32, i32), types(i32)}, importMQTTPublish},
+	abi.ImportMQTTSubscribe:   {signature{types(i32, i32), types(i32)}, importMQTTSubscribe},
+	abi.ImportMQTTUnsubscribe: {signature{types(i32, i32), types(i32)}, importMQTTUnsubscribe},
 }
 
 // instantiateImports provides the named edgehost_v1 imports, and only those,
@@ -103,7 +108,13 @@ func output(out []byte, data []byte) uint64 {
 	return ok(len(data))
 }
 
-// codeOf maps a Host or KV error to the code the guest sees.
+// passedCodes are the codes a Host, MQTT or KV error may carry to the
+// guest by matching them under errors.Is, as the bus's and the eventbus's
+// errors do.
+var passedCodes = [...]abi.Code{abi.InvalidArgument, abi.Malformed, abi.TooLarge, abi.NotFound,
+	abi.Denied, abi.Timeout, abi.Unavailable, abi.Internal, abi.Busy}
+
+// codeOf maps a Host, MQTT or KV error to the code the guest sees.
 func codeOf(err error, fallback abi.Code) abi.Code {
 	var c abi.Code
 	switch {
@@ -111,6 +122,11 @@ func codeOf(err error, fallback abi.Code) abi.Code {
 		return c
 	case errors.Is(err, context.DeadlineExceeded):
 		return abi.Timeout
+	}
+	for _, c := range passedCodes {
+		if errors.Is(err, c) {
+			return c
+		}
 	}
 	return fallback
 }
@@ -169,6 +185,11 @@ func importSend(inst *instance, mem api.Memory, stack []uint64) {
 	}
 	if inst.p.host == nil {
 		stack[0] = fail(abi.Unavailable)
+		return
+	}
+	if inst.holding() {
+		inst.hold(held{msg: m})
+		stack[0] = ok(0)
 		return
 	}
 	if err := inst.p.host.Send(inst.callCtx, inst.p.name, &m); err != nil {

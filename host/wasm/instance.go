@@ -42,8 +42,12 @@ type instance struct {
 	callCtx context.Context // the caller's context during a call, for imports
 	kept    []byte          // the reply request kept for request_reply
 	tx      kvTx            // the KV writes of the current call
-	oom     bool            // the guest reported running out of memory in this call
-	dead    bool            // the instance must not serve another call
+	outbox  []held          // sends and publishes held behind tx
+	// lastTopic is the topic of the last mqtt_publish, reused while the
+	// guest publishes on the same one.
+	lastTopic string
+	oom       bool // the guest reported running out of memory in this call
+	dead      bool // the instance must not serve another call
 
 	stdout, stderr *lineWriter
 }
@@ -116,14 +120,14 @@ func (inst *instance) start(ctx context.Context) error {
 	copy(buf, p.config)
 	inst.stack[0] = uint64(len(p.config))
 	if err := inst.call(ctx, inst.fnInit, FaultStart); err != nil {
-		inst.tx.reset()
+		inst.abort()
 		return err
 	}
 	if code := abi.Code(int32(inst.stack[0])); code != abi.OK {
-		inst.tx.reset()
+		inst.abort()
 		return &CodeError{Plugin: p.name, Export: abi.ExportInit, Code: code}
 	}
-	return inst.commit()
+	return inst.commit(ctx)
 }
 
 // call runs fn with inst.stack under the watchdog. A failure is a
@@ -218,21 +222,21 @@ func (inst *instance) handle(ctx context.Context, in *abi.Message, n int) (reply
 	}
 	inst.stack[0] = uint64(n)
 	if err := inst.call(ctx, inst.fnHandle, FaultTrap); err != nil {
-		inst.tx.reset()
+		inst.abort()
 		return reply, false, err
 	}
 	ptr, length, code := abi.UnpackReply(int64(inst.stack[0]))
 	if code != abi.OK {
-		inst.tx.reset()
+		inst.abort()
 		return reply, false, &CodeError{Plugin: p.name, Export: abi.ExportHandle, Code: code}
 	}
 	if length > 0 {
 		if err := inst.readReply(ptr, length, &reply); err != nil {
-			inst.tx.reset()
+			inst.abort()
 			return abi.Message{}, false, err
 		}
 	}
-	if err := inst.commit(); err != nil {
+	if err := inst.commit(ctx); err != nil {
 		return abi.Message{}, false, err
 	}
 	return reply, length > 0, nil
@@ -262,20 +266,28 @@ func (inst *instance) readReply(ptr, length uint32, reply *abi.Message) error {
 // tick runs edgehost_tick.
 func (inst *instance) tick(ctx context.Context) error {
 	if err := inst.call(ctx, inst.fnTick, FaultTrap); err != nil {
-		inst.tx.reset()
+		inst.abort()
 		return err
 	}
 	if code := abi.Code(int32(inst.stack[0])); code != abi.OK {
-		inst.tx.reset()
+		inst.abort()
 		return &CodeError{Plugin: inst.p.name, Export: abi.ExportTick, Code: code}
 	}
-	return inst.commit()
+	return inst.commit(ctx)
 }
 
-// commit applies the call's KV writes.
-func (inst *instance) commit() error {
+// commit applies the call's KV writes, then sends the messages held behind
+// them; if the writes fail, the held messages are dropped with them.
+func (inst *instance) commit(ctx context.Context) error {
 	if err := inst.tx.commit(inst.p.kv); err != nil {
+		if n := len(inst.outbox); n > 0 {
+			inst.p.logger.Warn("dropped held messages: their call's KV writes failed", "messages", n)
+			inst.dropHeld()
+		}
 		return fmt.Errorf("plugin %q: commit KV writes: %w", inst.p.name, errors.Join(abi.Internal, err))
+	}
+	if len(inst.outbox) > 0 {
+		inst.flush(ctx)
 	}
 	return nil
 }

@@ -44,9 +44,12 @@ type PluginConfig struct {
 	// Logger receives the plugin's log lines and the host's messages about
 	// it. Nil: the runtime's logger, named "plugin" with plugin=Name.
 	Logger hclog.Logger
-	// Grants checks the plugin's send, request and KV calls; nil allows
-	// them all.
+	// Grants checks the plugin's send, request, KV and MQTT calls; nil
+	// allows them all.
 	Grants Grants
+	// MQTT serves the MQTT imports (ABI 1.1); nil makes them fail with
+	// unavailable.
+	MQTT MQTT
 }
 
 // Plugin is a loaded plugin: a pool of instances of one module. It is safe
@@ -57,6 +60,7 @@ type Plugin struct {
 	config        []byte
 	host          Host
 	kv            KV
+	mqtt          MQTT
 	grants        Grants
 	logger        hclog.Logger
 	owner         *Runtime
@@ -99,6 +103,7 @@ func (r *Runtime) Load(ctx context.Context, m *Module, cfg PluginConfig) (*Plugi
 		config:  slices.Clone(cfg.Config),
 		host:    cfg.Host,
 		kv:      cfg.KV,
+		mqtt:    cfg.MQTT,
 		grants:  cfg.Grants,
 		logger:  logger,
 		owner:   r,

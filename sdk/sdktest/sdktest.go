@@ -3,6 +3,7 @@
 package sdktest
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -51,12 +52,14 @@ type Host struct {
 	// Clock is the host's time; nil means time.Now.
 	Clock func() time.Time
 
-	initialized bool
-	logs        []LogLine
-	sent        []*sdk.Message
-	tx          map[string]write // the current call's KV writes
-	kept        []byte           // a request's reply kept for request_reply
-	ids         int
+	initialized   bool
+	logs          []LogLine
+	sent          []*sdk.Message
+	published     []Publication
+	subscriptions map[string]bool
+	tx            map[string]write // the current call's KV writes
+	kept          []byte           // a request's reply kept for request_reply
+	ids           int
 }
 
 // write is one buffered KV write.
@@ -165,6 +168,36 @@ func (h *Host) Logs() []LogLine { return h.logs }
 // Sent returns the messages the plugin has sent so far, as the host
 // completed them (source, ID and timestamp set).
 func (h *Host) Sent() []*sdk.Message { return h.sent }
+
+// Publication is one MQTT publish a plugin made.
+type Publication struct {
+	Topic   string
+	Payload []byte
+	QoS     byte
+	Retain  bool
+}
+
+// Published returns the plugin's MQTT publishes so far.
+func (h *Host) Published() []Publication { return h.published }
+
+// Subscriptions returns the plugin's current MQTT subscriptions, sorted.
+func (h *Host) Subscriptions() []string {
+	var out []string
+	for f := range h.subscriptions {
+		out = append(out, f)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Deliver hands payload on topic to the plugin's handler as the host
+// delivers a message from one of its MQTT subscriptions.
+func (h *Host) Deliver(topic string, payload []byte) (*sdk.Message, error) {
+	return h.Call(&sdk.Message{
+		Route:   sdk.Route{Source: sdk.MQTTSource, Group: "bus", Operation: sdk.MQTTOperation, Resource: topic},
+		Content: payload,
+	})
+}
 
 // Scribble is the byte sdktest fills the exchange buffer with after each
 // Call, so that a handler that keeps part of its request past the call (see
@@ -380,3 +413,27 @@ func (i imports) KVList(prefix string, out []byte) int32 {
 func (i imports) Now() int64 { return i.h.now().UnixNano() }
 
 func (i imports) Config(out []byte) int32 { return output(i.h.Config, out) }
+
+func (i imports) MQTTPublish(topic string, payload []byte, qos, retain int32) int32 {
+	if topic == "" || strings.ContainsAny(topic, "+#") || qos < 0 || qos > 1 || retain < 0 || retain > 1 {
+		return -int32(abi.InvalidArgument)
+	}
+	i.h.published = append(i.h.published, Publication{Topic: topic, Payload: bytes.Clone(payload), QoS: byte(qos), Retain: retain == 1})
+	return 0
+}
+
+func (i imports) MQTTSubscribe(filter string) int32 {
+	if filter == "" {
+		return -int32(abi.InvalidArgument)
+	}
+	if i.h.subscriptions == nil {
+		i.h.subscriptions = map[string]bool{}
+	}
+	i.h.subscriptions[filter] = true
+	return 0
+}
+
+func (i imports) MQTTUnsubscribe(filter string) int32 {
+	delete(i.h.subscriptions, filter)
+	return 0
+}

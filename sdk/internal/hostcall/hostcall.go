@@ -22,6 +22,9 @@ type Host interface {
 	KVList(prefix string, out []byte) int32
 	Now() int64
 	Config(out []byte) int32
+	MQTTPublish(topic string, payload []byte, qos, retain int32) int32
+	MQTTSubscribe(filter string) int32
+	MQTTUnsubscribe(filter string) int32
 }
 
 // Guest is the plugin's side: its exports.

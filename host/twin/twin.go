@@ -1,0 +1,317 @@
+// Package twin is the daemon's "twin" module: a thin adapter between the
+// bus and the device twin plugin (plugins/devicetwin), which makes every
+// twin decision.
+//
+// The module registers as KubeEdge's twin module ("twin" in group "twin"),
+// so the eventbus's device and node topics and the cloud's twin messages
+// reach it, and hands each message to the plugin by name. It keeps the
+// messages of one device in order: a device's next message goes to the
+// plugin only once the plugin has answered the previous one, which is after
+// that call's KV writes are committed; messages of different devices run
+// in parallel lanes, so their commits share fsyncs. Membership messages
+// change the registry and run alone, once the lanes are drained.
+//
+// It also reads the devices directory (KubeEdge v1beta1 Device and
+// DeviceModel YAML) at start and hands the plugin the device list; and it
+// carries what the plugin sends upstream to the cloud link with the route
+// KubeEdge's twin module gives it (source "twin", group "resource").
+package twin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/host/bus"
+	"github.com/edgehost/edgehost/host/eventbus"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Names on the bus.
+const (
+	// ModuleName and Group are KubeEdge's twin module and group.
+	ModuleName = "twin"
+	Group      = "twin"
+	// UpstreamName and UpstreamGroup receive what the plugin sends to the
+	// cloud; the plugin addresses them by group.
+	UpstreamName  = "twin-upstream"
+	UpstreamGroup = "twin-upstream"
+	// SourceDevicesDir is the source of the device list read from the
+	// devices directory.
+	SourceDevicesDir = "devicesdir"
+)
+
+// Defaults for the zero fields of Config.
+const (
+	DefaultPlugin  = "devicetwin"
+	DefaultLanes   = 16
+	DefaultTimeout = 30 * time.Second
+)
+
+// Config configures the module. The zero value is usable.
+type Config struct {
+	// Plugin is the twin plugin's name (DefaultPlugin when empty).
+	Plugin string
+	// DevicesDir holds KubeEdge Device and DeviceModel YAML files; empty
+	// means none.
+	DevicesDir string
+	// Lanes is how many devices are served at once (DefaultLanes when 0).
+	// More lanes than the plugin has instances only queue at the plugin.
+	Lanes int
+	// Timeout bounds one hand-over to the plugin (DefaultTimeout when 0).
+	Timeout time.Duration
+}
+
+// Module is the twin adapter. Create it with New and run it under the
+// supervisor.
+type Module struct {
+	bus *bus.Bus
+	cfg Config
+	log hclog.Logger
+}
+
+// New returns the twin module.
+func New(b *bus.Bus, cfg Config, log hclog.Logger) *Module {
+	if cfg.Plugin == "" {
+		cfg.Plugin = DefaultPlugin
+	}
+	if cfg.Lanes <= 0 {
+		cfg.Lanes = DefaultLanes
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	return &Module{bus: b, cfg: cfg, log: log.Named("twin")}
+}
+
+// Name implements supervisor.Module.
+func (m *Module) Name() string { return ModuleName }
+
+// Run implements supervisor.Module: it reads the devices directory, routes
+// until ctx ends, and hands the devices to the plugin as soon as the plugin
+// is on the bus. A devices directory that does not load fails the run, so
+// the supervisor retries and reports it.
+func (m *Module) Run(ctx context.Context, ready func()) error {
+	ep, err := m.bus.Register(ModuleName, Group)
+	if err != nil {
+		return fmt.Errorf("twin: %w", err)
+	}
+	defer ep.Close()
+	up, err := m.bus.Register(UpstreamName, UpstreamGroup)
+	if err != nil {
+		return fmt.Errorf("twin: %w", err)
+	}
+	defer up.Close()
+	var list []byte
+	if m.cfg.DevicesDir != "" {
+		var n int
+		if list, n, err = LoadDevicesDir(m.cfg.DevicesDir); err != nil {
+			return err
+		}
+		m.log.Info("devices read", "dir", m.cfg.DevicesDir, "devices", n)
+	}
+
+	var workers sync.WaitGroup
+	workers.Go(func() { m.forwardUpstream(ctx, up) })
+	if list != nil {
+		workers.Go(func() { m.handDevices(ctx, list) })
+	}
+	r := newRouter(ctx, m, m.cfg.Lanes, &workers)
+	ready()
+	m.log.Info("twin ready", "plugin", m.cfg.Plugin, "lanes", m.cfg.Lanes)
+	for {
+		msg, err := ep.Receive(ctx)
+		if err != nil {
+			r.close()
+			up.Close()
+			workers.Wait()
+			if n := r.dropped.Load(); n > 0 {
+				m.log.Warn("twin messages dropped at shutdown", "messages", n)
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("twin: %w", err)
+		}
+		r.route(ctx, msg)
+	}
+}
+
+// devicesRetry is how often handDevices looks for the plugin.
+const devicesRetry = 250 * time.Millisecond
+
+// handDevices hands the device list to the plugin once it is on the bus
+// (it may be installed after the daemon starts). The list goes through the
+// module's own endpoint, so it runs alone like any membership message.
+func (m *Module) handDevices(ctx context.Context, list []byte) {
+	msg := abi.Message{Route: abi.Route{Source: SourceDevicesDir, Group: Group, Operation: abi.OpUpdate, Resource: "membership/detail"}, Content: list}
+	waiting := false
+	for !m.pluginPresent() {
+		if !waiting {
+			m.log.Info("waiting for the twin plugin to hand it the devices", "plugin", m.cfg.Plugin)
+			waiting = true
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(devicesRetry):
+		}
+	}
+	if err := m.bus.Send(ctx, ModuleName, msg); err != nil && ctx.Err() == nil {
+		m.log.Error("devices not handed to the plugin", "dir", m.cfg.DevicesDir, "error", err)
+	}
+}
+
+// pluginPresent reports whether the plugin is registered on the bus.
+func (m *Module) pluginPresent() bool {
+	for _, s := range m.bus.Stats().Modules {
+		if s.Name == m.cfg.Plugin {
+			return true
+		}
+	}
+	return false
+}
+
+// deliver hands msg to the plugin and waits until it is applied.
+func (m *Module) deliver(ctx context.Context, msg abi.Message) error {
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.Timeout)
+	defer cancel()
+	reply, err := m.bus.Request(ctx, m.cfg.Plugin, msg)
+	if err != nil {
+		return err
+	}
+	if reply.Route.Operation == abi.OpError {
+		return errors.New(string(reply.Content))
+	}
+	return nil
+}
+
+// router spreads messages over the lanes by device and runs membership
+// messages alone.
+type router struct {
+	m       *Module
+	lanes   []chan abi.Message
+	pending sync.WaitGroup // messages queued or in flight in the lanes
+	seed    maphash.Seed
+	dropped atomic.Int64 // left in the lanes when the module stopped
+}
+
+// laneQueue bounds each lane's queue; a full lane holds up the receive
+// loop, which leaves further messages queued on the bus.
+const laneQueue = 64
+
+// newRouter starts n lanes, which end when the router is closed. Once ctx
+// ends they drop what they still hold, as the bus drops what is queued for
+// a module that stops.
+func newRouter(ctx context.Context, m *Module, n int, workers *sync.WaitGroup) *router {
+	r := &router{m: m, lanes: make([]chan abi.Message, n), seed: maphash.MakeSeed()}
+	for i := range r.lanes {
+		ch := make(chan abi.Message, laneQueue)
+		r.lanes[i] = ch
+		workers.Go(func() {
+			for msg := range ch {
+				if ctx.Err() != nil {
+					r.dropped.Add(1)
+				} else {
+					r.handOver(ctx, msg)
+				}
+				r.pending.Done()
+			}
+		})
+	}
+	return r
+}
+
+// route queues msg on its device's lane, or, for a membership message,
+// waits for the lanes to drain and hands it over alone.
+func (r *router) route(ctx context.Context, msg abi.Message) {
+	key, alone := laneKey(&msg)
+	if alone {
+		r.pending.Wait()
+		r.handOver(ctx, msg)
+		return
+	}
+	r.pending.Add(1)
+	r.lanes[maphash.String(r.seed, key)%uint64(len(r.lanes))] <- msg
+}
+
+// close ends the lanes once they have handed over what they hold.
+func (r *router) close() {
+	for _, ch := range r.lanes {
+		close(ch)
+	}
+}
+
+// handOver delivers one message, logging a failure: the plugin has then
+// applied nothing of it.
+func (r *router) handOver(ctx context.Context, msg abi.Message) {
+	if err := r.m.deliver(ctx, msg); err != nil {
+		r.m.log.Warn("twin message not applied", "plugin", r.m.cfg.Plugin, "source", msg.Route.Source,
+			"operation", msg.Route.Operation, "resource", msg.Route.Resource, "id", msg.Header.ID, "error", err)
+	}
+}
+
+// laneKey returns the device a message is about, or alone = true for a
+// message that changes the device registry.
+func laneKey(msg *abi.Message) (key string, alone bool) {
+	res := msg.Route.Resource
+	if msg.Route.Source == eventbus.ModuleGroup {
+		topic, err := eventbus.TopicOfTwinResource(res)
+		if err != nil {
+			return res, false
+		}
+		if rest, ok := strings.CutPrefix(topic, "$hw/events/device/"); ok {
+			return deviceID(rest), false
+		}
+		return topic, false
+	}
+	if strings.Contains(res, "membership") {
+		return "", true
+	}
+	if rest, ok := strings.CutPrefix(res, "device/"); ok {
+		return deviceID(rest), false
+	}
+	return res, false
+}
+
+// deviceID is the {namespace}/{name} that starts a device topic or
+// resource.
+func deviceID(rest string) string {
+	i := strings.IndexByte(rest, '/')
+	if i < 0 {
+		return rest
+	}
+	if j := strings.IndexByte(rest[i+1:], '/'); j >= 0 {
+		return rest[:i+1+j]
+	}
+	return rest
+}
+
+// forwardUpstream sends what the plugin sends upstream to the cloud link,
+// as KubeEdge's twin module would: source "twin", route group "resource".
+// Without a cloud link the message is dropped and logged at debug level.
+func (m *Module) forwardUpstream(ctx context.Context, up *bus.Endpoint) {
+	for {
+		msg, err := up.Receive(ctx)
+		if err != nil {
+			return
+		}
+		msg.Route.Source, msg.Route.Group = ModuleName, "resource"
+		err = m.bus.SendToGroup(ctx, eventbus.HubGroup, msg)
+		switch {
+		case errors.Is(err, bus.ErrNoModule):
+			m.log.Debug("no cloud link; upstream twin message dropped", "resource", msg.Route.Resource)
+		case err != nil:
+			m.log.Warn("upstream twin message not sent", "resource", msg.Route.Resource, "error", err)
+		}
+	}
+}

@@ -1,0 +1,225 @@
+package twin
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/host/bus"
+	"github.com/edgehost/edgehost/host/config"
+	"github.com/edgehost/edgehost/host/eventbus"
+	"github.com/edgehost/edgehost/host/pluginhost"
+	"github.com/edgehost/edgehost/host/store"
+	"github.com/edgehost/edgehost/host/wasm"
+	"github.com/edgehost/edgehost/internal/plugintest"
+)
+
+func testMessage(source, resource string) abi.Message {
+	return abi.Message{Route: abi.Route{Source: source, Group: Group, Operation: abi.OpUpdate, Resource: resource}}
+}
+
+// rig is the twin module with the real devicetwin plugin on a real bus and
+// store, and stand-ins for the eventbus and the cloud link that record
+// what reaches them.
+type rig struct {
+	bus       *bus.Bus
+	published chan abi.Message // to the eventbus
+	upstream  chan abi.Message // to the cloud link
+}
+
+// run starts a module of the rig under the test and returns once it is
+// ready; it stops at the end of the test.
+func run(t *testing.T, name string, mod interface {
+	Run(context.Context, func()) error
+}) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	ready := make(chan struct{})
+	go func() { done <- mod.Run(ctx, func() { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("%s ended before ready: %v", name, err)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s not ready", name)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	})
+}
+
+func newRig(t *testing.T, devicesDir string) *rig {
+	t.Helper()
+	dir := t.TempDir()
+	wasmFile, err := plugintest.Build("plugins/devicetwin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(filepath.Join(dir, "edgehost.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	rt, err := wasm.NewRuntime(context.Background(), wasm.RuntimeConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close(context.Background()) })
+	b := bus.New(bus.Options{})
+	t.Cleanup(b.Close)
+	r := &rig{bus: b, published: make(chan abi.Message, 10000), upstream: make(chan abi.Message, 10000)}
+	r.collect(t, eventbus.ModuleName, eventbus.ModuleGroup, r.published)
+	r.collect(t, "hub", eventbus.HubGroup, r.upstream)
+
+	limits := config.Limits{MemoryPages: 256, CallTimeout: 5 * time.Second, MaxMessageBytes: 1 << 20, Instances: 4}
+	ph := pluginhost.New(b, rt, st, nil, config.Plugins{Enable: true, Dir: dir, Limits: limits, List: []config.Plugin{{
+		Name: DefaultPlugin, Path: wasmFile, Config: config.JSON(`{"node_name":"edge-1"}`), Limits: limits,
+	}}}, nil)
+	run(t, "plugins", ph)
+	run(t, "twin", New(b, Config{DevicesDir: devicesDir, Lanes: 4}, nil))
+	return r
+}
+
+// collect registers a module that records every message it receives.
+func (r *rig) collect(t *testing.T, name, group string, into chan abi.Message) {
+	ep, err := r.bus.Register(name, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ep.Close)
+	go func() {
+		for {
+			m, err := ep.Receive(context.Background())
+			if err != nil {
+				return
+			}
+			into <- m
+		}
+	}()
+}
+
+// mqtt puts a message on the bus as the eventbus bridges an MQTT publish.
+func (r *rig) mqtt(t *testing.T, topic, payload string) {
+	t.Helper()
+	m := abi.Message{Route: abi.Route{Source: eventbus.ModuleGroup, Group: eventbus.UserGroup, Operation: abi.OpResponse,
+		Resource: eventbus.TwinResource(topic)}, Content: []byte(payload)}
+	if err := r.bus.SendToGroup(context.Background(), eventbus.TwinGroup, m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func next(t *testing.T, c chan abi.Message) abi.Message {
+	t.Helper()
+	select {
+	case m := <-c:
+		return m
+	case <-time.After(10 * time.Second):
+		t.Fatal("no message")
+		return abi.Message{}
+	}
+}
+
+func TestDevicesDirAndUpstream(t *testing.T) {
+	r := newRig(t, "testdata/devices")
+	m := next(t, r.published)
+	if m.Route.Resource != "$hw/events/node/edge-1/membership/updated" || m.Route.Operation != abi.OpPublish {
+		t.Fatalf("first publish: %+v %s", m.Route, m.Content)
+	}
+	r.mqtt(t, "$hw/events/device/default/thermo-0/twin/update", `{"event_id":"u1","timestamp":1,"twin":{"temp":{"actual":{"value":"19"}}}}`)
+	want := []string{"result", "document", "delta"}
+	for _, w := range want {
+		m := next(t, r.published)
+		if m.Route.Resource != "$hw/events/device/default/thermo-0/twin/update/"+w {
+			t.Fatalf("publish %s: %+v %s", w, m.Route, m.Content)
+		}
+	}
+	up := next(t, r.upstream)
+	if up.Route != (abi.Route{Source: "twin", Group: "resource", Operation: "update", Resource: "device/default/thermo-0/twin/edge_updated"}) {
+		t.Fatalf("upstream route %+v", up.Route)
+	}
+	var doc struct {
+		Twin map[string]struct {
+			Actual struct {
+				Value string `json:"value"`
+			} `json:"actual"`
+			ActualVersion struct{ Cloud, Edge int64 } `json:"actual_version"`
+		} `json:"twin"`
+	}
+	if err := json.Unmarshal(up.Content, &doc); err != nil || doc.Twin["temp"].Actual.Value != "19" || doc.Twin["temp"].ActualVersion.Edge != 1 {
+		t.Fatalf("edge_updated %s: %v", up.Content, err)
+	}
+}
+
+// TestOrderPerDevice sends interleaved updates for many devices at once:
+// each device's results come back in order and its edge version counts
+// every update, so no two calls raced on one device's state.
+func TestOrderPerDevice(t *testing.T) {
+	const devices, updates = 8, 40
+	dir := t.TempDir()
+	var yaml string
+	for d := range devices {
+		yaml += "---\napiVersion: devices.kubeedge.io/v1beta1\nkind: Device\nmetadata: {name: d" + strconv.Itoa(d) + "}\n"
+	}
+	if err := os.WriteFile(filepath.Join(dir, "d.yaml"), []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, dir)
+	next(t, r.published) // membership/updated
+	var wg sync.WaitGroup
+	for d := range devices {
+		wg.Go(func() {
+			for u := range updates {
+				r.mqtt(t, "$hw/events/device/default/d"+strconv.Itoa(d)+"/twin/update",
+					`{"event_id":"`+strconv.Itoa(u)+`","twin":{"v":{"actual":{"value":"`+strconv.Itoa(u)+`"}}}}`)
+			}
+		})
+	}
+	wg.Wait()
+	seen := map[string]int{}
+	for range devices * updates {
+		var m abi.Message
+		for m = next(t, r.published); !isResult(m.Route.Resource); m = next(t, r.published) {
+		}
+		var res struct {
+			EventID string `json:"event_id"`
+		}
+		if err := json.Unmarshal(m.Content, &res); err != nil {
+			t.Fatal(err)
+		}
+		if want := strconv.Itoa(seen[m.Route.Resource]); res.EventID != want {
+			t.Fatalf("%s: result of %s, want %s", m.Route.Resource, res.EventID, want)
+		}
+		seen[m.Route.Resource]++
+	}
+	versions := map[string]int64{}
+	for range devices * updates {
+		up := next(t, r.upstream)
+		var doc struct {
+			Twin map[string]struct {
+				ActualVersion struct{ Edge int64 } `json:"actual_version"`
+			} `json:"twin"`
+		}
+		if err := json.Unmarshal(up.Content, &doc); err != nil {
+			t.Fatal(err)
+		}
+		v := doc.Twin["v"].ActualVersion.Edge
+		if v != versions[up.Route.Resource]+1 {
+			t.Fatalf("%s: edge version %d after %d", up.Route.Resource, v, versions[up.Route.Resource])
+		}
+		versions[up.Route.Resource] = v
+	}
+}
+
+func isResult(topic string) bool {
+	return len(topic) > 7 && topic[len(topic)-7:] == "/result"
+}
