@@ -19,12 +19,7 @@ func (d *Daemon) Plugins() []api.PluginInfo {
 	if d.plugins == nil {
 		return []api.PluginInfo{}
 	}
-	list := d.plugins.List()
-	out := make([]api.PluginInfo, len(list))
-	for i, p := range list {
-		out[i] = api.PluginInfo(p)
-	}
-	return out
+	return d.plugins.List()
 }
 
 // Plugin implements api.PluginBackend.
@@ -33,7 +28,7 @@ func (d *Daemon) Plugin(name string) (api.PluginInfo, error) {
 		return api.PluginInfo{}, errNoPlugins
 	}
 	info, err := d.plugins.Info(name)
-	return api.PluginInfo(info), apiError(err)
+	return info, apiError(err)
 }
 
 // InstallPlugin implements api.PluginBackend.
@@ -52,7 +47,7 @@ func (d *Daemon) InstallPlugin(ctx context.Context, file []byte, source string, 
 	} else {
 		info, err = d.plugins.Install(ctx, file, src)
 	}
-	return api.PluginInfo(info), apiError(err)
+	return info, apiError(err)
 }
 
 // RollbackPlugin implements api.PluginBackend.
@@ -61,7 +56,7 @@ func (d *Daemon) RollbackPlugin(ctx context.Context, name string) (api.PluginInf
 		return api.PluginInfo{}, errNoPlugins
 	}
 	info, err := d.plugins.Rollback(ctx, name)
-	return api.PluginInfo(info), apiError(err)
+	return info, apiError(err)
 }
 
 // SetPluginEnabled implements api.PluginBackend.
@@ -70,7 +65,7 @@ func (d *Daemon) SetPluginEnabled(ctx context.Context, name string, enabled bool
 		return api.PluginInfo{}, errNoPlugins
 	}
 	info, err := d.plugins.SetEnabled(ctx, name, enabled)
-	return api.PluginInfo(info), apiError(err)
+	return info, apiError(err)
 }
 
 // RemovePlugin implements api.PluginBackend.

@@ -2,63 +2,14 @@ package pluginhost
 
 import (
 	"fmt"
-	"time"
+	"github.com/edgehost/edgehost/host/api"
 
 	"github.com/edgehost/edgehost/host/plugins"
 )
 
 // Info is a plugin's state as `edgehost plugin list/info` and the status
-// show it.
-type Info struct {
-	Name string `json:"name"`
-	// Origin is config, dir or installed.
-	Origin  string `json:"origin"`
-	Version string `json:"version,omitempty"`
-	Kind    string `json:"kind,omitempty"`
-	// Description and Author come from the manifest.
-	Description string `json:"description,omitempty"`
-	Author      string `json:"author,omitempty"`
-	// Enabled is false for a disabled installed plugin.
-	Enabled bool `json:"enabled"`
-	// State is ready, quarantined, closed, disabled or failed.
-	State string `json:"state"`
-	// Signer names the trusted key that signed the version in service.
-	Signer       string `json:"signer,omitempty"`
-	ModuleDigest string `json:"module_digest,omitempty"`
-	// Previous is the version a rollback returns to.
-	Previous    string    `json:"previous,omitempty"`
-	InstalledAt time.Time `json:"installed_at,omitzero"`
-	// Grants lists the capabilities granted by the manifest, as
-	// "send group=... operation=... resource=..." and "kv prefixes=[...]".
-	Grants   []string `json:"grants,omitempty"`
-	Receives []string `json:"receives,omitempty"`
-	// Instances is the number of live instances.
-	Instances int `json:"instances"`
-	// Calls, Faults and Denied count the calls, faults and refused host
-	// calls of the version in service.
-	Calls  uint64 `json:"calls"`
-	Faults uint64 `json:"faults"`
-	Denied uint64 `json:"denied"`
-	// HeldFailed counts sends and MQTT publishes held until their call's
-	// KV writes committed that then failed to go out.
-	HeldFailed uint64 `json:"held_failed"`
-	// Subscriptions are the plugin's MQTT topic filters; MQTTDropped
-	// counts the MQTT messages that did not reach its queue.
-	Subscriptions []string `json:"subscriptions,omitempty"`
-	MQTTDropped   uint64   `json:"mqtt_dropped"`
-	// TickFailed counts edgehost_tick calls that failed.
-	TickFailed uint64 `json:"tick_failed"`
-	// LastFault is the version in service's last fault.
-	LastFault        string    `json:"last_fault,omitempty"`
-	QuarantinedUntil time.Time `json:"quarantined_until,omitzero"`
-	// LastError is the last failed load, upgrade or enable.
-	LastError string `json:"last_error,omitempty"`
-	// CompileMS is how long the last compilation of the module took (a hit
-	// in the compilation cache is a few ms to a few tens of ms); LoadMS is
-	// compile plus instantiate plus init at the last start or enable.
-	CompileMS float64 `json:"compile_ms"`
-	LoadMS    float64 `json:"load_ms"`
-}
+// show it: the admin API's document, filled here.
+type Info = api.PluginInfo
 
 // List returns every plugin's Info, in load order.
 func (m *Module) List() []Info {
