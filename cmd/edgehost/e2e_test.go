@@ -57,18 +57,25 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
+// shortDataDir makes a data dir with a short path, removed at the end of
+// the test: unix socket paths are limited to 108 bytes.
+func shortDataDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "eh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
 func TestDaemonEndToEnd(t *testing.T) {
 	bin := buildBinary(t)
 	echo, err := plugintest.Build("examples/echo")
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A short path: unix socket paths are limited to 108 bytes.
-	dataDir, err := os.MkdirTemp("", "eh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dataDir) })
+	dataDir := shortDataDir(t)
 	if err := os.MkdirAll(filepath.Join(dataDir, "plugins"), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -99,11 +99,7 @@ func TestPluginLifecycleEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dataDir, err := os.MkdirTemp("", "eh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dataDir) })
+	dataDir := shortDataDir(t)
 	work := t.TempDir()
 	at := func(name string) string { return filepath.Join(work, name) }
 	run := func(args ...string) string {

@@ -51,12 +51,7 @@ func newTwinRig(t *testing.T, instances int) *twinRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dataDir, err := os.MkdirTemp("", "eh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dataDir) })
-	r := &twinRig{t: t, bin: bin, dataDir: dataDir, work: t.TempDir(), broker: freeAddr(t),
+	r := &twinRig{t: t, bin: bin, dataDir: shortDataDir(t), work: t.TempDir(), broker: freeAddr(t),
 		got: map[string][]string{}, arrived: make(chan struct{}, 1)}
 	r.devicesDir = filepath.Join(r.work, "devices")
 	if err := os.MkdirAll(r.devicesDir, 0o755); err != nil {
@@ -70,7 +65,7 @@ func newTwinRig(t *testing.T, instances int) *twinRig {
 	if err := os.WriteFile(filepath.Join(r.devicesDir, "sensors.yaml"), []byte(devices.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r.cfg = filepath.Join(dataDir, "edgehost.yaml")
+	r.cfg = filepath.Join(r.dataDir, "edgehost.yaml")
 	config := fmt.Sprintf("modules:\n  eventbus:\n    embedded:\n      address: %s\n  twin:\n    lanes: %d\n"+
 		"  devices:\n    dir: %s\n  plugins:\n    trust:\n      policy:\n        local: allow-unsigned\n", r.broker, instances, r.devicesDir)
 	if err := os.WriteFile(r.cfg, []byte(config), 0o644); err != nil {
