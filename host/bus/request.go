@@ -97,7 +97,9 @@ func (b *Bus) forget(sh *shard, id string, w *waiter) (abi.Message, bool) {
 // Respond delivers reply to the Request waiting for it, the one whose ID is
 // reply's ParentID. It fills reply's ID and Timestamp as Send does and never
 // blocks. If no request is waiting (the requester gave up, or there never was
-// one) it returns ErrNoWaiter and counts it in Stats.NoWaiter.
+// one) it returns ErrNoWaiter and counts it in Stats.NoWaiter. Once the bus
+// is closed it returns ErrClosed, also when Close withdrew the request while
+// Respond ran.
 func (b *Bus) Respond(reply abi.Message) error {
 	parent := reply.Header.ParentID
 	if b.closed.Load() {
@@ -106,6 +108,11 @@ func (b *Bus) Respond(reply abi.Message) error {
 	var w *waiter
 	if parent != "" {
 		w = b.pending.shard(parent).take(parent)
+	}
+	if w == nil && b.closed.Load() {
+		// Close came after the check above, and its requester stopped
+		// waiting: Close, not a missing request, is why nobody takes it.
+		return fmt.Errorf("bus: respond to request %s: %w", parent, ErrClosed)
 	}
 	if w == nil {
 		b.noWaiter.Add(1)

@@ -9,7 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"net"
 	"os"
+	"slices"
+	"sync"
 
 	"github.com/edgehost/edgehost/host/config"
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -50,7 +54,7 @@ func startEmbedded(ctx context.Context, m *Module) (*embedded, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := listeners.NewTCP(listeners.Config{ID: "edgehost", Address: cfg.Address, TLSConfig: tc})
+	l := &listener{id: "edgehost", addr: cfg.Address, tls: tc, conns: map[net.Conn]struct{}{}}
 	if err := srv.AddListener(l); err != nil {
 		return nil, fmt.Errorf("eventbus: embedded broker listen on %s: %w", cfg.Address, err)
 	}
@@ -101,10 +105,147 @@ func (e *embedded) unbridge(filter string) {
 	}
 }
 
+// close stops the broker. Clients may be connecting meanwhile: the
+// listener's Close, which mochi calls first, sees to it that none is still
+// being set up when mochi waits for its clients to finish.
 func (e *embedded) close() {
 	if err := e.srv.Close(); err != nil {
 		e.m.log.Warn("embedded broker close", "error", err)
 	}
+}
+
+// listener is the broker's TCP (or TLS) listener, in place of mochi's
+// listeners.TCP, whose Close races with connections still being accepted.
+// mochi counts a connection in its clients' WaitGroup (Add) from the
+// goroutine that handles it, while Server.Close, after closing the
+// listeners, Waits on that WaitGroup: a connection accepted as the broker
+// closes is Added concurrently with the Wait, which the WaitGroup forbids,
+// and the Wait also waits for connections mochi never stops, such as one
+// that has not sent CONNECT yet and so is not among the clients it
+// disconnects. This listener admits connections only until Close and
+// tracks them, and its Close (called by Server.Close before the Wait)
+// returns only once every connection it admitted has been handled, so the
+// Wait finds no connection in flight and no Add after it.
+type listener struct {
+	id   string
+	addr string
+	tls  *tls.Config // nil for plain TCP
+	ln   net.Listener
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	closed   bool                  // under mu; no connection is admitted after
+	conns    map[net.Conn]struct{} // admitted and not yet handled, under mu
+	handling sync.WaitGroup        // one per conns entry; Added under mu
+}
+
+// ID implements listeners.Listener.
+func (l *listener) ID() string { return l.id }
+
+// Address implements listeners.Listener: the bound address once listening.
+func (l *listener) Address() string {
+	if l.ln != nil {
+		return l.ln.Addr().String()
+	}
+	return l.addr
+}
+
+// Protocol implements listeners.Listener.
+func (l *listener) Protocol() string { return "tcp" }
+
+// Init implements listeners.Listener: it binds the address.
+func (l *listener) Init(log *slog.Logger) error {
+	l.log = log
+	ln, err := net.Listen("tcp", l.addr)
+	if err != nil {
+		return err
+	}
+	if l.tls != nil {
+		ln = tls.NewListener(ln, l.tls)
+	}
+	l.ln = ln
+	return nil
+}
+
+// Serve implements listeners.Listener: it hands each accepted connection
+// to establish, in a goroutine of its own, until Close.
+func (l *listener) Serve(establish listeners.EstablishFn) {
+	for {
+		conn, err := l.ln.Accept()
+		if err != nil {
+			if !l.isClosed() {
+				l.log.Error("embedded broker stopped accepting connections", "error", err)
+			}
+			return
+		}
+		if !l.admit(conn) {
+			conn.Close()
+			return
+		}
+		go func() {
+			defer l.release(conn)
+			if err := establish(l.id, conn); err != nil {
+				l.log.Warn("client connection ended", "error", err)
+			}
+		}()
+	}
+}
+
+// admit tracks conn unless the listener is closed.
+func (l *listener) admit(conn net.Conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false
+	}
+	l.conns[conn] = struct{}{}
+	l.handling.Add(1)
+	return true
+}
+
+// release forgets conn once mochi is done with it.
+func (l *listener) release(conn net.Conn) {
+	l.mu.Lock()
+	delete(l.conns, conn)
+	l.mu.Unlock()
+	l.handling.Done()
+}
+
+func (l *listener) isClosed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
+}
+
+// Close implements listeners.Listener. It stops accepting, lets mochi
+// disconnect its clients (closeClients), closes the connections that are
+// not yet clients, and waits until mochi has finished with every
+// connection.
+func (l *listener) Close(closeClients listeners.CloseFn) {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.closed = true
+	l.mu.Unlock()
+	if l.ln != nil {
+		l.ln.Close()
+	}
+	closeClients(l.id)
+	l.mu.Lock()
+	left := slices.Collect(maps.Keys(l.conns))
+	l.mu.Unlock()
+	for _, conn := range left {
+		// The TCP connection itself: a TLS Close would first write an
+		// alert, and wait behind a write stuck on a peer that stopped
+		// reading.
+		if tc, ok := conn.(*tls.Conn); ok {
+			conn = tc.NetConn()
+		}
+		conn.Close()
+	}
+	l.handling.Wait()
 }
 
 // serverTLS builds the listener's TLS config, or nil for plain TCP.
