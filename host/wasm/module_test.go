@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/edgehost/edgehost/internal/plugintest"
 )
@@ -170,5 +171,36 @@ func TestRuntimeCloseClosesPlugins(t *testing.T) {
 	}
 	if _, err := r.Compile(ctx, []byte("x")); !errors.Is(err, ErrClosed) {
 		t.Fatalf("compile after close: %v", err)
+	}
+}
+
+// TestRuntimeCloseDuringCompile closes a runtime while it compiles a Go
+// plugin from a cold cache and while it loads one: Close must cut the
+// compilation short or wait for it, never close wazero's engine under it.
+func TestRuntimeCloseDuringCompile(t *testing.T) {
+	code := plugintest.MustRead(t, pluginDir+"echo")
+	for _, delay := range []time.Duration{0, time.Millisecond, 10 * time.Millisecond, 50 * time.Millisecond} {
+		ctx := context.Background()
+		r, err := NewRuntime(ctx, RuntimeConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			m, err := r.Compile(ctx, code)
+			if err == nil {
+				_, err = r.Load(ctx, m, PluginConfig{Name: "echo"})
+			}
+			done <- err
+		}()
+		time.Sleep(delay)
+		if err := r.Close(ctx); err != nil {
+			t.Fatalf("close after %s: %v", delay, err)
+		}
+		// Either the compile finished before Close, or it was cut short
+		// with an error that says the runtime closed.
+		if err := <-done; err != nil && !errors.Is(err, ErrClosed) {
+			t.Fatalf("compile or load cut short after %s: %v, want one wrapping ErrClosed", delay, err)
+		}
 	}
 }

@@ -92,6 +92,10 @@ func (r *Runtime) Load(ctx context.Context, m *Module, cfg PluginConfig) (*Plugi
 		return nil, fmt.Errorf("plugin %q: module needs %d memory pages at start, over its limit of %d",
 			cfg.Name, m.initialPages, limits.MemoryPages)
 	}
+	if err := r.enter(); err != nil {
+		return nil, fmt.Errorf("plugin %q: %w", cfg.Name, err)
+	}
+	defer r.leave()
 	logger := cfg.Logger
 	if logger == nil {
 		logger = r.logger.Named("plugin").With("plugin", cfg.Name)
@@ -144,7 +148,9 @@ func (p *Plugin) link(ctx context.Context) error {
 	if err := instantiateImports(ctx, p.rt, p.module.imports); err != nil {
 		return fmt.Errorf("provide imports: %w", err)
 	}
-	compiled, err := p.rt.CompileModule(ctx, p.module.wasm)
+	cctx, cancel := p.owner.compileContext(ctx)
+	defer cancel()
+	compiled, err := p.rt.CompileModule(cctx, p.module.wasm)
 	if err != nil {
 		return fmt.Errorf("compile: %w", err)
 	}

@@ -5,10 +5,12 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/experimental"
 )
 
 // RuntimeConfig configures a Runtime.
@@ -19,18 +21,28 @@ type RuntimeConfig struct {
 	// Logger receives the runtime's own messages; plugins log under
 	// PluginConfig.Logger. Nil: discard.
 	Logger hclog.Logger
+	// CompileWorkers is how many goroutines compile one module's functions
+	// in parallel. Zero: GOMAXPROCS; never fewer than 2, since only a
+	// parallel compilation can be cancelled.
+	CompileWorkers int
 }
 
 // Runtime compiles plugin modules and loads plugins. Every plugin it loads
 // shares its compilation cache, so a module is compiled to machine code once
 // per digest however many plugins use it. It is safe for concurrent use.
 type Runtime struct {
-	cache  wazero.CompilationCache
-	rt     wazero.Runtime // compiles and validates; never instantiates
-	logger hclog.Logger
+	cache   wazero.CompilationCache
+	rt      wazero.Runtime // compiles and validates; never instantiates
+	logger  hclog.Logger
+	workers int
+
+	// closing is cancelled by Close; it cuts compilations short.
+	closing context.Context
+	cancel  context.CancelFunc
 
 	mu      sync.Mutex
 	closed  bool
+	busy    sync.WaitGroup // compilations and loads in flight; Close waits for them
 	modules map[[sha256.Size]byte]*compileCall
 	plugins map[*Plugin]struct{}
 }
@@ -57,12 +69,19 @@ func NewRuntime(ctx context.Context, cfg RuntimeConfig) (*Runtime, error) {
 			return nil, fmt.Errorf("wasm runtime: compilation cache in %s: %w", cfg.CacheDir, err)
 		}
 	}
+	workers := cfg.CompileWorkers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	workers = max(workers, 2)
 	r := &Runtime{
 		cache:   cache,
 		logger:  logger,
+		workers: workers,
 		modules: map[[sha256.Size]byte]*compileCall{},
 		plugins: map[*Plugin]struct{}{},
 	}
+	r.closing, r.cancel = context.WithCancel(context.Background())
 	r.rt = wazero.NewRuntimeWithConfig(ctx, r.runtimeConfig())
 	return r, nil
 }
@@ -92,6 +111,7 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte) (*Module, error) {
 		if !running {
 			c = &compileCall{done: make(chan struct{})}
 			r.modules[digest] = c
+			r.busy.Add(1)
 		}
 		r.mu.Unlock()
 
@@ -101,6 +121,7 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte) (*Module, error) {
 				r.forget(digest, c)
 			}
 			close(c.done)
+			r.busy.Done()
 			return c.m, c.err
 		}
 		select {
@@ -117,8 +138,13 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte) (*Module, error) {
 }
 
 func (r *Runtime) compile(ctx context.Context, digest [sha256.Size]byte, wasm []byte) (*Module, error) {
+	ctx, cancel := r.compileContext(ctx)
+	defer cancel()
 	compiled, err := r.rt.CompileModule(ctx, wasm)
 	if err != nil {
+		if r.closing.Err() != nil {
+			err = fmt.Errorf("runtime %w while compiling", ErrClosed)
+		}
 		return nil, fmt.Errorf("compile module %s: %w", shortDigest(digest), err)
 	}
 	m, err := newModule(r, digest, wasm, compiled)
@@ -129,6 +155,30 @@ func (r *Runtime) compile(ctx context.Context, digest [sha256.Size]byte, wasm []
 	r.logger.Debug("compiled plugin module", "digest", m.Digest(), "bytes", len(wasm), "imports", m.imports)
 	return m, nil
 }
+
+// compileContext is ctx, also cancelled when r closes, and asking wazero to
+// compile a module's functions on r.workers goroutines. With more than one
+// worker wazero checks the context between functions, which is what lets
+// Close cut a compilation short instead of waiting seconds for it.
+func (r *Runtime) compileContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(experimental.WithCompilationWorkers(ctx, r.workers))
+	stop := context.AfterFunc(r.closing, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// enter registers an operation that uses the shared compilation cache, so
+// Close waits for it; it fails once r is closed. Call leave when done.
+func (r *Runtime) enter() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return fmt.Errorf("runtime %w", ErrClosed)
+	}
+	r.busy.Add(1)
+	return nil
+}
+
+func (r *Runtime) leave() { r.busy.Done() }
 
 // forget removes digest's entry if it is still c.
 func (r *Runtime) forget(digest [sha256.Size]byte, c *compileCall) {
@@ -157,8 +207,12 @@ func (r *Runtime) untrack(p *Plugin) {
 	r.mu.Unlock()
 }
 
-// Close closes every plugin loaded from r, then the modules and the
-// compilation cache. The on-disk cache stays for the next Runtime.
+// Close cancels the compilations in flight and waits for them and for the
+// loads in flight to end (wazero's shared engine must not be closed under
+// them), closes every plugin loaded from r, then the modules and the
+// compilation cache. The on-disk cache stays for the next Runtime. If ctx
+// ends first, Close returns its error and leaves the engine to the process
+// exit rather than close it under a running compilation.
 func (r *Runtime) Close(ctx context.Context) error {
 	r.mu.Lock()
 	if r.closed {
@@ -166,6 +220,18 @@ func (r *Runtime) Close(ctx context.Context) error {
 		return nil
 	}
 	r.closed = true
+	r.mu.Unlock()
+	r.cancel()
+
+	idle := make(chan struct{})
+	go func() { r.busy.Wait(); close(idle) }()
+	select {
+	case <-idle:
+	case <-ctx.Done():
+		return fmt.Errorf("close wasm runtime: waiting for compilations in flight: %w", ctx.Err())
+	}
+
+	r.mu.Lock()
 	plugins := make([]*Plugin, 0, len(r.plugins))
 	for p := range r.plugins {
 		plugins = append(plugins, p)
