@@ -12,6 +12,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/edgehost/edgehost/host/config"
+	"github.com/edgehost/edgehost/internal/mosquitto"
 )
 
 // counter collects the distinct payloads a subscriber saw.
@@ -51,7 +52,7 @@ func passwd(t *testing.T, file, user, pw string) {
 // comes back refusing the eventbus's credentials until the subscriber is in
 // place, then reloads (SIGHUP) a password file that lets the eventbus in.
 func TestExternalRestartQueuesAndDelivers(t *testing.T) {
-	mosquittoPath(t)
+	mosquitto.Path(t)
 	if _, err := exec.LookPath("mosquitto_passwd"); err != nil {
 		t.Skip("mosquitto_passwd not installed")
 	}
@@ -59,14 +60,14 @@ func TestExternalRestartQueuesAndDelivers(t *testing.T) {
 	passwd(t, pwfile, "edge", "pw")
 	mq := startMosquitto(t, "password_file "+pwfile)
 	s := newSetup(t, "embedded", nil) // replaced below: external to this mosquitto
-	s.cfg.Mode, s.cfg.External.URL = "external", "tcp://"+mq.addr
+	s.cfg.Mode, s.cfg.External.URL = "external", "tcp://"+mq.Addr
 	s.cfg.External.Username, s.cfg.External.Password = "edge", "pw"
 	m := s.start()
 	ctx := context.Background()
 
 	const before, during = 20, 30
 	got := &counter{seen: map[string]bool{}}
-	sub := client(t, mq.addr)
+	sub := client(t, mq.Addr)
 	mustToken(t, sub.Subscribe("stream/#", 1, got.handler))
 	for i := range before {
 		if err := m.Publish(ctx, "stream/a", []byte(fmt.Sprint(i)), 1, false); err != nil {
@@ -75,7 +76,7 @@ func TestExternalRestartQueuesAndDelivers(t *testing.T) {
 	}
 	eventually(t, "the first messages arrive", func() bool { return got.has(before) })
 
-	mq.kill()
+	mq.Kill()
 	eventually(t, "the eventbus notices the broker is gone", func() bool { return !m.Stats().Connected })
 	for i := before; i < before+during; i++ {
 		if err := m.Publish(ctx, "stream/b", []byte(fmt.Sprint(i)), 1, false); err != nil {
@@ -87,14 +88,14 @@ func TestExternalRestartQueuesAndDelivers(t *testing.T) {
 	}
 
 	passwd(t, pwfile, "edge", "not-yet")
-	mq.start()
-	sub2 := client(t, mq.addr) // mosquitto forgot the old session (persistence false)
+	mq.Start()
+	sub2 := client(t, mq.Addr) // mosquitto forgot the old session (persistence false)
 	mustToken(t, sub2.Subscribe("stream/#", 1, got.handler))
 	if m.Stats().Connected {
 		t.Fatal("eventbus connected with refused credentials")
 	}
 	passwd(t, pwfile, "edge", "pw")
-	mq.reload()
+	mq.Reload()
 
 	eventually(t, "every queued message arrives", func() bool { return got.has(before + during) })
 	st := m.Stats()
@@ -132,11 +133,11 @@ func TestExternalQueueFull(t *testing.T) {
 func TestModeBoth(t *testing.T) {
 	mq := startMosquitto(t)
 	s := newSetup(t, "embedded", func(c *config.EventBus) { c.Mode = "both" })
-	s.cfg.External.URL = "tcp://" + mq.addr
+	s.cfg.External.URL = "tcp://" + mq.Addr
 	hub := register(t, s.bus, "websocket", HubGroup)
 	m := s.start()
 	eventually(t, "connected to mosquitto", func() bool { return m.Stats().Connected })
-	for _, addr := range []string{s.addr, mq.addr} {
+	for _, addr := range []string{s.addr, mq.Addr} {
 		c := client(t, addr)
 		mustToken(t, c.Publish("$hw/events/upload/from", 1, false, addr))
 		if msg := receive(t, hub); string(msg.Content) != addr {

@@ -5,11 +5,8 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +15,7 @@ import (
 	"github.com/edgehost/edgehost/host/bus"
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/store"
+	"github.com/edgehost/edgehost/internal/mosquitto"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -37,99 +35,13 @@ func freeAddr(tb testing.TB) string {
 	return l.Addr().String()
 }
 
-// mosquittoPath finds the mosquitto binary. It skips the test when it is
-// missing, except under CI=true, where a missing broker is a failure.
-func mosquittoPath(tb testing.TB) string {
+// startMosquitto runs a real mosquitto on a free loopback port, extra
+// config lines appended; Cleanup stops it by PID.
+func startMosquitto(tb testing.TB, extra ...string) *mosquitto.Broker {
 	tb.Helper()
-	if p, err := exec.LookPath("mosquitto"); err == nil {
-		return p
-	}
-	if _, err := os.Stat("/usr/sbin/mosquitto"); err == nil {
-		return "/usr/sbin/mosquitto"
-	}
-	if os.Getenv("CI") == "true" {
-		tb.Fatal("mosquitto is not installed and CI=true: run scripts/deps.sh")
-	}
-	tb.Skip("mosquitto is not installed (scripts/deps.sh installs it); skipping the external-broker test")
-	return ""
-}
-
-// mosquitto is a real broker run as a background process.
-type mosquitto struct {
-	tb   testing.TB
-	bin  string
-	addr string
-	conf string
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-// startMosquitto runs mosquitto on a free loopback port with a temporary
-// config; extra lines are appended to it. Cleanup stops it by PID.
-func startMosquitto(tb testing.TB, extra ...string) *mosquitto {
-	tb.Helper()
-	mq := &mosquitto{tb: tb, bin: mosquittoPath(tb), addr: freeAddr(tb)}
-	mq.conf = filepath.Join(tb.TempDir(), "mosquitto.conf")
-	_, port, _ := net.SplitHostPort(mq.addr)
-	lines := append([]string{
-		"listener " + port + " 127.0.0.1",
-		"allow_anonymous true",
-		"persistence false",
-		"user root", // keep reading the temp files after a reload
-	}, extra...)
-	if err := os.WriteFile(mq.conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	mq.start()
-	tb.Cleanup(mq.kill)
+	mq := mosquitto.New(tb, freeAddr(tb), extra...)
+	mq.Start()
 	return mq
-}
-
-// start launches the process and waits until the port accepts.
-func (mq *mosquitto) start() {
-	mq.tb.Helper()
-	mq.cmd = exec.Command(mq.bin, "-c", mq.conf)
-	var out strings.Builder
-	mq.cmd.Stdout, mq.cmd.Stderr = &out, &out
-	if err := mq.cmd.Start(); err != nil {
-		mq.tb.Fatalf("start mosquitto: %v", err)
-	}
-	mq.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(mq.cmd, mq.done)
-	deadline := time.Now().Add(waitFor)
-	for {
-		c, err := net.Dial("tcp", mq.addr)
-		if err == nil {
-			c.Close()
-			return
-		}
-		select {
-		case <-mq.done:
-			mq.tb.Fatalf("mosquitto exited: %s", out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			mq.tb.Fatalf("mosquitto did not listen on %s: %s", mq.addr, out.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// kill stops the process by its PID (SIGKILL, as a crash) and waits.
-func (mq *mosquitto) kill() {
-	if mq.cmd == nil || mq.cmd.Process == nil {
-		return
-	}
-	syscall.Kill(mq.cmd.Process.Pid, syscall.SIGKILL)
-	<-mq.done
-	mq.cmd = nil
-}
-
-// reload asks mosquitto to reread its config (SIGHUP).
-func (mq *mosquitto) reload() {
-	if err := syscall.Kill(mq.cmd.Process.Pid, syscall.SIGHUP); err != nil {
-		mq.tb.Fatal(err)
-	}
 }
 
 // brokerKinds are the two brokers every end-to-end test runs against.
@@ -166,7 +78,7 @@ func newSetup(tb testing.TB, kind string, change func(*config.EventBus)) *setup 
 		s.addr = freeAddr(tb)
 		s.cfg.Mode, s.cfg.Embedded.Address = "embedded", s.addr
 	case "mosquitto":
-		s.addr = startMosquitto(tb).addr
+		s.addr = startMosquitto(tb).Addr
 		s.cfg.Mode, s.cfg.External.URL = "external", "tcp://"+s.addr
 	default:
 		tb.Fatalf("unknown broker kind %q", kind)

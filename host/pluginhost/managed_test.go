@@ -52,7 +52,7 @@ func startHostWith(t testing.TB, dir string, cfg config.Plugins, events func(*bu
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := wasm.NewRuntime(context.Background(), wasm.RuntimeConfig{CacheDir: filepath.Join(dir, "cache")})
+	rt, err := wasm.NewRuntime(context.Background(), wasm.RuntimeConfig{CacheDir: plugintest.CacheDir(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

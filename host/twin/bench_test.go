@@ -64,7 +64,7 @@ func benchTwin(b *testing.B, instances, window int) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	rt, err := wasm.NewRuntime(context.Background(), wasm.RuntimeConfig{})
+	rt, err := wasm.NewRuntime(context.Background(), wasm.RuntimeConfig{CacheDir: plugintest.CacheDir(b)})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -70,7 +70,7 @@ func newRig(t *testing.T, devicesDir string) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	rt, err := wasm.NewRuntime(context.Background(), wasm.RuntimeConfig{})
+	rt, err := wasm.NewRuntime(context.Background(), wasm.RuntimeConfig{CacheDir: plugintest.CacheDir(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

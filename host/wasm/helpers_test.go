@@ -28,13 +28,18 @@ func TestMain(m *testing.M) {
 
 func runTests(m *testing.M) int {
 	ctx := context.Background()
-	dir, err := os.MkdirTemp("", "edgehost-wasm-cache-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	// make test's run-wide cache (internal/plugintest), else one of ours.
+	dir := os.Getenv(plugintest.CacheEnv)
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "edgehost-wasm-cache-"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
 	}
-	defer os.RemoveAll(dir)
 	testCacheDir = dir
+	var err error
 	testRuntime, err = NewRuntime(ctx, RuntimeConfig{CacheDir: dir})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
