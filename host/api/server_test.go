@@ -3,7 +3,10 @@ package api
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -139,5 +142,33 @@ func TestContentEncodings(t *testing.T) {
 	bad := MessageJSON{Content: []byte(`"a"`), ContentBase64: []byte("b")}
 	if _, err := FromJSON(&bad); err == nil || !strings.Contains(err.Error(), "both set") {
 		t.Fatalf("both contents: %v", err)
+	}
+}
+
+// metricsBackend is an echoBackend that also serves metrics.
+type metricsBackend struct{ echoBackend }
+
+func (metricsBackend) Metrics() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "edgehost_test 1\n") })
+}
+
+func TestMetricsRoute(t *testing.T) {
+	get := func(b Backend, token string) (int, string) {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		New(b, "s3cret", nil).ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String()
+	}
+	if code, body := get(&metricsBackend{}, "s3cret"); code != http.StatusOK || body != "edgehost_test 1\n" {
+		t.Errorf("with token: %d %q", code, body)
+	}
+	if code, _ := get(&metricsBackend{}, ""); code != http.StatusUnauthorized {
+		t.Errorf("without token: %d", code)
+	}
+	if code, _ := get(&echoBackend{}, "s3cret"); code != http.StatusNotFound {
+		t.Errorf("backend without metrics: %d", code)
 	}
 }

@@ -31,8 +31,11 @@ type Daemon struct {
 	started time.Time
 	log     hclog.Logger
 	bus     *bus.Bus
+	store   *store.Store
+	events  *eventbus.Module
 	plugins *pluginhost.Module
 	super   *supervisor.Supervisor
+	metrics metricsRegistry
 }
 
 // Run starts the daemon from cfg and serves until ctx is cancelled, then
@@ -57,7 +60,7 @@ func Run(ctx context.Context, cfg *config.Config, version string, log hclog.Logg
 	b := bus.New(bus.Options{QueueLen: cfg.Modules.Bus.QueueLen, SendTimeout: cfg.Modules.Bus.SendTimeout})
 	defer b.Close()
 
-	d := &Daemon{version: version, started: started, log: log, bus: b}
+	d := &Daemon{version: version, started: started, log: log, bus: b, store: st}
 	var modules []supervisor.Module
 	// events serves the plugins' MQTT imports; without an eventbus they
 	// fail with unavailable.
@@ -65,6 +68,7 @@ func Run(ctx context.Context, cfg *config.Config, version string, log hclog.Logg
 	if cfg.Modules.EventBus.Enable {
 		ev := eventbus.New(cfg.Modules.EventBus, b, st, log)
 		events = ev
+		d.events = ev
 		modules = append(modules, ev)
 	}
 	if cfg.Modules.Plugins.Enable {

@@ -1,0 +1,242 @@
+package daemon
+
+import (
+	"net/http"
+	"slices"
+	"sync"
+
+	"github.com/edgehost/edgehost/host/api"
+	"github.com/edgehost/edgehost/host/bus"
+	"github.com/edgehost/edgehost/host/eventbus"
+	"github.com/edgehost/edgehost/host/store"
+	"github.com/edgehost/edgehost/host/supervisor"
+	"github.com/edgehost/edgehost/host/wasm"
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// The daemon's Prometheus metrics are read from the counters its parts
+// already keep, at scrape time: nothing here counts anything itself.
+// docs/api.md lists every metric.
+
+// Metrics implements api.MetricsBackend: the Prometheus exposition of the
+// daemon's registry, which holds the daemon's counters, the Go runtime's
+// and the process's.
+func (d *Daemon) Metrics() http.Handler {
+	opts := promhttp.HandlerOpts{}
+	if d.log != nil {
+		opts.ErrorLog = d.log.Named("metrics").StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Warn})
+	}
+	return promhttp.HandlerFor(d.registry(), opts)
+}
+
+// metricsRegistry is the daemon's private registry, built on first use.
+type metricsRegistry struct {
+	once sync.Once
+	reg  *prometheus.Registry
+}
+
+// registry returns the daemon's registry, building it the first time.
+func (d *Daemon) registry() *prometheus.Registry {
+	d.metrics.once.Do(func() {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collector{d},
+			collectors.NewGoCollector(),
+			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		d.metrics.reg = reg
+	})
+	return d.metrics.reg
+}
+
+// collector is a prometheus.Collector over the daemon's bus, plugin host,
+// eventbus, store and supervisor. A part the daemon does not run (nil)
+// contributes no metrics. It reads the Daemon's fields at scrape time, so
+// it may be built before Run has set them all.
+type collector struct{ d *Daemon }
+
+// metric is one metric family whose value comes from a snapshot of type S.
+type metric[S any] struct {
+	desc  *prometheus.Desc
+	typ   prometheus.ValueType
+	value func(S) float64
+}
+
+// counter is a counter family named name, labelled with labels.
+func counter[S any](name, help string, value func(S) float64, labels ...string) metric[S] {
+	return metric[S]{prometheus.NewDesc(name, help, labels, nil), prometheus.CounterValue, value}
+}
+
+// gauge is a gauge family named name, labelled with labels.
+func gauge[S any](name, help string, value func(S) float64, labels ...string) metric[S] {
+	return metric[S]{prometheus.NewDesc(name, help, labels, nil), prometheus.GaugeValue, value}
+}
+
+// describe sends the descriptors of ms.
+func describe[S any](ch chan<- *prometheus.Desc, ms []metric[S]) {
+	for _, m := range ms {
+		ch <- m.desc
+	}
+}
+
+// emit sends every metric of ms for the snapshot s, with the given label
+// values.
+func emit[S any](ch chan<- prometheus.Metric, ms []metric[S], s S, labels ...string) {
+	for _, m := range ms {
+		ch <- prometheus.MustNewConstMetric(m.desc, m.typ, m.value(s), labels...)
+	}
+}
+
+// boolValue is 1 for true and 0 for false.
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+var busModuleMetrics = []metric[bus.ModuleStats]{
+	counter("edgehost_bus_messages_sent_total", "Messages queued for the bus module.",
+		func(s bus.ModuleStats) float64 { return float64(s.Sent) }, "module", "group"),
+	counter("edgehost_bus_messages_received_total", "Messages the bus module took from its queue.",
+		func(s bus.ModuleStats) float64 { return float64(s.Received) }, "module", "group"),
+	counter("edgehost_bus_messages_failed_total",
+		"Sends to the bus module that failed: its queue stayed full until the deadline, or it closed while the sender waited.",
+		func(s bus.ModuleStats) float64 { return float64(s.Failed) }, "module", "group"),
+	gauge("edgehost_bus_queue_depth", "Messages waiting in the bus module's queue now.",
+		func(s bus.ModuleStats) float64 { return float64(s.Queued) }, "module", "group"),
+	gauge("edgehost_bus_queue_capacity", "Messages the bus module's queue holds at most.",
+		func(s bus.ModuleStats) float64 { return float64(s.Capacity) }, "module", "group"),
+}
+
+var busMetrics = []metric[bus.Stats]{
+	counter("edgehost_bus_no_module_total", "Sends and requests addressed to an unknown bus module or an empty group.",
+		func(s bus.Stats) float64 { return float64(s.NoModule) }),
+	counter("edgehost_bus_no_waiter_total", "Replies on the bus that no request was waiting for.",
+		func(s bus.Stats) float64 { return float64(s.NoWaiter) }),
+	counter("edgehost_bus_requests_abandoned_total",
+		"Bus requests whose caller stopped waiting (deadline, cancellation, bus closed) before the reply came.",
+		func(s bus.Stats) float64 { return float64(s.Abandoned) }),
+	counter("edgehost_bus_messages_dropped_total", "Messages still queued when their bus module or the bus closed.",
+		func(s bus.Stats) float64 { return float64(s.Dropped) }),
+	gauge("edgehost_bus_requests_pending", "Bus requests waiting for a reply now.",
+		func(s bus.Stats) float64 { return float64(s.Pending) }),
+}
+
+var pluginMetrics = []metric[api.PluginInfo]{
+	counter("edgehost_plugin_calls_total", "Calls admitted to the plugin's loaded version.",
+		func(p api.PluginInfo) float64 { return float64(p.Calls) }, "plugin"),
+	counter("edgehost_plugin_faults_total", "Calls to the plugin's loaded version that faulted: trap, timeout, out of memory or bad reply.",
+		func(p api.PluginInfo) float64 { return float64(p.Faults) }, "plugin"),
+	counter("edgehost_plugin_denied_total", "Host calls of the plugin refused for want of a grant.",
+		func(p api.PluginInfo) float64 { return float64(p.Denied) }, "plugin"),
+	counter("edgehost_plugin_held_failed_total",
+		"Sends and MQTT publishes of the plugin held until its call's KV writes committed that then failed to go out.",
+		func(p api.PluginInfo) float64 { return float64(p.HeldFailed) }, "plugin"),
+	counter("edgehost_plugin_mqtt_dropped_total", "MQTT messages for the plugin's subscriptions that did not reach its queue.",
+		func(p api.PluginInfo) float64 { return float64(p.MQTTDropped) }, "plugin"),
+	counter("edgehost_plugin_tick_failed_total", "Calls of the plugin's edgehost_tick that failed.",
+		func(p api.PluginInfo) float64 { return float64(p.TickFailed) }, "plugin"),
+	gauge("edgehost_plugin_instances", "Live instances of the plugin.",
+		func(p api.PluginInfo) float64 { return float64(p.Instances) }, "plugin"),
+	gauge("edgehost_plugin_quarantined", "1 while the plugin is quarantined after repeated faults, else 0.",
+		func(p api.PluginInfo) float64 { return boolValue(p.State == wasm.StateQuarantined.String()) }, "plugin"),
+}
+
+// pluginStates are the states of api.PluginInfo.State (docs/api.md);
+// edgehost_plugin_state has a series for each.
+var pluginStates = []string{
+	wasm.StateReady.String(), wasm.StateQuarantined.String(), wasm.StateClosed.String(), "disabled", "failed",
+}
+
+var pluginState = prometheus.NewDesc("edgehost_plugin_state",
+	"1 for the plugin's current state, 0 for its other states.", []string{"plugin", "state"}, nil)
+
+var eventbusMetrics = []metric[eventbus.Stats]{
+	counter("edgehost_eventbus_published_total",
+		"MQTT messages handed to a broker, once per broker; a queued publish counts when it goes out.",
+		func(s eventbus.Stats) float64 { return float64(s.Published) }),
+	counter("edgehost_eventbus_received_total", "MQTT messages taken from a broker by the bridge or by a subscription.",
+		func(s eventbus.Stats) float64 { return float64(s.Received) }),
+	counter("edgehost_eventbus_bridged_total", "MQTT messages the bridge put on the bus.",
+		func(s eventbus.Stats) float64 { return float64(s.Bridged) }),
+	counter("edgehost_eventbus_unrouted_total", "Bridged MQTT messages whose bus group had no module.",
+		func(s eventbus.Stats) float64 { return float64(s.Unrouted) }),
+	counter("edgehost_eventbus_bus_failed_total",
+		"Bridged MQTT messages whose bus send failed otherwise: a full queue until the deadline, a closed bus.",
+		func(s eventbus.Stats) float64 { return float64(s.BusFailed) }),
+	counter("edgehost_eventbus_rejected_total",
+		"MQTT messages refused: invalid topic, payload over the limit or malformed, full queue, bad packet from an embedded-broker client, bad bus request.",
+		func(s eventbus.Stats) float64 { return float64(s.Rejected) }),
+	counter("edgehost_eventbus_queue_full_total", "Publishes refused because the external-broker queue was full (also in rejected).",
+		func(s eventbus.Stats) float64 { return float64(s.QueueFull) }),
+	counter("edgehost_eventbus_queued_total", "Publishes that waited in the queue for the external broker.",
+		func(s eventbus.Stats) float64 { return float64(s.Queued) }),
+	gauge("edgehost_eventbus_queue_depth", "Publishes waiting in the queue for the external broker now.",
+		func(s eventbus.Stats) float64 { return float64(s.QueueDepth) }),
+	counter("edgehost_eventbus_reconnects_total", "Connections to the external broker made after one was lost or failed.",
+		func(s eventbus.Stats) float64 { return float64(s.Reconnects) }),
+	gauge("edgehost_eventbus_external_connected", "1 while the external broker is connected, else 0 (always 0 in embedded mode).",
+		func(s eventbus.Stats) float64 { return boolValue(s.Connected) }),
+}
+
+var storeMetrics = []metric[store.Stats]{
+	counter("edgehost_store_commits_total", "Write transactions committed to the store file, one fsync each.",
+		func(s store.Stats) float64 { return float64(s.Commits) }),
+	counter("edgehost_store_updates_total", "Store updates committed; updates per commit is the group-commit batch size.",
+		func(s store.Stats) float64 { return float64(s.Updates) }),
+}
+
+var moduleMetrics = []metric[supervisor.ModuleStatus]{
+	gauge("edgehost_module_up", "1 while the daemon module is running, else 0.",
+		func(m supervisor.ModuleStatus) float64 { return boolValue(m.State == supervisor.Running) }, "module"),
+	counter("edgehost_module_restarts_total", "Restarts of the daemon module after it failed.",
+		func(m supervisor.ModuleStatus) float64 { return float64(m.Restarts) }, "module"),
+}
+
+// Describe implements prometheus.Collector.
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	describe(ch, busModuleMetrics)
+	describe(ch, busMetrics)
+	describe(ch, pluginMetrics)
+	ch <- pluginState
+	describe(ch, eventbusMetrics)
+	describe(ch, storeMetrics)
+	describe(ch, moduleMetrics)
+}
+
+// Collect implements prometheus.Collector.
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	d := c.d
+	if d.bus != nil {
+		s := d.bus.Stats()
+		emit(ch, busMetrics, s)
+		for _, m := range s.Modules {
+			emit(ch, busModuleMetrics, m, m.Name, m.Group)
+		}
+	}
+	if d.plugins != nil {
+		for _, p := range d.plugins.List() {
+			emit(ch, pluginMetrics, p, p.Name)
+			for _, state := range pluginStates {
+				ch <- prometheus.MustNewConstMetric(pluginState, prometheus.GaugeValue, boolValue(p.State == state), p.Name, state)
+			}
+			// A state this list does not know still shows as current.
+			if !slices.Contains(pluginStates, p.State) {
+				ch <- prometheus.MustNewConstMetric(pluginState, prometheus.GaugeValue, 1, p.Name, p.State)
+			}
+		}
+	}
+	if d.events != nil {
+		emit(ch, eventbusMetrics, d.events.Stats())
+	}
+	if d.store != nil {
+		emit(ch, storeMetrics, d.store.Stats())
+	}
+	if d.super != nil {
+		for _, m := range d.super.Status() {
+			emit(ch, moduleMetrics, m, m.Name)
+		}
+	}
+}
