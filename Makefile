@@ -6,33 +6,57 @@ BUILD     := build
 BIN       := $(BUILD)/bin/edgehost
 PLUGINDIR := $(BUILD)/plugins
 RUNDIR    := .run
-# First-party plugins and examples built into $(PLUGINDIR) as <dir>.wasm.
-PLUGINS   := $(patsubst %/,%,$(dir $(wildcard examples/*/main.go plugins/*/main.go)))
+# First-party plugins (embedded in the binary) and examples (loaded by
+# make run from the plugin dir).
+FIRSTPARTY := $(patsubst %/,%,$(dir $(wildcard plugins/*/main.go)))
+EXAMPLES   := $(patsubst %/,%,$(dir $(wildcard examples/*/main.go)))
+# Where the binary's go:embed finds the first-party plugins (host/builtin).
+BUILTINDIR := host/builtin/wasm
 
-.PHONY: all build plugins run test bench fuzz vet fmt clean deps
+# wasm-plugin DIR OUT builds the Go plugin in DIR to OUT.
+wasm-plugin = GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 $(GO) build -buildmode=c-shared -trimpath -o $(2) ./$(1)
+
+.PHONY: all build builtin plugins run test bench fuzz vet fmt clean deps
 
 all: build plugins
 
-build:
+# The daemon, with the first-party plugins embedded.
+build: builtin
 	$(GO) build -o $(BIN) ./cmd/edgehost
 
-plugins:
-	@mkdir -p $(PLUGINDIR)
-	@for p in $(PLUGINS); do \
-		echo "plugin $$p"; \
-		GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 $(GO) build -buildmode=c-shared -trimpath \
-			-o $(PLUGINDIR)/$$(basename $$p).wasm ./$$p || exit 1; \
+builtin:
+	@for p in $(FIRSTPARTY); do \
+		echo "built-in plugin $$p"; \
+		$(call wasm-plugin,$$p,$(BUILTINDIR)/$$(basename $$p).wasm) || exit 1; \
 	done
 
-# Run the daemon on embedded defaults: no cloud, data under .run/.
+# Every plugin, first-party and example, as build/plugins/<dir>.wasm.
+plugins:
+	@mkdir -p $(PLUGINDIR)
+	@for p in $(FIRSTPARTY) $(EXAMPLES); do \
+		echo "plugin $$p"; \
+		$(call wasm-plugin,$$p,$(PLUGINDIR)/$$(basename $$p).wasm) || exit 1; \
+	done
+
+# Run the daemon on embedded defaults: no cloud, data under .run/. The
+# first-party plugins are in the binary; the examples go in the plugin dir.
 run: build plugins
 	@mkdir -p $(RUNDIR)/plugins
-	cp $(PLUGINDIR)/*.wasm $(RUNDIR)/plugins/
+	@for p in $(EXAMPLES); do cp $(PLUGINDIR)/$$(basename $$p).wasm $(RUNDIR)/plugins/; done
 	$(BIN) run --config scripts/dev.yaml --data-dir $(RUNDIR)
 
-# The whole test suite, as CI runs it (.ci/run).
+# The whole test suite, as CI runs it (.ci/run). The test plugins are
+# compiled once, without -race, into a compilation cache that this run
+# alone uses (internal/plugintest), then every package runs under -race.
+# wazero names its cache directory after its version, which it reads from
+# the binary's build info; test binaries carry none, so both sides are told
+# the same name.
+WAZERO_CACHE_NAME := -ldflags=-X=github.com/tetratelabs/wazero/internal/version.version=edgehost-test
 test: deps vet
-	$(GO) test -race -timeout 15m ./...
+	@cache=$$(mktemp -d) && trap 'rm -rf "$$cache"' EXIT && \
+	export EDGEHOST_TEST_WASM_CACHE="$$cache" && \
+	$(GO) run $(WAZERO_CACHE_NAME) ./internal/plugintest/precompile && \
+	$(GO) test $(WAZERO_CACHE_NAME) -race -timeout 15m ./...
 
 vet:
 	$(GO) vet ./...
@@ -57,4 +81,4 @@ fmt:
 	gofmt -w .
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(BUILTINDIR)/*.wasm

@@ -1,34 +1,65 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
+	"sync"
 	"testing"
-	"time"
 
 	"github.com/edgehost/edgehost/internal/plugintest"
 )
 
-// buildBinary builds the edgehost binary once per test run.
+// binDir holds the binary the tests build; TestMain removes it.
+var (
+	binDir   string
+	binOnce  sync.Once
+	binPath  string
+	binError error
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "edgehost-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// buildBinary builds the edgehost binary once per test process as `make
+// build` does, with the first-party plugins embedded.
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	root, err := plugintest.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
+	binOnce.Do(func() {
+		root, err := plugintest.RepoRoot()
+		if err != nil {
+			binError = err
+			return
+		}
+		overlay, err := plugintest.BuiltinOverlay(binDir)
+		if err != nil {
+			binError = err
+			return
+		}
+		binPath = filepath.Join(binDir, "edgehost")
+		cmd := exec.Command("go", "build", "-overlay", overlay, "-o", binPath, "./cmd/edgehost")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			binError = fmt.Errorf("build edgehost: %v\n%s", err, out)
+		}
+	})
+	if binError != nil {
+		t.Fatal(binError)
 	}
-	bin := filepath.Join(t.TempDir(), "edgehost")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/edgehost")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build edgehost: %v\n%s", err, out)
-	}
-	return bin
+	return binPath
 }
 
 // edgehost runs the binary with args and returns its combined output and
@@ -94,35 +125,10 @@ func TestDaemonEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var logs bytes.Buffer
-	daemon := exec.Command(bin, "run", "--config", cfg, "--data-dir", dataDir)
-	daemon.Stdout, daemon.Stderr = &logs, &logs
-	if err := daemon.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- daemon.Wait() }()
-	t.Cleanup(func() {
-		if daemon.ProcessState == nil {
-			daemon.Process.Kill()
-			<-exited
-		}
-	})
-
+	d := launch(t, bin, "--config", cfg, "--data-dir", dataDir)
 	// Wait for readiness through the CLI, as an operator would.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		out, code := edgehost(t, bin, "", "status", "--data-dir", dataDir)
-		if code == 0 {
-			if !strings.Contains(out, "ready") || !strings.Contains(out, "echo") {
-				t.Fatalf("status output lacks readiness or the plugin:\n%s", out)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("daemon not ready: %s\nlogs:\n%s", out, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+	if out := d.awaitStatus(t, bin, dataDir, true, ""); !strings.Contains(out, "ready") || !strings.Contains(out, "echo") {
+		t.Fatalf("status output lacks readiness or the plugin:\n%s", out)
 	}
 
 	// To the plugin by name, and through the router by group and resource.
@@ -132,7 +138,7 @@ func TestDaemonEndToEnd(t *testing.T) {
 	} {
 		out, code := edgehost(t, bin, "", append([]string{"send", "--data-dir", dataDir, "--content", "hello edge"}, args...)...)
 		if code != 0 {
-			t.Fatalf("send %v exited %d:\n%s\nlogs:\n%s", args, code, out, logs.String())
+			t.Fatalf("send %v exited %d:\n%s\nlogs:\n%s", args, code, out, d.logs.String())
 		}
 		var reply struct {
 			Header struct {
@@ -153,17 +159,32 @@ func TestDaemonEndToEnd(t *testing.T) {
 		t.Fatalf("send to an unknown module: exit %d\n%s", code, out)
 	}
 
-	if err := daemon.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+	// What curl --unix-socket <data-dir>/admin.sock http://edgehost/metrics
+	// shows: the counters of the two messages above, in Prometheus text.
+	status, metrics := adminGet(t, dataDir, "/metrics")
+	if status != 200 {
+		t.Fatalf("/metrics = %d\n%s", status, metrics)
 	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("daemon exit after SIGTERM: %v\nlogs:\n%s", err, logs.String())
+	for _, want := range []string{
+		`edgehost_plugin_calls_total{plugin="echo"} 2`,
+		`edgehost_plugin_faults_total{plugin="echo"} 0`,
+		`edgehost_plugin_state{plugin="devicetwin",state="ready"} 1`,
+		`edgehost_bus_messages_received_total{group="plugins",module="echo"} 1`,
+		`edgehost_bus_no_module_total 1`,
+		`edgehost_module_up{module="plugins"} 1`,
+		"edgehost_eventbus_rejected_total 0",
+		"# TYPE edgehost_store_commits_total counter",
+		"process_resident_memory_bytes ",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatalf("daemon still running 5s after SIGTERM\nlogs:\n%s", logs.String())
 	}
+	if t.Failed() {
+		t.Fatalf("/metrics:\n%s", metrics)
+	}
+
+	d.stop(t)
 	if _, err := os.Stat(filepath.Join(dataDir, "admin.sock")); !os.IsNotExist(err) {
 		t.Errorf("admin socket left behind: %v", err)
 	}

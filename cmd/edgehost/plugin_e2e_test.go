@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,16 +21,44 @@ import (
 // daemonProc is a running `edgehost run`.
 type daemonProc struct {
 	cmd    *exec.Cmd
-	logs   *bytes.Buffer
+	logs   *logBuffer
 	exited chan error
+}
+
+// logBuffer collects a process's output; the test may read it while the
+// process still writes.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // startDaemon runs the daemon on cfg and dataDir and waits until it is
 // ready.
 func startDaemon(t *testing.T, bin, cfg, dataDir string) *daemonProc {
 	t.Helper()
-	d := &daemonProc{logs: &bytes.Buffer{}, exited: make(chan error, 1)}
-	d.cmd = exec.Command(bin, "run", "--config", cfg, "--data-dir", dataDir)
+	d := launch(t, bin, "--config", cfg, "--data-dir", dataDir)
+	d.awaitStatus(t, bin, dataDir, true, "")
+	return d
+}
+
+// launch runs `edgehost run` with args and returns at once; the process is
+// killed at the end of the test if it still runs.
+func launch(t *testing.T, bin string, args ...string) *daemonProc {
+	t.Helper()
+	d := &daemonProc{logs: &logBuffer{}, exited: make(chan error, 1)}
+	d.cmd = exec.Command(bin, append([]string{"run"}, args...)...)
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -41,14 +70,22 @@ func startDaemon(t *testing.T, bin, cfg, dataDir string) *daemonProc {
 			<-d.exited
 		}
 	})
+	return d
+}
+
+// awaitStatus polls `edgehost status` until it reports ready (exit 0) or,
+// with ready false, not ready (exit 1) with want in its output; it returns
+// that output.
+func (d *daemonProc) awaitStatus(t *testing.T, bin, dataDir string, ready bool, want string) string {
+	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		out, code := edgehost(t, bin, "", "status", "--data-dir", dataDir)
-		if code == 0 {
-			return d
+		if ready && code == 0 || !ready && code == 1 && strings.Contains(out, want) {
+			return out
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("daemon not ready: %s\nlogs:\n%s", out, d.logs)
+			t.Fatalf("daemon never reported ready=%v %q; last status (exit %d):\n%s\nlogs:\n%s", ready, want, code, out, d.logs)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

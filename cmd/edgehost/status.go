@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -38,6 +39,9 @@ func newStatusCommand() *cobra.Command {
 				printStatus(out, st)
 			}
 			if !st.Ready {
+				if len(st.NotReady) > 0 {
+					return fmt.Errorf("daemon is not ready: %s", strings.Join(st.NotReady, "; "))
+				}
 				return errors.New("daemon is not ready")
 			}
 			return nil
@@ -53,7 +57,11 @@ func printStatus(out io.Writer, st api.Status) {
 	if !st.Ready {
 		state = "NOT READY"
 	}
-	fmt.Fprintf(out, "edgehost %s: %s, up %s\n\n", st.Version, state, time.Since(st.StartedAt).Round(time.Second))
+	fmt.Fprintf(out, "edgehost %s: %s, up %s\n", st.Version, state, time.Since(st.StartedAt).Round(time.Second))
+	for _, why := range st.NotReady {
+		fmt.Fprintf(out, "  not ready: %s\n", why)
+	}
+	fmt.Fprintln(out)
 	w := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "MODULE\tSTATE\tRESTARTS\tLAST ERROR")
 	for _, m := range st.Modules {

@@ -17,7 +17,8 @@ import (
 	"github.com/edgehost/edgehost/internal/plugintest"
 )
 
-// twinRig is a daemon with the devicetwin plugin installed as a package,
+// twinRig is a daemon with the devicetwin plugin installed as a package
+// (the built-in one turned off),
 // a devices directory, and an MQTT client on its embedded broker.
 type twinRig struct {
 	t                  *testing.T
@@ -67,11 +68,13 @@ func newTwinRig(t *testing.T, instances int) *twinRig {
 	}
 	r.cfg = filepath.Join(r.dataDir, "edgehost.yaml")
 	config := fmt.Sprintf("modules:\n  eventbus:\n    embedded:\n      address: %s\n  twin:\n    lanes: %d\n"+
-		"  devices:\n    dir: %s\n  plugins:\n    trust:\n      policy:\n        local: allow-unsigned\n", r.broker, instances, r.devicesDir)
+		"  devices:\n    dir: %s\n  plugins:\n    builtin: false\n    trust:\n      policy:\n        local: allow-unsigned\n", r.broker, instances, r.devicesDir)
 	if err := os.WriteFile(r.cfg, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r.start()
+	// Without its plugin the twin is not ready, and says why.
+	r.d = launch(t, r.bin, "--config", r.cfg, "--data-dir", r.dataDir)
+	r.d.awaitStatus(t, r.bin, r.dataDir, false, "the twin plugin devicetwin is not running")
 	r.connect()
 	r.install("install", "1.0.0", module, instances)
 	// The twin hands the devices to the plugin once it is installed.

@@ -29,8 +29,12 @@ type Backend interface {
 
 // Status is the document /v1/status returns.
 type Status struct {
-	Version   string         `json:"version"`
-	Ready     bool           `json:"ready"`
+	Version string `json:"version"`
+	Ready   bool   `json:"ready"`
+	// NotReady says why Ready is false, a reason each: a module not
+	// running, a plugin that failed to load or is quarantined, no twin
+	// plugin, an unreachable external broker.
+	NotReady  []string       `json:"not_ready,omitempty"`
 	StartedAt time.Time      `json:"started_at"`
 	Modules   []ModuleStatus `json:"modules"`
 	Plugins   []PluginStatus `json:"plugins"`
@@ -143,11 +147,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	st := s.backend.Status()
 	if !st.Ready {
-		var notReady []string
-		for _, m := range st.Modules {
-			if m.State != "running" {
-				notReady = append(notReady, fmt.Sprintf("%s is %s", m.Name, m.State))
-			}
+		notReady := st.NotReady
+		if notReady == nil {
+			notReady = []string{}
 		}
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "not_ready": notReady})
 		return

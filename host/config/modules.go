@@ -58,9 +58,10 @@ func defaultModules() Modules {
 	return Modules{
 		Bus: Bus{Enable: true, QueueLen: 1024, SendTimeout: 2 * time.Second},
 		Plugins: Plugins{
-			Enable: true,
-			Limits: Limits{MemoryPages: 256, CallTimeout: time.Second, MaxMessageBytes: 1 << 20, Instances: 2},
-			Trust:  PluginTrust{Policy: SignaturePolicies{Local: RequireSignature, Remote: RequireSignature}},
+			Enable:  true,
+			Builtin: true,
+			Limits:  Limits{MemoryPages: 256, CallTimeout: time.Second, MaxMessageBytes: 1 << 20, Instances: 2},
+			Trust:   PluginTrust{Policy: SignaturePolicies{Local: RequireSignature, Remote: RequireSignature}},
 		},
 		API: API{Enable: true},
 		// The embedded broker is on by default: nothing to install.
@@ -143,6 +144,10 @@ type Plugins struct {
 	// Dir is the directory *.wasm plugins are loaded from; default
 	// <dataDir>/plugins.
 	Dir string `yaml:"dir"`
+	// Builtin loads the first-party plugins embedded in the binary (the
+	// device twin, ...) that no plugin of the same name in the list, the
+	// dir or the installed ones overrides; on by default.
+	Builtin bool `yaml:"builtin"`
 	// Limits apply to every plugin unless its own entry sets them.
 	Limits Limits `yaml:"limits"`
 	// List holds per-plugin settings.

@@ -4,6 +4,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/host/api"
+	"github.com/edgehost/edgehost/host/builtin"
 	"github.com/edgehost/edgehost/host/bus"
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/eventbus"
@@ -62,6 +64,10 @@ func Run(ctx context.Context, cfg *config.Config, version string, log hclog.Logg
 
 	d := &Daemon{version: version, started: started, log: log, bus: b, store: st}
 	var modules []supervisor.Module
+	if cfg.Modules.API.Enable {
+		// First, so /healthz answers while the other modules start.
+		modules = append(modules, &apiModule{cfg: cfg.Modules.API, server: api.New(d, "", log.Named("api")), tcpServer: tcpServer(d, cfg.Modules.API, log)})
+	}
 	// events serves the plugins' MQTT imports; without an eventbus they
 	// fail with unavailable.
 	var events pluginhost.EventBus
@@ -73,6 +79,13 @@ func Run(ctx context.Context, cfg *config.Config, version string, log hclog.Logg
 	}
 	if cfg.Modules.Plugins.Enable {
 		d.plugins = pluginhost.New(b, rt, st, events, cfg.Modules.Plugins, log)
+		if cfg.Modules.Plugins.Builtin {
+			d.plugins.SetBuiltins(builtins(cfg))
+		}
+		if missing := builtin.Missing(); len(missing) > 0 && cfg.Modules.Plugins.Builtin {
+			log.Warn("this binary was built without first-party plugins; build it with `make build` or put them in the plugin dir",
+				"missing", missing, "plugin_dir", cfg.Modules.Plugins.Dir)
+		}
 		modules = append(modules, d.plugins)
 	}
 	if cfg.Modules.Twin.Enable {
@@ -80,15 +93,20 @@ func Run(ctx context.Context, cfg *config.Config, version string, log hclog.Logg
 		modules = append(modules, twin.New(b, twin.Config{Plugin: cfg.Modules.Twin.Plugin,
 			DevicesDir: cfg.Modules.Devices.Dir, Lanes: cfg.Modules.Twin.Lanes}, log))
 	}
-	if cfg.Modules.API.Enable {
-		modules = append(modules, &apiModule{cfg: cfg.Modules.API, server: api.New(d, "", log.Named("api")), tcpServer: tcpServer(d, cfg.Modules.API, log)})
-	}
 	for _, name := range unimplemented(cfg) {
 		log.Warn("module is enabled in the config but not part of this build; ignoring it", "module", name)
 	}
 	d.super = supervisor.New(supervisor.Options{Logger: log}, modules...)
-	if err := d.super.Start(ctx); err != nil {
-		log.Error("daemon started with modules not ready", "error", err)
+	err = d.super.Start(ctx)
+	if ctx.Err() != nil {
+		log.Info("shutting down during start-up")
+		return d.super.Stop()
+	}
+	// Every module has now become ready or failed; the daemon serves what
+	// it can and says what it cannot.
+	if notReady := d.super.NotReady(); err != nil || len(notReady) > 0 {
+		log.Warn("daemon ready, but not fully", "elapsed_ms", time.Since(started).Milliseconds(), "data_dir", cfg.DataDir,
+			"not_ready", notReady, "start_error", err)
 	} else {
 		log.Info("daemon ready", "elapsed_ms", time.Since(started).Milliseconds(), "data_dir", cfg.DataDir)
 	}
@@ -99,6 +117,24 @@ func Run(ctx context.Context, cfg *config.Config, version string, log hclog.Logg
 	<-ctx.Done()
 	log.Info("shutting down")
 	return d.super.Stop()
+}
+
+// builtins returns the plugins embedded in the binary, configured from cfg:
+// the twin plugin gets the node's name (modules.hub.nodeName, else the
+// host name, as KubeEdge names a node) for its membership topics.
+func builtins(cfg *config.Config) []builtin.Plugin {
+	ps := builtin.Plugins()
+	for i := range ps {
+		if ps[i].Name != cfg.Modules.Twin.Plugin {
+			continue
+		}
+		node := cfg.Modules.Hub.NodeName
+		if node == "" {
+			node, _ = os.Hostname()
+		}
+		ps[i].Config, _ = json.Marshal(map[string]string{"node_name": node})
+	}
+	return ps
 }
 
 // unimplemented names the enabled config sections that have no module yet.
@@ -115,6 +151,7 @@ func (d *Daemon) Status() api.Status {
 	st := api.Status{Version: d.version, StartedAt: d.started}
 	if d.super != nil {
 		st.Ready = d.super.Ready()
+		st.NotReady = d.super.NotReady()
 		for _, m := range d.super.Status() {
 			st.Modules = append(st.Modules, api.ModuleStatus{Name: m.Name, State: string(m.State),
 				Restarts: m.Restarts, LastError: m.LastError, Since: m.Since})

@@ -22,6 +22,8 @@ const (
 	OriginDir = "dir"
 	// OriginInstalled: installed through the admin API.
 	OriginInstalled = "installed"
+	// OriginBuiltin: a first-party plugin embedded in the binary.
+	OriginBuiltin = "builtin"
 )
 
 // hosted is one plugin the host knows: the version in service (nil when

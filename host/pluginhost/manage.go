@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/edgehost/edgehost/host/builtin"
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/plugins"
 	"github.com/edgehost/edgehost/host/wasm"
@@ -236,13 +237,16 @@ func (m *Module) Install(ctx context.Context, file []byte, source string) (Info,
 	}
 	name := c.pkg.Manifest.Name
 	m.mu.RLock()
-	exists := m.find(name) != nil
+	existing := m.find(name)
 	m.mu.RUnlock()
-	if exists {
+	// An installed plugin overrides the built-in one of its name.
+	if existing != nil && existing.origin != OriginBuiltin {
 		return Info{}, fmt.Errorf("install: %w: plugin %q exists; use upgrade", ErrConflict, name)
 	}
 	h := m.newHosted(name, OriginInstalled)
-	l, err := m.loadPackage(ctx, h, c)
+	lctx, loaded := m.startLoading(ctx, name)
+	l, err := m.loadPackage(lctx, h, c)
+	loaded()
 	if err != nil {
 		return Info{}, fmt.Errorf("install: %w", err)
 	}
@@ -255,6 +259,10 @@ func (m *Module) Install(ctx context.Context, file []byte, source string) (Info,
 	if err != nil {
 		m.closePlugin(h, l)
 		return Info{}, fmt.Errorf("install plugin %q: %w", name, err)
+	}
+	if existing != nil {
+		m.drop(existing)
+		m.log.Info("built-in plugin overridden by an install", "plugin", name)
 	}
 	m.add(h, l, nil)
 	m.mu.Lock()
@@ -433,8 +441,10 @@ func (m *Module) SetEnabled(ctx context.Context, name string, enabled bool) (Inf
 }
 
 // Remove stops an installed plugin and forgets it and its versions. Its
-// KV namespace is kept, so a reinstall finds its state.
+// KV namespace is kept, so a reinstall finds its state. A load of the
+// plugin in flight (its install, or its load at start) is cut short first.
 func (m *Module) Remove(ctx context.Context, name string) error {
+	cancelled := m.cancelLoading(name)
 	done, err := m.begin()
 	if err != nil {
 		return err
@@ -442,28 +452,56 @@ func (m *Module) Remove(ctx context.Context, name string) error {
 	defer done()
 	h, err := m.installed(name)
 	if err != nil {
+		if cancelled && errors.Is(err, ErrNotFound) {
+			m.log.Info("plugin install cut short by its removal", "plugin", name)
+			return nil
+		}
 		return fmt.Errorf("remove: %w", err)
 	}
 	if err := m.pstore.Delete(name); err != nil {
 		return fmt.Errorf("remove plugin %q: %w", name, err)
 	}
-	m.mu.Lock()
-	m.unserve(h)
-	old := h.cur.Swap(nil)
-	m.plugins = slices.DeleteFunc(m.plugins, func(x *hosted) bool { return x == h })
-	err = m.reroute()
-	m.mu.Unlock()
-	if old != nil {
-		m.closePlugin(h, old)
-	}
+	m.drop(h)
 	if gcErr := m.pstore.GC(); gcErr != nil {
 		m.log.Warn("plugin blob gc", "error", gcErr)
 	}
 	m.log.Info("plugin removed", "plugin", name)
+	m.restoreBuiltin(ctx, name)
+	m.mu.Lock()
+	err = m.reroute()
+	m.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("remove plugin %q: %w", name, err)
 	}
 	return nil
+}
+
+// drop takes h out of service and out of the host's list, then closes its
+// version once its calls in flight finish.
+func (m *Module) drop(h *hosted) {
+	m.mu.Lock()
+	m.unserve(h)
+	old := h.cur.Swap(nil)
+	m.plugins = slices.DeleteFunc(m.plugins, func(x *hosted) bool { return x == h })
+	m.mu.Unlock()
+	if old != nil {
+		m.closePlugin(h, old)
+	}
+}
+
+// restoreBuiltin puts the built-in plugin called name back in service, if
+// the binary has one, once the installed plugin that overrode it is gone.
+func (m *Module) restoreBuiltin(ctx context.Context, name string) {
+	i := slices.IndexFunc(m.builtins, func(b builtin.Plugin) bool { return b.Name == name })
+	if i < 0 {
+		return
+	}
+	h := m.newHosted(name, OriginBuiltin)
+	l, err := m.loadSpec(ctx, h, m.builtinSpec(m.builtins[i]), m.builtins[i].Wasm)
+	m.add(h, l, err)
+	if err == nil {
+		m.log.Info("built-in plugin back in service", "plugin", name)
+	}
 }
 
 // Logs returns up to the last n lines (all when n <= 0) of name's log.

@@ -255,3 +255,89 @@ func TestInstalledPluginsSurviveRestart(t *testing.T) {
 		t.Errorf("blobs after remove: %d, want 2 (echo's current and previous)", len(blobs))
 	}
 }
+
+// TestRemoveDuringCompile removes an installed plugin while the host
+// compiles it from a cold cache, at start and during its install: the
+// compilation is cut short, the plugin is gone, and nothing crashes.
+func TestRemoveDuringCompile(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testPluginsConfig(dir)
+	h := startHost(t, dir, cfg)
+	if _, err := h.m.Install(context.Background(), pack(t, "examples/echo", echoManifest("1.0.0")), SourceLocal); err != nil {
+		t.Fatal(err)
+	}
+	h.stop()
+
+	// A host whose runtime has an empty cache, so compiling takes long.
+	st, err := store.Open(filepath.Join(dir, "edgehost.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rt, err := wasm.NewRuntime(context.Background(), wasm.RuntimeConfig{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(context.Background())
+	b := bus.New(bus.Options{})
+	defer b.Close()
+	m := New(b, rt, st, nil, cfg, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	readyc := make(chan struct{})
+	go func() { done <- m.Run(ctx, func() { close(readyc) }) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	awaitLoading := func() {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for !m.loadingNow("echo") {
+			if time.Now().After(deadline) {
+				t.Fatalf("echo never started loading; progress: %s", m.StartProgress())
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+
+	// At start.
+	awaitLoading()
+	if err := m.Remove(context.Background(), "echo"); err != nil {
+		t.Fatalf("remove during the start-up compile: %v", err)
+	}
+	<-readyc
+	if _, err := m.Info("echo"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("echo after its removal at start: %v", err)
+	}
+
+	// During its install.
+	installed := make(chan error, 1)
+	go func() {
+		_, err := m.Install(context.Background(), pack(t, "examples/echo", echoManifest("1.0.1")), SourceLocal)
+		installed <- err
+	}()
+	awaitLoading()
+	if err := m.Remove(context.Background(), "echo"); err != nil {
+		t.Fatalf("remove during the install's compile: %v", err)
+	}
+	if err := <-installed; !errors.Is(err, context.Canceled) {
+		t.Fatalf("install cut short by remove: %v, want context.Canceled", err)
+	}
+	if _, err := m.Info("echo"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("echo after its removal during install: %v", err)
+	}
+	if recs, err := m.pstore.List(); err != nil || len(recs) != 0 {
+		t.Fatalf("installed records after the removals: %v, %v", recs, err)
+	}
+}
+
+// loadingNow reports whether a load of the plugin called name is in flight.
+func (m *Module) loadingNow(name string) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	_, ok := m.loading[name]
+	return ok
+}

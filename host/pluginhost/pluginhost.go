@@ -21,12 +21,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/host/builtin"
 	"github.com/edgehost/edgehost/host/bus"
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/plugins"
@@ -44,19 +46,23 @@ const logLines = 500
 // Module loads the configured and installed plugins and serves them on the
 // bus. Create it with New and run it under the supervisor.
 type Module struct {
-	bus     *bus.Bus
-	runtime *wasm.Runtime
-	store   *store.Store
-	events  EventBus // nil: no eventbus, the MQTT imports fail
-	cfg     config.Plugins
-	log     hclog.Logger
-	trust   *plugins.Trust
+	bus      *bus.Bus
+	runtime  *wasm.Runtime
+	store    *store.Store
+	events   EventBus // nil: no eventbus, the MQTT imports fail
+	cfg      config.Plugins
+	log      hclog.Logger
+	trust    *plugins.Trust
+	builtins []builtin.Plugin
+
+	progress startProgress
 
 	// ops serialises the live operations (install, upgrade, ...).
 	ops sync.Mutex
 
 	mu      sync.RWMutex
-	ctx     context.Context // Run's, while running; nil otherwise
+	ctx     context.Context               // Run's, while running; nil otherwise
+	loading map[string]context.CancelFunc // loads in flight, by plugin name; Remove cancels them
 	pstore  *plugins.Store
 	plugins []*hosted // in load order
 	routers map[string]*router
@@ -86,8 +92,9 @@ func New(b *bus.Bus, rt *wasm.Runtime, st *store.Store, events EventBus, cfg con
 func (m *Module) Name() string { return "plugins" }
 
 // Run loads every plugin, serves them until ctx ends, then unloads them. A
-// plugin that fails to load is reported in Status and skipped; the others
-// serve.
+// plugin that fails to load is reported in Status and NotReady and skipped;
+// the others serve. Plugins load in parallel, up to one per CPU; live
+// operations (install, remove, ...) wait until they have.
 func (m *Module) Run(ctx context.Context, ready func()) error {
 	specs, err := m.discover()
 	if err != nil {
@@ -101,43 +108,30 @@ func (m *Module) Run(ctx context.Context, ready func()) error {
 	if err != nil {
 		return err
 	}
+	m.ops.Lock()
 	m.mu.Lock()
 	m.ctx, m.pstore, m.plugins, m.routers = ctx, pstore, nil, map[string]*router{}
 	m.mu.Unlock()
 
-	for _, d := range specs {
-		spec := d.spec
-		h := m.newHosted(spec.Name, d.origin)
-		start := time.Now()
-		p, err := m.loadSpec(ctx, h, spec)
-		h.loadMS = msSince(start)
-		m.add(h, p, err)
-		if err == nil && len(spec.Topics) > 0 {
-			if err := m.subscribeTopics(h, spec.Topics); err != nil {
+	loads := m.startLoads(specs, records)
+	m.loadAll(ctx, loads)
+	for _, l := range loads {
+		m.add(l.h, l.live, l.err)
+		if l.err == nil && l.live != nil && len(l.spec.Topics) > 0 {
+			if err := m.subscribeTopics(l.h, l.spec.Topics); err != nil {
 				m.mu.Lock()
-				h.lastError = err.Error()
+				l.h.lastError = err.Error()
 				m.mu.Unlock()
-				m.log.Error("plugin topics not subscribed", "plugin", h.name, "error", err)
+				m.log.Error("plugin topics not subscribed", "plugin", l.h.name, "error", err)
 			}
 		}
 	}
-	for _, r := range records {
-		h := m.newHosted(r.Name, OriginInstalled)
-		rec := r
-		h.record = &rec
-		var p *live
-		var err error
-		if r.Enabled {
-			p, err = m.loadRecorded(ctx, h, r.Current)
-		}
-		m.add(h, p, err)
-	}
-
 	m.mu.Lock()
 	err = m.reroute()
 	n := len(m.plugins)
 	m.mu.Unlock()
-	if err != nil {
+	m.ops.Unlock()
+	if err != nil || ctx.Err() != nil {
 		m.shutdown()
 		return err
 	}
@@ -146,6 +140,77 @@ func (m *Module) Run(ctx context.Context, ready func()) error {
 	<-ctx.Done()
 	m.shutdown()
 	return nil
+}
+
+// startLoad is one plugin to load when the host starts, and the outcome.
+type startLoad struct {
+	h    *hosted
+	spec config.Plugin // config, dir and built-in plugins
+	code []byte        // built-in plugins: the embedded module
+	rec  *plugins.Record
+
+	live *live
+	err  error
+}
+
+// startLoads lists what Run loads, in load order: the configured and
+// directory plugins, then the installed ones, then the built-in plugins
+// that none of those overrides by name.
+func (m *Module) startLoads(specs []discovered, records []plugins.Record) []*startLoad {
+	var loads []*startLoad
+	taken := map[string]bool{}
+	for _, d := range specs {
+		taken[d.spec.Name] = true
+		loads = append(loads, &startLoad{h: m.newHosted(d.spec.Name, d.origin), spec: d.spec})
+	}
+	for _, r := range records {
+		taken[r.Name] = true
+		h := m.newHosted(r.Name, OriginInstalled)
+		rec := r
+		h.record = &rec
+		loads = append(loads, &startLoad{h: h, rec: &rec})
+	}
+	for _, b := range m.builtins {
+		if taken[b.Name] {
+			m.log.Info("built-in plugin overridden", "plugin", b.Name)
+			continue
+		}
+		loads = append(loads, &startLoad{h: m.newHosted(b.Name, OriginBuiltin), spec: m.builtinSpec(b), code: b.Wasm})
+	}
+	return loads
+}
+
+// loadAll loads loads in parallel, up to one per CPU, keeping StartProgress
+// up to date.
+func (m *Module) loadAll(ctx context.Context, loads []*startLoad) {
+	m.progress.begin(len(loads))
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for _, l := range loads {
+		wg.Go(func() {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				l.err = fmt.Errorf("load plugin %q: %w", l.h.name, ctx.Err())
+				return
+			}
+			defer func() { <-sem }()
+			m.progress.start(l.h.name)
+			start := time.Now()
+			switch {
+			case l.rec == nil:
+				l.live, l.err = m.loadSpec(ctx, l.h, l.spec, l.code)
+			case l.rec.Enabled:
+				// Installed plugins can be removed while they load.
+				lctx, done := m.startLoading(ctx, l.h.name)
+				l.live, l.err = m.loadRecorded(lctx, l.h, l.rec.Current)
+				done()
+			}
+			l.h.loadMS = msSince(start)
+			m.progress.finish(l.h.name)
+		})
+	}
+	wg.Wait()
 }
 
 // add records h with its loaded version (or its load error) and starts
@@ -234,13 +299,17 @@ func (m *Module) discover() ([]discovered, error) {
 	return specs, nil
 }
 
-// loadSpec loads a plugin named in the config or found in the directory.
-// These are the operator's own: no signature or grant checks.
-func (m *Module) loadSpec(ctx context.Context, h *hosted, spec config.Plugin) (*live, error) {
-	path := m.cfg.ModulePath(spec)
-	code, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("load plugin %q: %w", spec.Name, err)
+// loadSpec loads a plugin named in the config, found in the directory, or
+// built in (code, when not nil). These are the operator's own and the
+// project's: no signature or grant checks.
+func (m *Module) loadSpec(ctx context.Context, h *hosted, spec config.Plugin, code []byte) (*live, error) {
+	path := "the binary"
+	if code == nil {
+		path = m.cfg.ModulePath(spec)
+		var err error
+		if code, err = os.ReadFile(path); err != nil {
+			return nil, fmt.Errorf("load plugin %q: %w", spec.Name, err)
+		}
 	}
 	start := time.Now()
 	mod, err := m.runtime.Compile(ctx, code)

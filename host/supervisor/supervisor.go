@@ -27,6 +27,24 @@ type Module interface {
 	Run(ctx context.Context, ready func()) error
 }
 
+// Progresser is implemented by a module whose start can take long, such as
+// the plugin host compiling plugins. Start keeps waiting for the module as
+// long as the description it returns changes, and names it when the module
+// is still not ready.
+type Progresser interface {
+	// StartProgress describes how far the module's start has come, e.g.
+	// "2 of 4 plugins loaded; compiling devicetwin".
+	StartProgress() string
+}
+
+// Checker is implemented by a module that can run without serving fully,
+// such as the plugin host with a plugin that failed to load.
+type Checker interface {
+	// NotReady returns why the module does not serve fully; none when it
+	// does. Each reason names what is wrong.
+	NotReady() []string
+}
+
 // State is a module's lifecycle state.
 type State string
 
@@ -50,7 +68,9 @@ type ModuleStatus struct {
 // Options tune the supervisor. The zero value is usable.
 type Options struct {
 	// StartTimeout bounds how long Start waits for one module to be ready
-	// before going on to the next (default 10s).
+	// without progress before going on to the next (default 10s). A module
+	// that implements Progresser gets StartTimeout again each time its
+	// progress changes.
 	StartTimeout time.Duration
 	// StopTimeout bounds how long Stop waits for one module to return
 	// (default 5s).
@@ -123,19 +143,59 @@ func (s *Supervisor) Start(ctx context.Context) error {
 		e.done = make(chan struct{})
 		e.ready = make(chan struct{})
 		go s.keepRunning(runCtx, e)
-
-		timer := time.NewTimer(s.opts.StartTimeout)
-		select {
-		case <-e.ready:
-		case <-timer.C:
-			notReady = append(notReady, fmt.Errorf("module %q not ready after %s: %s", e.mod.Name(), s.opts.StartTimeout, e.snapshot().LastError))
-		case <-ctx.Done():
-			timer.Stop()
-			return fmt.Errorf("start module %q: %w", e.mod.Name(), ctx.Err())
+		if err := s.awaitReady(ctx, e); err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			notReady = append(notReady, err)
 		}
-		timer.Stop()
 	}
 	return errors.Join(notReady...)
+}
+
+// progressPoll is how often awaitReady looks at a starting module's
+// progress.
+const progressPoll = 250 * time.Millisecond
+
+// awaitReady waits until e's module is ready, or has made no progress for
+// StartTimeout, or ctx ends; the error says why it is not ready.
+func (s *Supervisor) awaitReady(ctx context.Context, e *entry) error {
+	progresser, _ := e.mod.(Progresser)
+	progress := func() string {
+		if progresser == nil {
+			return ""
+		}
+		return progresser.StartProgress()
+	}
+	last := progress()
+	deadline := time.Now().Add(s.opts.StartTimeout)
+	tick := time.NewTicker(min(progressPoll, s.opts.StartTimeout))
+	defer tick.Stop()
+	for {
+		select {
+		case <-e.ready:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("start module %q: %w", e.mod.Name(), ctx.Err())
+		case now := <-tick.C:
+			if p := progress(); p != last {
+				last, deadline = p, now.Add(s.opts.StartTimeout)
+				s.log.Info("module starting", "module", e.mod.Name(), "progress", p)
+				continue
+			}
+			if now.Before(deadline) {
+				continue
+			}
+			why := e.snapshot().LastError
+			if why == "" {
+				why = last
+			}
+			if why == "" {
+				why = "it gave no reason"
+			}
+			return fmt.Errorf("module %q not ready after %s without progress: %s", e.mod.Name(), s.opts.StartTimeout, why)
+		}
+	}
 }
 
 // keepRunning runs e's module until its context is cancelled, restarting it
@@ -240,12 +300,31 @@ func (s *Supervisor) Status() []ModuleStatus {
 	return out
 }
 
-// Ready reports whether every module is running.
+// Ready reports whether every module is running and serving fully.
 func (s *Supervisor) Ready() bool {
+	return len(s.entries) > 0 && len(s.NotReady()) == 0
+}
+
+// NotReady returns why the daemon is not ready, a reason per line: each
+// module that is not running (with its last error), and what each running
+// module that implements Checker reports.
+func (s *Supervisor) NotReady() []string {
+	var out []string
 	for _, e := range s.entries {
-		if e.snapshot().State != Running {
-			return false
+		st := e.snapshot()
+		progresser, _ := e.mod.(Progresser)
+		switch {
+		case st.State == Starting && progresser != nil:
+			out = append(out, fmt.Sprintf("module %s is starting: %s", st.Name, progresser.StartProgress()))
+		case st.State != Running && st.LastError != "":
+			out = append(out, fmt.Sprintf("module %s is %s: %s", st.Name, st.State, st.LastError))
+		case st.State != Running:
+			out = append(out, fmt.Sprintf("module %s is %s", st.Name, st.State))
+		default:
+			if c, ok := e.mod.(Checker); ok {
+				out = append(out, c.NotReady()...)
+			}
 		}
 	}
-	return len(s.entries) > 0
+	return out
 }

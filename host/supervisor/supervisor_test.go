@@ -125,3 +125,77 @@ func TestStartReportsModulesNotReady(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// slowModule reports progress a step at a time and is ready after steps
+// steps, each shorter than the start timeout but all together longer.
+type slowModule struct {
+	steps int
+	step  time.Duration
+	done  atomic.Int32
+	bad   atomic.Value // string: what NotReady reports once running
+}
+
+func (m *slowModule) Name() string { return "slow" }
+
+func (m *slowModule) StartProgress() string {
+	return strings.Repeat(".", int(m.done.Load())) + " loaded"
+}
+
+func (m *slowModule) NotReady() []string {
+	if s, _ := m.bad.Load().(string); s != "" {
+		return []string{s}
+	}
+	return nil
+}
+
+func (m *slowModule) Run(ctx context.Context, ready func()) error {
+	for range m.steps {
+		select {
+		case <-time.After(m.step):
+			m.done.Add(1)
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	ready()
+	<-ctx.Done()
+	return nil
+}
+
+func TestStartWaitsWhileModuleProgresses(t *testing.T) {
+	m := &slowModule{steps: 6, step: 150 * time.Millisecond}
+	// 6 steps of 150ms take far longer than the 400ms timeout, but each
+	// step is progress.
+	s := New(Options{StartTimeout: 400 * time.Millisecond}, m)
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatalf("Start gave up on a module that kept making progress: %v", err)
+	}
+	if !s.Ready() {
+		t.Fatalf("not ready: %v", s.NotReady())
+	}
+	m.bad.Store("plugin x failed to load")
+	if s.Ready() {
+		t.Fatal("ready while the module reports a problem")
+	}
+	if got := s.NotReady(); !slices.Equal(got, []string{"plugin x failed to load"}) {
+		t.Fatalf("NotReady = %v", got)
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStartGivesUpWithoutProgressAndSaysWhere(t *testing.T) {
+	m := &slowModule{steps: 2, step: time.Hour}
+	s := New(Options{StartTimeout: 100 * time.Millisecond}, m)
+	err := s.Start(context.Background())
+	if err == nil || !strings.Contains(err.Error(), `module "slow" not ready`) || !strings.Contains(err.Error(), " loaded") {
+		t.Fatalf("Start error = %v, want one naming the module and its progress", err)
+	}
+	if got := s.NotReady(); len(got) != 1 || !strings.Contains(got[0], "module slow is starting:  loaded") {
+		t.Fatalf("NotReady = %v", got)
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -315,3 +315,12 @@ func (m *Module) forwardUpstream(ctx context.Context, up *bus.Endpoint) {
 		}
 	}
 }
+
+// NotReady implements supervisor.Checker: a reason while the twin plugin
+// is not on the bus, when twin traffic would go unanswered.
+func (m *Module) NotReady() []string {
+	if m.pluginPresent() {
+		return nil
+	}
+	return []string{fmt.Sprintf("twin: the twin plugin %s is not running; twin messages go unanswered", m.cfg.Plugin)}
+}

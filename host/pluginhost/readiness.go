@@ -1,0 +1,124 @@
+package pluginhost
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/edgehost/edgehost/host/builtin"
+	"github.com/edgehost/edgehost/host/config"
+	"github.com/edgehost/edgehost/host/wasm"
+)
+
+// SetBuiltins gives the module the first-party plugins embedded in the
+// binary; Run loads each one that no configured, directory or installed
+// plugin of the same name overrides. Call it before Run.
+func (m *Module) SetBuiltins(ps []builtin.Plugin) { m.builtins = ps }
+
+// builtinSpec is how a built-in plugin is loaded: under the host's default
+// limits, with the config the daemon gave it.
+func (m *Module) builtinSpec(b builtin.Plugin) config.Plugin {
+	return config.Plugin{Name: b.Name, Limits: m.cfg.Limits, Config: b.Config}
+}
+
+// startLoading registers a load of the plugin called name, which Remove
+// can cancel; call done when the load has ended.
+func (m *Module) startLoading(ctx context.Context, name string) (lctx context.Context, done func()) {
+	lctx, cancel := context.WithCancel(ctx)
+	m.mu.Lock()
+	if m.loading == nil {
+		m.loading = map[string]context.CancelFunc{}
+	}
+	m.loading[name] = cancel
+	m.mu.Unlock()
+	return lctx, func() {
+		m.mu.Lock()
+		delete(m.loading, name)
+		m.mu.Unlock()
+		cancel()
+	}
+}
+
+// cancelLoading cuts short a load of the plugin called name in flight, and
+// reports whether there was one.
+func (m *Module) cancelLoading(name string) bool {
+	m.mu.Lock()
+	cancel, ok := m.loading[name]
+	m.mu.Unlock()
+	if ok {
+		cancel()
+	}
+	return ok
+}
+
+// startProgress is how far Run's loading has come, for StartProgress.
+type startProgress struct {
+	mu          sync.Mutex
+	total, done int
+	loading     []string
+}
+
+func (p *startProgress) begin(total int) {
+	p.mu.Lock()
+	p.total, p.done, p.loading = total, 0, nil
+	p.mu.Unlock()
+}
+
+func (p *startProgress) start(name string) {
+	p.mu.Lock()
+	p.loading = append(p.loading, name)
+	p.mu.Unlock()
+}
+
+func (p *startProgress) finish(name string) {
+	p.mu.Lock()
+	p.done++
+	p.loading = slices.DeleteFunc(p.loading, func(n string) bool { return n == name })
+	p.mu.Unlock()
+}
+
+// StartProgress implements supervisor.Progresser: how many plugins are
+// loaded and which are compiling or initialising now.
+func (m *Module) StartProgress() string {
+	p := &m.progress
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := fmt.Sprintf("%d of %d plugins loaded", p.done, p.total)
+	if len(p.loading) > 0 {
+		s += "; loading " + strings.Join(p.loading, ", ")
+	}
+	return s
+}
+
+// NotReady implements supervisor.Checker: a reason for each enabled plugin
+// that failed to load and each quarantined plugin.
+func (m *Module) NotReady() []string {
+	m.mu.RLock()
+	hs := slices.Clone(m.plugins)
+	m.mu.RUnlock()
+	var out []string
+	for _, h := range hs {
+		l := h.cur.Load()
+		if l == nil {
+			m.mu.RLock()
+			enabled, why := h.record == nil || h.record.Enabled, h.lastError
+			m.mu.RUnlock()
+			if enabled {
+				out = append(out, fmt.Sprintf("plugin %s (%s) failed to load: %s", h.name, h.origin, why))
+			}
+			continue
+		}
+		if st := l.p.Status(); st.State == wasm.StateQuarantined {
+			why := "repeated faults"
+			if st.LastFault != nil {
+				why = st.LastFault.Error()
+			}
+			out = append(out, fmt.Sprintf("plugin %s is quarantined until %s: %s",
+				h.name, st.QuarantinedUntil.UTC().Format(time.RFC3339), why))
+		}
+	}
+	return out
+}
