@@ -225,11 +225,14 @@ func importRequest(inst *instance, mem api.Memory, stack []uint64) {
 	if timeout <= 0 {
 		timeout = inst.p.limits.CallTimeout
 	}
-	// The wait ends at the request's timeout, when the caller gives up, or
-	// when the watchdog ends the call.
-	ctx, cancel := context.WithTimeout(inst.callCtx, timeout)
+	// The wait ends at the request's timeout, at the call's deadline, or
+	// when the caller gives up.
+	deadline := time.Now().Add(timeout)
+	if inst.deadline.Before(deadline) {
+		deadline = inst.deadline
+	}
+	ctx, cancel := context.WithDeadline(inst.callCtx, deadline)
 	defer cancel()
-	defer context.AfterFunc(inst.ctx, cancel)()
 	reply, err := inst.p.host.Request(ctx, inst.p.name, &m)
 	if err != nil {
 		stack[0] = fail(codeOf(err, abi.Unavailable))

@@ -27,12 +27,13 @@ type instance struct {
 	p   *Plugin
 	mod api.Module
 	mem api.Memory
-	// ctx is the context of every call into the instance. The watchdog
-	// cancels it when a call runs past the timeout, which makes wazero
-	// close the module (WithCloseOnContextDone); it is never reused after.
-	ctx      context.Context
-	cancel   context.CancelFunc
-	watchdog *time.Timer
+	// ctx is the context of every call into the instance: it carries the
+	// instance for the host functions, and has no Done channel, so wazero
+	// starts nothing per call.
+	ctx context.Context
+	// deadline ends the current call: the safepoint the instrumented guest
+	// calls (safepoint.go) makes it trap once the deadline has passed.
+	deadline time.Time
 
 	fnBuffer, fnInit, fnHandle, fnTick, fnStop api.Function
 	stack                                      []uint64 // CallWithStack's params and results
@@ -47,6 +48,7 @@ type instance struct {
 	// guest publishes on the same one.
 	lastTopic string
 	oom       bool // the guest reported running out of memory in this call
+	timedOut  bool // the safepoint stopped this call at its deadline
 	dead      bool // the instance must not serve another call
 
 	stdout, stderr *lineWriter
@@ -58,11 +60,7 @@ type instance struct {
 // timeout/memory), or a *CodeError when edgehost_init refused.
 func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 	inst := &instance{p: p, stack: make([]uint64, 1), callCtx: ctx}
-	base, cancel := context.WithCancel(context.Background())
-	inst.ctx = context.WithValue(base, instanceKey{}, inst)
-	inst.cancel = cancel
-	inst.watchdog = time.AfterFunc(time.Hour, cancel)
-	inst.watchdog.Stop()
+	inst.ctx = context.WithValue(context.Background(), instanceKey{}, inst)
 	inst.stdout = &lineWriter{inst: inst, stream: "stdout"}
 	inst.stderr = &lineWriter{inst: inst, stream: "stderr"}
 
@@ -75,19 +73,16 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 		WithSysNanotime().
 		WithSysNanosleep().
 		WithRandSource(rand.Reader)
-	inst.watchdog.Reset(p.limits.CallTimeout)
+	// The start functions (_initialize) run under the call timeout too.
+	inst.deadline = time.Now().Add(p.limits.CallTimeout)
 	mod, err := p.rt.InstantiateModule(inst.ctx, p.compiled, cfg)
-	timedOut := !inst.watchdog.Stop()
 	if mod != nil {
 		inst.mod = mod
 		inst.mem = mod.Memory()
 		p.live.Add(1)
 	}
-	if err != nil || timedOut {
-		if err == nil {
-			err = errors.New("finished after the deadline")
-		}
-		fe := inst.fault(FaultStart, timedOut, fmt.Errorf("instantiate: %w", err))
+	if err != nil {
+		fe := inst.fault(FaultStart, fmt.Errorf("instantiate: %w", err))
 		inst.close()
 		return nil, fe
 	}
@@ -130,34 +125,28 @@ func (inst *instance) start(ctx context.Context) error {
 	return inst.commit(ctx)
 }
 
-// call runs fn with inst.stack under the watchdog. A failure is a
+// call runs fn with inst.stack until the call timeout. A failure is a
 // *FaultError (kind from the failure, else fallback) and marks the instance
 // dead.
 func (inst *instance) call(ctx context.Context, fn api.Function, fallback FaultKind) error {
 	inst.callCtx = ctx
-	inst.oom = false
-	inst.watchdog.Reset(inst.p.limits.CallTimeout)
+	inst.oom, inst.timedOut = false, false
+	inst.deadline = time.Now().Add(inst.p.limits.CallTimeout)
 	err := fn.CallWithStack(inst.ctx, inst.stack)
-	timedOut := !inst.watchdog.Stop()
 	inst.callCtx = nil
 	inst.kept = nil
-	if timedOut {
-		// The watchdog fired: the instance's context is cancelled, so it
-		// cannot serve again even if this call made it in time.
-		inst.dead = true
-	}
 	if err != nil {
 		inst.dead = true
-		return inst.fault(fallback, timedOut, err)
+		return inst.fault(fallback, err)
 	}
 	return nil
 }
 
 // fault classifies a failed call.
-func (inst *instance) fault(fallback FaultKind, timedOut bool, err error) *FaultError {
+func (inst *instance) fault(fallback FaultKind, err error) *FaultError {
 	kind := fallback
 	switch {
-	case timedOut:
+	case inst.timedOut:
 		kind = FaultTimeout
 		err = fmt.Errorf("call ran past %s: %w", inst.p.limits.CallTimeout, err)
 	case inst.oom || inst.memoryFull():
@@ -304,8 +293,6 @@ func (inst *instance) stop(ctx context.Context) {
 
 // close releases the instance.
 func (inst *instance) close() {
-	inst.watchdog.Stop()
-	inst.cancel()
 	if inst.mod != nil {
 		if err := inst.mod.Close(context.Background()); err != nil {
 			inst.p.logger.Debug("close instance", "error", err)

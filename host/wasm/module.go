@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/host/wasm/internal/instrument"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
@@ -61,7 +62,7 @@ var exportSigs = []struct {
 type Module struct {
 	rt           *Runtime
 	digest       [sha256.Size]byte
-	wasm         []byte
+	wasm         []byte // instrumented: what every plugin runtime compiles
 	compiled     wazero.CompiledModule
 	imports      []string
 	initialPages uint32
@@ -98,7 +99,7 @@ func newModule(r *Runtime, digest [sha256.Size]byte, wasm []byte, c wazero.Compi
 	m := &Module{
 		rt:           r,
 		digest:       digest,
-		wasm:         slices.Clone(wasm),
+		wasm:         wasm,
 		compiled:     c,
 		initialPages: mem.Min(),
 	}
@@ -118,7 +119,9 @@ func newModule(r *Runtime, digest [sha256.Size]byte, wasm []byte, c wazero.Compi
 					signature{d.ParamTypes(), d.ResultTypes()}, h.sig)
 			}
 			m.imports = append(m.imports, field)
-		case wasi_snapshot_preview1.ModuleName:
+		case wasi_snapshot_preview1.ModuleName, instrument.ImportModule:
+			// instrument.Module refuses modules of their own that import
+			// the latter; this is its safepoint.
 		default:
 			return nil, fmt.Errorf("%s imports %s.%s, which this host (ABI %d.%d) does not provide",
 				name, mod, field, abi.Major, abi.Minor)

@@ -148,6 +148,9 @@ func (p *Plugin) link(ctx context.Context) error {
 	if err := instantiateImports(ctx, p.rt, p.module.imports); err != nil {
 		return fmt.Errorf("provide imports: %w", err)
 	}
+	if err := instantiateSafepoint(ctx, p.rt); err != nil {
+		return fmt.Errorf("provide the safepoint: %w", err)
+	}
 	cctx, cancel := p.owner.compileContext(ctx)
 	defer cancel()
 	compiled, err := p.rt.CompileModule(cctx, p.module.wasm)

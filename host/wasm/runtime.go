@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/edgehost/edgehost/host/wasm/internal/instrument"
 	"github.com/hashicorp/go-hclog"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/experimental"
@@ -90,9 +91,12 @@ func NewRuntime(ctx context.Context, cfg RuntimeConfig) (*Runtime, error) {
 // must be the same for all of them (apart from the memory limit, which does
 // not change compiled code) so that they share compiled code.
 func (r *Runtime) runtimeConfig() wazero.RuntimeConfig {
+	// Runaway guests are stopped by the safepoints the instrumentation
+	// inserts (safepoint.go), not by wazero's close-on-done, which costs a
+	// goroutine per call and a trip into Go at every loop iteration.
 	return wazero.NewRuntimeConfig().
 		WithCompilationCache(r.cache).
-		WithCloseOnContextDone(true)
+		WithCloseOnContextDone(false)
 }
 
 // Compile compiles and validates a plugin module against abi/SPEC.md. It
@@ -138,16 +142,20 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte) (*Module, error) {
 }
 
 func (r *Runtime) compile(ctx context.Context, digest [sha256.Size]byte, wasm []byte) (*Module, error) {
+	code, err := instrument.Module(wasm)
+	if err != nil {
+		return nil, fmt.Errorf("compile module %s: %w", shortDigest(digest), err)
+	}
 	ctx, cancel := r.compileContext(ctx)
 	defer cancel()
-	compiled, err := r.rt.CompileModule(ctx, wasm)
+	compiled, err := r.rt.CompileModule(ctx, code)
 	if err != nil {
 		if r.closing.Err() != nil {
 			err = fmt.Errorf("runtime %w while compiling", ErrClosed)
 		}
 		return nil, fmt.Errorf("compile module %s: %w", shortDigest(digest), err)
 	}
-	m, err := newModule(r, digest, wasm, compiled)
+	m, err := newModule(r, digest, code, compiled)
 	if err != nil {
 		_ = compiled.Close(ctx)
 		return nil, err

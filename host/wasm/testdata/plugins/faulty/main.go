@@ -83,6 +83,10 @@ func initPlugin(n int32) int32 {
 		return 5 // denied
 	case "trap":
 		panic("faulty: init trap")
+	case "loop":
+		for {
+			spin++
+		}
 	case "kv":
 		// Writes made by init are committed when init returns 0.
 		k, v := []byte("init"), []byte("done")
@@ -95,10 +99,36 @@ func initPlugin(n int32) int32 {
 //go:wasmexport edgehost_tick
 func tick() int32 {
 	ticks++
-	if string(config) == "tickfail" {
+	switch string(config) {
+	case "tickfail":
 		return 8
+	case "tickloop":
+		for {
+			spin++
+		}
 	}
 	return 0
+}
+
+// crc is a compute-bound export outside the ABI for the interruption
+// benchmarks: rounds passes of CRC-32 (bitwise, no table) over 1 KiB.
+//
+//go:wasmexport crc
+func crc(rounds int32) int32 {
+	var data [1024]byte
+	for i := range data {
+		data[i] = byte(i)
+	}
+	c := ^uint32(0)
+	for range rounds {
+		for _, b := range data {
+			c ^= uint32(b)
+			for range 8 {
+				c = c>>1 ^ 0xEDB88320&-(c&1)
+			}
+		}
+	}
+	return int32(^c)
 }
 
 //go:wasmexport edgehost_stop

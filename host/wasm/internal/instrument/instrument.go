@@ -1,0 +1,933 @@
+// Package instrument rewrites a wasm module so that a host can interrupt it
+// cheaply: it adds an imported safepoint function, a countdown global and
+// a countdown local per function, and inserts
+//
+//	at every function entry:          at every loop head:
+//	  i32.const <Period>                local.get $c
+//	  local.set $c                      i32.const 1
+//	  global.get $countdown             i32.sub
+//	  i32.const 1                       local.tee $c
+//	  i32.sub                           i32.eqz
+//	  global.set $countdown             if
+//	  global.get $countdown               i32.const <Period>
+//	  i32.eqz                             local.set $c
+//	  if                                  call $safepoint
+//	    i32.const <Period>                if
+//	    global.set $countdown               unreachable
+//	    call $safepoint                   end
+//	    if                              end
+//	      unreachable
+//	    end
+//	  end
+//
+// so that native code calls into the host once every Period iterations of
+// a loop, or every Period function calls (which catches recursion without
+// loops). The loop counts on a local because wazero keeps it in a
+// register: a global is a load and a store per iteration. The safepoint is
+// where the Go runtime can stop the goroutine for a garbage collection
+// (compiled wasm cannot be preempted), and where the host checks the
+// call's deadline: a non-zero result makes the guest trap. Each sequence
+// is stack-neutral and opens its own block, so no branch depth of the
+// original code changes.
+//
+// The new import comes after the module's function imports, so every
+// defined function's index grows by one: calls, ref.func, exports, the
+// start function, element segments and the name section are renumbered.
+// DWARF sections, whose code offsets no longer hold, are dropped.
+//
+// Module refuses, with an error naming what it met, anything it cannot
+// decode, rather than produce a module that differs in meaning.
+package instrument
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Names of the import the rewritten module calls.
+const (
+	ImportModule = "edgehost_rt"
+	ImportName   = "safepoint"
+)
+
+// Version names this rewriting; it is written into the module as the
+// custom section VersionSection, so compiled code cached for one version is
+// never taken for another's.
+const (
+	Version        = "1"
+	VersionSection = "edgehost.instrument"
+)
+
+// Period is how many loop iterations and function entries run between two
+// safepoint calls. A call costs tens of nanoseconds, so at 16384 they cost
+// well under 1%, and on a counting loop they come every few tens of
+// microseconds.
+const Period = 16384
+
+// Section ids (the wasm core spec, plus the exception handling proposal's
+// tag section).
+const (
+	secCustom    = 0
+	secType      = 1
+	secImport    = 2
+	secFunction  = 3
+	secTable     = 4
+	secMemory    = 5
+	secGlobal    = 6
+	secExport    = 7
+	secStart     = 8
+	secElement   = 9
+	secCode      = 10
+	secData      = 11
+	secDataCount = 12
+	secTag       = 13
+)
+
+// order is where each known section goes in a module, for placing a new
+// global section.
+var order = map[byte]int{
+	secType: 1, secImport: 2, secFunction: 3, secTable: 4, secMemory: 5, secTag: 6,
+	secGlobal: 7, secExport: 8, secStart: 9, secElement: 10, secDataCount: 11, secCode: 12, secData: 13,
+}
+
+// section is one section of a module: its id and its payload.
+type section struct {
+	id      byte
+	payload []byte
+}
+
+// Module returns wasm rewritten with the countdown and safepoint checks.
+// Errors name the section, function or opcode that could not be decoded.
+func Module(wasm []byte) ([]byte, error) {
+	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
+		return nil, errors.New("instrument: not a wasm module (bad magic)")
+	}
+	if string(wasm[4:8]) != "\x01\x00\x00\x00" {
+		return nil, fmt.Errorf("instrument: unsupported wasm binary version % x", wasm[4:8])
+	}
+	secs, err := splitSections(wasm[8:])
+	if err != nil {
+		return nil, err
+	}
+	m := &rewrite{}
+	for _, s := range secs {
+		switch s.id {
+		case secType:
+			if err := m.scanTypes(s.payload); err != nil {
+				return nil, err
+			}
+		case secFunction:
+			if err := m.scanFunctions(s.payload); err != nil {
+				return nil, err
+			}
+		case secImport:
+			if err := m.scanImports(s.payload); err != nil {
+				return nil, err
+			}
+		case secGlobal:
+			if m.definedGlobals, err = countVec(s.payload, "global"); err != nil {
+				return nil, err
+			}
+		}
+	}
+	m.countdown = m.importedGlobals + m.definedGlobals
+	m.safepoint = m.importedFuncs
+
+	out := append([]byte(nil), wasm[:8]...)
+	hasType, hasImport, hasGlobal := false, false, false
+	for _, s := range secs {
+		if s.id == secGlobal {
+			hasGlobal = true
+		}
+		if s.id == secType {
+			hasType = true
+		}
+		if s.id == secImport {
+			hasImport = true
+		}
+	}
+	for i, s := range secs {
+		// New sections go before the first section that must follow them.
+		if !hasType && before(secType, s.id) {
+			out = appendSection(out, secType, m.typeSection(nil))
+			hasType = true
+		}
+		if !hasImport && before(secImport, s.id) {
+			out = appendSection(out, secImport, m.importSection(nil))
+			hasImport = true
+		}
+		if !hasGlobal && before(secGlobal, s.id) {
+			out = appendSection(out, secGlobal, m.globalSection(nil))
+			hasGlobal = true
+		}
+		var payload []byte
+		keep := true
+		switch s.id {
+		case secType:
+			payload = m.typeSection(s.payload)
+		case secImport:
+			payload = m.importSection(s.payload)
+		case secGlobal:
+			payload, err = m.globalSectionRenumbered(s.payload)
+		case secExport:
+			payload, err = m.exportSection(s.payload)
+		case secStart:
+			payload, err = m.startSection(s.payload)
+		case secElement:
+			payload, err = m.elementSection(s.payload)
+		case secTable:
+			payload, err = m.tableSection(s.payload)
+		case secCode:
+			payload, err = m.codeSection(s.payload)
+		case secCustom:
+			payload, keep, err = m.customSection(s.payload)
+		case secDataCount:
+			payload, err = s.payload, dataCount(s.payload)
+		default:
+			payload = s.payload
+		}
+		if err != nil {
+			return nil, err
+		}
+		if keep {
+			out = appendSection(out, s.id, payload)
+		}
+		if i == len(secs)-1 {
+			if !hasType {
+				out = appendSection(out, secType, m.typeSection(nil))
+			}
+			if !hasImport {
+				out = appendSection(out, secImport, m.importSection(nil))
+			}
+			if !hasGlobal {
+				out = appendSection(out, secGlobal, m.globalSection(nil))
+			}
+		}
+	}
+	if len(secs) == 0 {
+		out = appendSection(out, secType, m.typeSection(nil))
+		out = appendSection(out, secImport, m.importSection(nil))
+		out = appendSection(out, secGlobal, m.globalSection(nil))
+	}
+	marker := appendName(nil, VersionSection)
+	marker = append(marker, Version...)
+	return appendSection(out, secCustom, marker), nil
+}
+
+// before reports whether a section of id new goes before one of id next.
+func before(newID, next byte) bool {
+	o, ok := order[next]
+	return ok && order[newID] < o
+}
+
+// rewrite holds what Module learns about the module while rewriting it.
+type rewrite struct {
+	typeCount       uint32
+	params          []uint32 // parameter count of each type
+	funcParams      []uint32 // parameter count of each defined function
+	importedFuncs   uint32
+	importedGlobals uint32
+	definedGlobals  uint32
+	safepoint       uint32 // the new import's function index
+	countdown       uint32 // the new global's index
+	safepointType   uint32 // the index of the type () -> i32, appended
+}
+
+func splitSections(b []byte) ([]section, error) {
+	var secs []section
+	r := reader{b: b, what: "module"}
+	lastOrder := 0
+	for !r.done() {
+		id, err := r.byte()
+		if err != nil {
+			return nil, err
+		}
+		size, err := r.u32()
+		if err != nil {
+			return nil, fmt.Errorf("instrument: section %d size: %w", id, err)
+		}
+		payload, err := r.bytes(int(size))
+		if err != nil {
+			return nil, fmt.Errorf("instrument: section %d: %w", id, err)
+		}
+		if id != secCustom {
+			o, ok := order[id]
+			if !ok {
+				return nil, fmt.Errorf("instrument: unknown section id %d", id)
+			}
+			if o <= lastOrder {
+				return nil, fmt.Errorf("instrument: section %d out of order or repeated", id)
+			}
+			lastOrder = o
+			if err := plausibleCount(id, payload); err != nil {
+				return nil, err
+			}
+		}
+		secs = append(secs, section{id: id, payload: payload})
+	}
+	return secs, nil
+}
+
+func appendSection(out []byte, id byte, payload []byte) []byte {
+	out = append(out, id)
+	out = appendU32(out, uint32(len(payload)))
+	return append(out, payload...)
+}
+
+// plausibleCount refuses a vector section whose element count exceeds its
+// size in bytes (every element takes at least one byte). wazero allocates a
+// slice of the declared count before it reads the elements, so a module
+// that declares 2^32 data segments in a few bytes would otherwise make the
+// daemon run out of memory while compiling it.
+func plausibleCount(id byte, payload []byte) error {
+	if id == secStart || id == secDataCount {
+		return nil
+	}
+	r := reader{b: payload, what: fmt.Sprintf("section %d", id)}
+	n, err := r.u32()
+	if err != nil {
+		return err
+	}
+	if uint64(n) > uint64(len(r.rest())) {
+		return fmt.Errorf("instrument: section %d declares %d entries in %d bytes", id, n, len(r.rest()))
+	}
+	return nil
+}
+
+// dataCount checks that the data count section holds one u32 and no more.
+func dataCount(payload []byte) error {
+	r := reader{b: payload, what: "data count section"}
+	if _, err := r.u32(); err != nil {
+		return err
+	}
+	if !r.done() {
+		return errors.New("instrument: data count section: trailing bytes")
+	}
+	return nil
+}
+
+func countVec(payload []byte, what string) (uint32, error) {
+	r := reader{b: payload, what: what + " section"}
+	n, err := r.u32()
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// scanTypes records each function type's parameter count.
+func (m *rewrite) scanTypes(payload []byte) error {
+	r := reader{b: payload, what: "type section"}
+	n, err := r.u32()
+	if err != nil {
+		return err
+	}
+	m.typeCount = n
+	for i := range n {
+		form, err := r.byte()
+		if err != nil {
+			return err
+		}
+		if form != 0x60 {
+			return fmt.Errorf("instrument: type %d: unsupported type form 0x%02x", i, form)
+		}
+		params, err := r.u32()
+		if err != nil {
+			return err
+		}
+		for range params {
+			if _, err := r.s33(); err != nil {
+				return err
+			}
+		}
+		results, err := r.u32()
+		if err != nil {
+			return err
+		}
+		for range results {
+			if _, err := r.s33(); err != nil {
+				return err
+			}
+		}
+		m.params = append(m.params, params)
+	}
+	if !r.done() {
+		return errors.New("instrument: type section: trailing bytes")
+	}
+	return nil
+}
+
+// scanFunctions records each defined function's parameter count.
+func (m *rewrite) scanFunctions(payload []byte) error {
+	r := reader{b: payload, what: "function section"}
+	n, err := r.u32()
+	if err != nil {
+		return err
+	}
+	for i := range n {
+		t, err := r.u32()
+		if err != nil {
+			return err
+		}
+		if int(t) >= len(m.params) {
+			return fmt.Errorf("instrument: function %d: type %d out of range", i, t)
+		}
+		m.funcParams = append(m.funcParams, m.params[t])
+	}
+	return nil
+}
+
+// scanImports counts imported functions and globals and refuses a module
+// that already imports from ImportModule.
+func (m *rewrite) scanImports(payload []byte) error {
+	r := reader{b: payload, what: "import section"}
+	n, err := r.u32()
+	if err != nil {
+		return err
+	}
+	for range n {
+		mod, err := r.name()
+		if err != nil {
+			return err
+		}
+		if _, err := r.name(); err != nil {
+			return err
+		}
+		if mod == ImportModule {
+			return fmt.Errorf("instrument: the module imports from %q, which is the host's own", ImportModule)
+		}
+		kind, err := r.byte()
+		if err != nil {
+			return err
+		}
+		switch kind {
+		case 0x00: // func: typeidx
+			m.importedFuncs++
+			_, err = r.u32()
+		case 0x01: // table: reftype, limits
+			if _, err = r.s33(); err == nil {
+				err = r.limits()
+			}
+		case 0x02: // memory: limits
+			err = r.limits()
+		case 0x03: // global: valtype, mut
+			m.importedGlobals++
+			if _, err = r.s33(); err == nil {
+				_, err = r.byte()
+			}
+		case 0x04: // tag: attribute, typeidx
+			if _, err = r.byte(); err == nil {
+				_, err = r.u32()
+			}
+		default:
+			return fmt.Errorf("instrument: import section: unknown import kind 0x%02x", kind)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if !r.done() {
+		return errors.New("instrument: import section: trailing bytes")
+	}
+	return nil
+}
+
+// typeSection appends the safepoint's type, () -> i32.
+func (m *rewrite) typeSection(payload []byte) []byte {
+	m.safepointType = m.typeCount
+	out := appendU32(nil, m.typeCount+1)
+	if payload != nil {
+		r := reader{b: payload}
+		_, _ = r.u32() // counted before
+		out = append(out, r.rest()...)
+	}
+	return append(out, 0x60, 0x00, 0x01, 0x7F)
+}
+
+// importSection appends the safepoint import, after every other import so
+// that only defined functions move.
+func (m *rewrite) importSection(payload []byte) []byte {
+	var rest []byte
+	n := uint32(0)
+	if payload != nil {
+		r := reader{b: payload}
+		n, _ = r.u32() // scanned before
+		rest = r.rest()
+	}
+	out := appendU32(nil, n+1)
+	out = append(out, rest...)
+	out = appendName(out, ImportModule)
+	out = appendName(out, ImportName)
+	out = append(out, 0x00)
+	return appendU32(out, m.safepointType)
+}
+
+// countdownGlobal is the new global: (mut i32) (i32.const Period).
+func countdownGlobal(out []byte) []byte {
+	out = append(out, 0x7F, 0x01, 0x41)
+	out = appendS64(out, Period)
+	return append(out, 0x0B)
+}
+
+// globalSection is a new global section holding only the countdown.
+func (m *rewrite) globalSection(_ []byte) []byte {
+	return countdownGlobal(appendU32(nil, 1))
+}
+
+// globalSectionRenumbered renumbers ref.func in the existing globals'
+// initialisers and appends the countdown.
+func (m *rewrite) globalSectionRenumbered(payload []byte) ([]byte, error) {
+	r := reader{b: payload, what: "global section"}
+	n, err := r.u32()
+	if err != nil {
+		return nil, err
+	}
+	out := appendU32(nil, n+1)
+	for range n {
+		start := r.off
+		if _, err := r.s33(); err != nil { // valtype
+			return nil, err
+		}
+		if _, err := r.byte(); err != nil { // mut
+			return nil, err
+		}
+		out = append(out, r.b[start:r.off]...)
+		if out, err = m.constExpr(&r, out); err != nil {
+			return nil, err
+		}
+	}
+	if !r.done() {
+		return nil, errors.New("instrument: global section: trailing bytes")
+	}
+	return countdownGlobal(out), nil
+}
+
+// fn renumbers a function index: defined functions move up by one.
+func (m *rewrite) fn(idx uint32) uint32 {
+	if idx >= m.importedFuncs {
+		return idx + 1
+	}
+	return idx
+}
+
+func (m *rewrite) exportSection(payload []byte) ([]byte, error) {
+	r := reader{b: payload, what: "export section"}
+	n, err := r.u32()
+	if err != nil {
+		return nil, err
+	}
+	out := appendU32(nil, n)
+	for range n {
+		name, err := r.name()
+		if err != nil {
+			return nil, err
+		}
+		kind, err := r.byte()
+		if err != nil {
+			return nil, err
+		}
+		idx, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		if kind == 0x00 {
+			idx = m.fn(idx)
+		}
+		out = appendName(out, name)
+		out = append(out, kind)
+		out = appendU32(out, idx)
+	}
+	if !r.done() {
+		return nil, errors.New("instrument: export section: trailing bytes")
+	}
+	return out, nil
+}
+
+func (m *rewrite) startSection(payload []byte) ([]byte, error) {
+	r := reader{b: payload, what: "start section"}
+	idx, err := r.u32()
+	if err != nil {
+		return nil, err
+	}
+	return appendU32(nil, m.fn(idx)), nil
+}
+
+// tableSection renumbers ref.func in table initialisers (the function
+// references proposal's 0x40 0x00 form).
+func (m *rewrite) tableSection(payload []byte) ([]byte, error) {
+	r := reader{b: payload, what: "table section"}
+	n, err := r.u32()
+	if err != nil {
+		return nil, err
+	}
+	out := appendU32(nil, n)
+	for range n {
+		if len(r.b) > r.off+1 && r.b[r.off] == 0x40 && r.b[r.off+1] == 0x00 {
+			out = append(out, 0x40, 0x00)
+			r.off += 2
+			start := r.off
+			if _, err := r.s33(); err != nil {
+				return nil, err
+			}
+			if err := r.limits(); err != nil {
+				return nil, err
+			}
+			out = append(out, r.b[start:r.off]...)
+			if out, err = m.constExpr(&r, out); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		start := r.off
+		if _, err := r.s33(); err != nil {
+			return nil, err
+		}
+		if err := r.limits(); err != nil {
+			return nil, err
+		}
+		out = append(out, r.b[start:r.off]...)
+	}
+	if !r.done() {
+		return nil, errors.New("instrument: table section: trailing bytes")
+	}
+	return out, nil
+}
+
+// elementSection renumbers the function indices and ref.func expressions
+// of every element segment (all eight encodings).
+func (m *rewrite) elementSection(payload []byte) ([]byte, error) {
+	r := reader{b: payload, what: "element section"}
+	n, err := r.u32()
+	if err != nil {
+		return nil, err
+	}
+	out := appendU32(nil, n)
+	for i := range n {
+		flags, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		if flags > 7 {
+			return nil, fmt.Errorf("instrument: element segment %d: unknown flags %d", i, flags)
+		}
+		out = appendU32(out, flags)
+		passiveOrDeclared := flags&1 != 0
+		explicitTable := flags&2 != 0
+		exprs := flags&4 != 0
+		if !passiveOrDeclared && explicitTable {
+			start := r.off
+			if _, err := r.u32(); err != nil { // tableidx
+				return nil, err
+			}
+			out = append(out, r.b[start:r.off]...)
+		}
+		if !passiveOrDeclared {
+			if out, err = m.constExpr(&r, out); err != nil { // offset
+				return nil, err
+			}
+		}
+		if passiveOrDeclared || explicitTable {
+			// elemkind (0x00) or reftype
+			start := r.off
+			if _, err := r.s33(); err != nil {
+				return nil, err
+			}
+			out = append(out, r.b[start:r.off]...)
+		}
+		count, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		out = appendU32(out, count)
+		for range count {
+			if exprs {
+				if out, err = m.constExpr(&r, out); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			idx, err := r.u32()
+			if err != nil {
+				return nil, err
+			}
+			out = appendU32(out, m.fn(idx))
+		}
+	}
+	if !r.done() {
+		return nil, errors.New("instrument: element section: trailing bytes")
+	}
+	return out, nil
+}
+
+// constExpr copies a constant expression up to and including its end,
+// renumbering ref.func.
+func (m *rewrite) constExpr(r *reader, out []byte) ([]byte, error) {
+	depth := 0
+	for {
+		op, err := r.byte()
+		if err != nil {
+			return nil, err
+		}
+		if op == 0xD2 { // ref.func
+			idx, err := r.u32()
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, op)
+			out = appendU32(out, m.fn(idx))
+			continue
+		}
+		start := r.off - 1
+		if err := skipImmediates(r, op); err != nil {
+			return nil, fmt.Errorf("instrument: %s: constant expression: %w", r.what, err)
+		}
+		out = append(out, r.b[start:r.off]...)
+		switch op {
+		case 0x02, 0x03, 0x04, 0x1F: // blocks do not occur here, but nest correctly if they do
+			depth++
+		case 0x0B:
+			if depth == 0 {
+				return out, nil
+			}
+			depth--
+		}
+	}
+}
+
+// entry is inserted at every function entry: it sets the function's loop
+// countdown and counts the call down on the module's countdown (a global,
+// so that recursion without loops is counted too).
+func (m *rewrite) entry(out []byte, counter uint32) []byte {
+	out = append(out, 0x41) // i32.const Period; local.set counter
+	out = appendS64(out, Period)
+	out = append(out, 0x21)
+	out = appendU32(out, counter)
+	out = append(out, 0x23) // global.get; i32.const 1; i32.sub; global.set
+	out = appendU32(out, m.countdown)
+	out = append(out, 0x41, 0x01, 0x6B, 0x24)
+	out = appendU32(out, m.countdown)
+	out = append(out, 0x23) // global.get; i32.eqz; if
+	out = appendU32(out, m.countdown)
+	out = append(out, 0x45, 0x04, 0x40, 0x41) // ...; i32.const Period; global.set
+	out = appendS64(out, Period)
+	out = append(out, 0x24)
+	out = appendU32(out, m.countdown)
+	return m.callSafepoint(out)
+}
+
+// loopCheck is inserted at every loop head: it counts the iteration down
+// on the function's local countdown, which wazero keeps in a register.
+func (m *rewrite) loopCheck(out []byte, counter uint32) []byte {
+	out = append(out, 0x20) // local.get; i32.const 1; i32.sub; local.tee
+	out = appendU32(out, counter)
+	out = append(out, 0x41, 0x01, 0x6B, 0x22)
+	out = appendU32(out, counter)
+	out = append(out, 0x45, 0x04, 0x40, 0x41) // i32.eqz; if; i32.const Period; local.set
+	out = appendS64(out, Period)
+	out = append(out, 0x21)
+	out = appendU32(out, counter)
+	return m.callSafepoint(out)
+}
+
+// callSafepoint ends a check: it calls the safepoint, traps if it says
+// stop, and closes the check's if.
+func (m *rewrite) callSafepoint(out []byte) []byte {
+	out = append(out, 0x10) // call
+	out = appendU32(out, m.safepoint)
+	return append(out, 0x04, 0x40, 0x00, 0x0B, 0x0B) // if; unreachable; end; end
+}
+
+func (m *rewrite) codeSection(payload []byte) ([]byte, error) {
+	r := reader{b: payload, what: "code section"}
+	n, err := r.u32()
+	if err != nil {
+		return nil, err
+	}
+	out := appendU32(nil, n)
+	var body []byte
+	for i := range n {
+		size, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		code, err := r.bytes(int(size))
+		if err != nil {
+			return nil, fmt.Errorf("instrument: function %d: %w", i, err)
+		}
+		if int(i) >= len(m.funcParams) {
+			return nil, fmt.Errorf("instrument: code section: body %d has no function", i)
+		}
+		if body, err = m.function(body[:0], code, m.funcParams[i]); err != nil {
+			return nil, fmt.Errorf("instrument: function %d (index %d): %w", i, m.importedFuncs+i, err)
+		}
+		out = appendU32(out, uint32(len(body)))
+		out = append(out, body...)
+	}
+	if !r.done() {
+		return nil, errors.New("instrument: code section: trailing bytes")
+	}
+	return out, nil
+}
+
+// function rewrites one function body: it adds a local for the loop
+// countdown, starts the function with the entry check, inserts the loop
+// check after every loop's block type, and renumbers calls and ref.func.
+func (m *rewrite) function(out, code []byte, params uint32) ([]byte, error) {
+	r := reader{b: code, what: "function body"}
+	groups, err := r.u32()
+	if err != nil {
+		return nil, err
+	}
+	locals := uint64(params)
+	start := r.off
+	for range groups {
+		n, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		locals += uint64(n)
+		if _, err := r.s33(); err != nil {
+			return nil, err
+		}
+	}
+	if locals >= 1<<32-1 {
+		return nil, r.fail(errors.New("too many locals"))
+	}
+	counter := uint32(locals)
+	out = appendU32(out, groups+1)
+	out = append(out, code[start:r.off]...)
+	out = append(out, 0x01, 0x7F) // one i32: the loop countdown
+	out = m.entry(out, counter)
+	for !r.done() {
+		op, err := r.byte()
+		if err != nil {
+			return nil, err
+		}
+		switch op {
+		case 0x10, 0x12, 0xD2: // call, return_call, ref.func
+			idx, err := r.u32()
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, op)
+			out = appendU32(out, m.fn(idx))
+			continue
+		}
+		start := r.off - 1
+		if err := skipImmediates(&r, op); err != nil {
+			return nil, err
+		}
+		out = append(out, code[start:r.off]...)
+		if op == 0x03 { // loop
+			out = m.loopCheck(out, counter)
+		}
+	}
+	return out, nil
+}
+
+// customSection renumbers the name section, drops DWARF sections (their
+// code offsets are wrong now) and keeps the others as they are.
+func (m *rewrite) customSection(payload []byte) ([]byte, bool, error) {
+	r := reader{b: payload, what: "custom section"}
+	name, err := r.name()
+	if err != nil {
+		return nil, false, err
+	}
+	switch {
+	case strings.HasPrefix(name, ".debug_"), name == "sourceMappingURL", name == VersionSection:
+		return nil, false, nil
+	case name == "name":
+		out, err := m.nameSection(appendName(nil, name), r.rest())
+		if err != nil {
+			// A name section is only for debugging: drop one we cannot read.
+			return nil, false, nil
+		}
+		return out, true, nil
+	}
+	return payload, true, nil
+}
+
+// nameSection keeps the module name (subsection 0) and renumbers the
+// function names (1) and local names (2), the subsections wazero reads; it
+// drops the others. A malformed subsection fails it, and then the caller
+// drops the whole name section.
+func (m *rewrite) nameSection(out, b []byte) ([]byte, error) {
+	r := reader{b: b, what: "name section"}
+	for !r.done() {
+		id, err := r.byte()
+		if err != nil {
+			return nil, err
+		}
+		size, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		sub, err := r.bytes(int(size))
+		if err != nil {
+			return nil, err
+		}
+		var body []byte
+		switch id {
+		case 0:
+			sr := reader{b: sub, what: "module name"}
+			if _, err = sr.name(); err == nil && !sr.done() {
+				err = errors.New("instrument: module name: trailing bytes")
+			}
+			body = sub
+		case 1:
+			body, err = m.nameMap(sub, false)
+		case 2:
+			body, err = m.nameMap(sub, true)
+		default:
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+		out = appendU32(out, uint32(len(body)))
+		out = append(out, body...)
+	}
+	return out, nil
+}
+
+// nameMap renumbers a name map (or, indirect, a map of name maps) keyed by
+// function index.
+func (m *rewrite) nameMap(b []byte, indirect bool) ([]byte, error) {
+	r := reader{b: b, what: "name map"}
+	n, err := r.u32()
+	if err != nil {
+		return nil, err
+	}
+	out := appendU32(nil, n)
+	for range n {
+		idx, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		out = appendU32(out, m.fn(idx))
+		start := r.off
+		if indirect {
+			inner, err := r.u32()
+			if err != nil {
+				return nil, err
+			}
+			for range inner {
+				if _, err := r.u32(); err != nil {
+					return nil, err
+				}
+				if _, err := r.name(); err != nil {
+					return nil, err
+				}
+			}
+		} else if _, err := r.name(); err != nil {
+			return nil, err
+		}
+		out = append(out, b[start:r.off]...)
+	}
+	if !r.done() {
+		return nil, errors.New("trailing bytes")
+	}
+	return out, nil
+}

@@ -1,0 +1,195 @@
+package instrument
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// wat-free hand-assembled modules, each a complete binary.
+var (
+	// loopModule exports "spin" (i32 n) -> i32: counts n down to zero in a
+	// loop and returns the number of iterations; and "rec" (i32 n) -> i32,
+	// which recurses n times without a loop.
+	loopModule = module(
+		sec(secType, vec(
+			[]byte{0x60, 0x01, 0x7F, 0x01, 0x7F},
+		)),
+		sec(secFunction, vec([]byte{0x00}, []byte{0x00})),
+		sec(secExport, vec(
+			append(name("spin"), 0x00, 0x00),
+			append(name("rec"), 0x00, 0x01),
+		)),
+		sec(secCode, vec(
+			body([]byte{0x01, 0x01, 0x7F}, // one local i32: the count
+				0x03, 0x40, // loop
+				0x20, 0x01, 0x41, 0x01, 0x6A, 0x21, 0x01, // count++
+				0x20, 0x00, 0x41, 0x01, 0x6B, 0x22, 0x00, // n--, tee
+				0x0D, 0x00, // br_if 0
+				0x0B,       // end loop
+				0x20, 0x01, // return count
+				0x0B),
+			body([]byte{0x00},
+				0x20, 0x00, 0x45, 0x04, 0x7F, // if n == 0 (result i32)
+				0x41, 0x00,
+				0x05,                                                       // else
+				0x20, 0x00, 0x41, 0x01, 0x6B, 0x10, 0x01, 0x41, 0x01, 0x6A, // rec(n-1)+1
+				0x0B,
+				0x0B),
+		)),
+		customSec("name", append([]byte{0x01}, lenPrefixed(vec(
+			append([]byte{0x00}, name("spin")...),
+			append([]byte{0x01}, name("rec")...),
+		))...)),
+	)
+)
+
+func module(sections ...[]byte) []byte {
+	return append([]byte("\x00asm\x01\x00\x00\x00"), bytes.Join(sections, nil)...)
+}
+
+func sec(id byte, payload []byte) []byte {
+	return append([]byte{id}, lenPrefixed(payload)...)
+}
+
+func customSec(n string, payload []byte) []byte {
+	return sec(secCustom, append(name(n), payload...))
+}
+
+func lenPrefixed(b []byte) []byte { return append(appendU32(nil, uint32(len(b))), b...) }
+
+func vec(items ...[]byte) []byte {
+	return append(appendU32(nil, uint32(len(items))), bytes.Join(items, nil)...)
+}
+
+func name(s string) []byte { return appendName(nil, s) }
+
+func body(locals []byte, code ...byte) []byte {
+	return lenPrefixed(append(append([]byte(nil), locals...), code...))
+}
+
+// host runs an instrumented module with a safepoint that counts its calls
+// and says stop once stopAfter calls have been made (0: never).
+type host struct {
+	calls     int
+	stopAfter int
+}
+
+func (h *host) instantiate(t *testing.T, ctx context.Context, rt wazero.Runtime, wasm []byte) api.Module {
+	t.Helper()
+	_, err := rt.NewHostModuleBuilder(ImportModule).NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(func(_ context.Context, _ api.Module, stack []uint64) {
+			h.calls++
+			stack[0] = 0
+			if h.stopAfter > 0 && h.calls >= h.stopAfter {
+				stack[0] = 1
+			}
+		}), nil, []api.ValueType{api.ValueTypeI32}).Export(ImportName).Instantiate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, err := rt.InstantiateWithConfig(ctx, wasm, wazero.NewModuleConfig().WithName(""))
+	if err != nil {
+		t.Fatalf("instantiate the instrumented module: %v", err)
+	}
+	return mod
+}
+
+func TestLoopsAndCallsReachTheSafepoint(t *testing.T) {
+	out, err := Module(loopModule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	defer rt.Close(ctx)
+	h := &host{}
+	mod := h.instantiate(t, ctx, rt, out)
+
+	// Meaning is unchanged.
+	res, err := mod.ExportedFunction("spin").Call(ctx, 3*Period)
+	if err != nil || res[0] != 3*Period {
+		t.Fatalf("spin(3*Period) = %v, %v", res, err)
+	}
+	// 3*Period loop heads and one entry: three safepoint calls.
+	if h.calls != 3 {
+		t.Fatalf("safepoint called %d times for 3*Period+1 checks, want 3", h.calls)
+	}
+	res, err = mod.ExportedFunction("rec").Call(ctx, 2*Period)
+	if err != nil || res[0] != 2*Period {
+		t.Fatalf("rec(2*Period) = %v, %v", res, err)
+	}
+	if h.calls != 5 {
+		t.Fatalf("loop-free recursion reached the safepoint %d times in all, want 5", h.calls)
+	}
+
+	// A safepoint that says stop makes the guest trap.
+	h.stopAfter = h.calls + 1
+	_, err = mod.ExportedFunction("spin").Call(ctx, 1<<30)
+	if err == nil || !strings.Contains(err.Error(), "unreachable") {
+		t.Fatalf("spin with the safepoint saying stop: %v, want an unreachable trap", err)
+	}
+	h.stopAfter = h.calls + 1
+	_, err = mod.ExportedFunction("rec").Call(ctx, 1<<20)
+	if err == nil {
+		t.Fatal("loop-free recursion was not stopped")
+	}
+}
+
+func TestKeepsNamesAndMarksVersion(t *testing.T) {
+	out, err := Module(loopModule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	defer rt.Close(ctx)
+	h := &host{stopAfter: 1}
+	mod := h.instantiate(t, ctx, rt, out)
+	_, err = mod.ExportedFunction("spin").Call(ctx, 1<<30)
+	// The trap's stack trace names the function: the name section was
+	// renumbered, not lost.
+	if err == nil || !strings.Contains(err.Error(), ".spin(") {
+		t.Fatalf("trap without the function's name: %v", err)
+	}
+	if !bytes.Contains(out, append(name(VersionSection), Version...)) {
+		t.Fatal("no version section in the output")
+	}
+	// The same input gives the same bytes, so the compilation cache hits.
+	again, err := Module(loopModule)
+	if err != nil || !bytes.Equal(again, out) {
+		t.Fatal("instrumenting is not deterministic")
+	}
+}
+
+func TestRefusesWhatItCannotRead(t *testing.T) {
+	for name, wasm := range map[string][]byte{
+		"not wasm":       []byte("hello world"),
+		"truncated":      loopModule[:len(loopModule)-5],
+		"unknown opcode": module(sec(secType, vec([]byte{0x60, 0x00, 0x00})), sec(secFunction, vec([]byte{0x00})), sec(secCode, vec(body([]byte{0x00}, 0xFF, 0x0B)))),
+		"host import": module(sec(secType, vec([]byte{0x60, 0x00, 0x00})),
+			sec(secImport, vec(append(append(name(ImportModule), name("x")...), 0x00, 0x00)))),
+		"out of order": module(sec(secFunction, vec()), sec(secType, vec())),
+	} {
+		if _, err := Module(wasm); err == nil {
+			t.Errorf("%s: accepted", name)
+		} else if !strings.HasPrefix(err.Error(), "instrument: ") {
+			t.Errorf("%s: error %q does not say where it comes from", name, err)
+		}
+	}
+}
+
+func TestEmptyModule(t *testing.T) {
+	out, err := Module([]byte("\x00asm\x01\x00\x00\x00"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	defer rt.Close(ctx)
+	(&host{}).instantiate(t, ctx, rt, out)
+}
