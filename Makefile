@@ -76,6 +76,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./host/config/
 	$(GO) test -run '^$$' -fuzz FuzzParsePackage -fuzztime 30s ./host/plugins/
 	$(GO) test -run '^$$' -fuzz FuzzMessageJSON -fuzztime 30s ./host/api/
+	$(GO) test -run '^$$' -fuzz FuzzModule -fuzztime 30s ./host/wasm/internal/instrument/
 
 fmt:
 	gofmt -w .

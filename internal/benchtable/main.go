@@ -30,6 +30,10 @@ type ratio struct {
 
 var ratios = []ratio{
 	{"plugin round trip / native round trip (256 B)", "PluginRoundTrip256", "NativeRoundTrip256", "≤ 4×"},
+	{"interrupt overhead, Go guest: safepoints / plain", "InterruptOverhead/go/instrumented", "InterruptOverhead/go/plain", "≤ 1.3×"},
+	{"interrupt overhead, Go guest: close-on-done / plain", "InterruptOverhead/go/closeOnDone", "InterruptOverhead/go/plain", "—"},
+	{"interrupt overhead, C guest: safepoints / plain", "InterruptOverhead/c/instrumented", "InterruptOverhead/c/plain", "≤ 1.3×"},
+	{"interrupt overhead, C guest: close-on-done / plain", "InterruptOverhead/c/closeOnDone", "InterruptOverhead/c/plain", "—"},
 	{"compile cold / compile from cache", "PluginCompileCold", "PluginCompileCached", "≥ 10×"},
 	{"bus Send / channel hand-off", "BusSend", "ChanBaseline", "≤ 3×"},
 	{"store apply serial / parallel (group commit)", "StoreApplySerial", "StoreApplyParallel", "> 1×"},
