@@ -24,6 +24,9 @@ const (
 	FaultMalformedReply FaultKind = "malformed-reply"
 	// FaultReplyTooLarge: the reply is longer than Limits.MaxMessageBytes.
 	FaultReplyTooLarge FaultKind = "reply-too-large"
+	// FaultStack: the guest's calls nested deeper than the host allows
+	// (instrument.MaxDepth frames), such as a runaway recursion.
+	FaultStack FaultKind = "stack"
 	// FaultStart: a new instance failed to start (instantiation,
 	// edgehost_abi_version or edgehost_init failed).
 	FaultStart FaultKind = "start"

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/host/wasm/internal/instrument"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 )
@@ -24,9 +25,10 @@ type instanceKey struct{}
 // time; every field below the line is touched only by the goroutine that
 // holds the instance.
 type instance struct {
-	p   *Plugin
-	mod api.Module
-	mem api.Memory
+	p     *Plugin
+	mod   api.Module
+	mem   api.Memory
+	depth api.Global // the instrumented call depth, read after a trap
 	// ctx is the context of every call into the instance: it carries the
 	// instance for the host functions, and has no Done channel, so wazero
 	// starts nothing per call.
@@ -79,6 +81,7 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 	if mod != nil {
 		inst.mod = mod
 		inst.mem = mod.Memory()
+		inst.depth = mod.ExportedGlobal(instrument.DepthExport)
 		p.live.Add(1)
 	}
 	if err != nil {
@@ -149,6 +152,9 @@ func (inst *instance) fault(fallback FaultKind, err error) *FaultError {
 	case inst.timedOut:
 		kind = FaultTimeout
 		err = fmt.Errorf("call ran past %s: %w", inst.p.limits.CallTimeout, err)
+	case inst.depth != nil && inst.depth.Get() > instrument.MaxDepth:
+		kind = FaultStack
+		err = fmt.Errorf("calls nested deeper than %d: %w", instrument.MaxDepth, err)
 	case inst.oom || inst.memoryFull():
 		kind = FaultMemory
 		err = fmt.Errorf("out of memory (limit %d pages): %w", inst.p.limits.MemoryPages, err)

@@ -42,6 +42,7 @@ package instrument
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -58,6 +59,16 @@ const (
 	Version        = "1"
 	VersionSection = "edgehost.instrument"
 )
+
+// MaxDepth bounds the guest's call depth: a call past it traps. wazero
+// grows a call's native stack up to 400 MB before it reports an overflow,
+// so without a bound ten lines of recursion cost the daemon hundreds of MB
+// per concurrent call; at this depth a call's stack stays within a few MB.
+const MaxDepth = 10000
+
+// DepthExport is the name under which the rewritten module exports its call
+// depth global, so that the host can tell a depth trap from another trap.
+const DepthExport = "edgehost_rt.depth"
 
 // Period is how many loop iterations and function entries run between two
 // safepoint calls. A call costs tens of nanoseconds, so at 16384 they cost
@@ -132,60 +143,52 @@ func Module(wasm []byte) ([]byte, error) {
 		}
 	}
 	m.countdown = m.importedGlobals + m.definedGlobals
+	m.depth = m.countdown + 1
 	m.safepoint = m.importedFuncs
 
-	out := append([]byte(nil), wasm[:8]...)
-	hasType, hasImport, hasGlobal := false, false, false
-	for _, s := range secs {
-		if s.id == secGlobal {
-			hasGlobal = true
-		}
-		if s.id == secType {
-			hasType = true
-		}
-		if s.id == secImport {
-			hasImport = true
-		}
+	// rewriters gives each section id its rewriting; the sections every
+	// rewritten module needs are made when the module has none.
+	rewriters := map[byte]func([]byte) ([]byte, error){
+		secType:      m.typeSection,
+		secImport:    m.importSection,
+		secGlobal:    m.globalSection,
+		secExport:    m.exportSection,
+		secStart:     m.startSection,
+		secElement:   m.elementSection,
+		secTable:     m.tableSection,
+		secCode:      m.codeSection,
+		secDataCount: func(b []byte) ([]byte, error) { return b, dataCount(b) },
 	}
-	for i, s := range secs {
-		// New sections go before the first section that must follow them.
-		if !hasType && before(secType, s.id) {
-			out = appendSection(out, secType, m.typeSection(nil))
-			hasType = true
+	needed := []byte{secType, secImport, secGlobal, secExport}
+	present := map[byte]bool{}
+	for _, s := range secs {
+		present[s.id] = true
+	}
+	out := append([]byte(nil), wasm[:8]...)
+	addMissing := func(next byte, last bool) error {
+		for _, id := range needed {
+			if present[id] || !(last || before(id, next)) {
+				continue
+			}
+			payload, err := rewriters[id](nil)
+			if err != nil {
+				return err
+			}
+			out = appendSection(out, id, payload)
+			present[id] = true
 		}
-		if !hasImport && before(secImport, s.id) {
-			out = appendSection(out, secImport, m.importSection(nil))
-			hasImport = true
+		return nil
+	}
+	for _, s := range secs {
+		// A new section goes before the first section that must follow it.
+		if err := addMissing(s.id, false); err != nil {
+			return nil, err
 		}
-		if !hasGlobal && before(secGlobal, s.id) {
-			out = appendSection(out, secGlobal, m.globalSection(nil))
-			hasGlobal = true
-		}
-		var payload []byte
-		keep := true
-		switch s.id {
-		case secType:
-			payload = m.typeSection(s.payload)
-		case secImport:
-			payload = m.importSection(s.payload)
-		case secGlobal:
-			payload, err = m.globalSectionRenumbered(s.payload)
-		case secExport:
-			payload, err = m.exportSection(s.payload)
-		case secStart:
-			payload, err = m.startSection(s.payload)
-		case secElement:
-			payload, err = m.elementSection(s.payload)
-		case secTable:
-			payload, err = m.tableSection(s.payload)
-		case secCode:
-			payload, err = m.codeSection(s.payload)
-		case secCustom:
+		payload, keep := s.payload, true
+		if s.id == secCustom {
 			payload, keep, err = m.customSection(s.payload)
-		case secDataCount:
-			payload, err = s.payload, dataCount(s.payload)
-		default:
-			payload = s.payload
+		} else if rw := rewriters[s.id]; rw != nil {
+			payload, err = rw(s.payload)
 		}
 		if err != nil {
 			return nil, err
@@ -193,22 +196,9 @@ func Module(wasm []byte) ([]byte, error) {
 		if keep {
 			out = appendSection(out, s.id, payload)
 		}
-		if i == len(secs)-1 {
-			if !hasType {
-				out = appendSection(out, secType, m.typeSection(nil))
-			}
-			if !hasImport {
-				out = appendSection(out, secImport, m.importSection(nil))
-			}
-			if !hasGlobal {
-				out = appendSection(out, secGlobal, m.globalSection(nil))
-			}
-		}
 	}
-	if len(secs) == 0 {
-		out = appendSection(out, secType, m.typeSection(nil))
-		out = appendSection(out, secImport, m.importSection(nil))
-		out = appendSection(out, secGlobal, m.globalSection(nil))
+	if err := addMissing(0, true); err != nil {
+		return nil, err
 	}
 	marker := appendName(nil, VersionSection)
 	marker = append(marker, Version...)
@@ -230,7 +220,8 @@ type rewrite struct {
 	importedGlobals uint32
 	definedGlobals  uint32
 	safepoint       uint32 // the new import's function index
-	countdown       uint32 // the new global's index
+	countdown       uint32 // the countdown global's index
+	depth           uint32 // the call depth global's index
 	safepointType   uint32 // the index of the type () -> i32, appended
 }
 
@@ -434,7 +425,7 @@ func (m *rewrite) scanImports(payload []byte) error {
 }
 
 // typeSection appends the safepoint's type, () -> i32.
-func (m *rewrite) typeSection(payload []byte) []byte {
+func (m *rewrite) typeSection(payload []byte) ([]byte, error) {
 	m.safepointType = m.typeCount
 	out := appendU32(nil, m.typeCount+1)
 	if payload != nil {
@@ -442,12 +433,12 @@ func (m *rewrite) typeSection(payload []byte) []byte {
 		_, _ = r.u32() // counted before
 		out = append(out, r.rest()...)
 	}
-	return append(out, 0x60, 0x00, 0x01, 0x7F)
+	return append(out, 0x60, 0x00, 0x01, 0x7F), nil
 }
 
 // importSection appends the safepoint import, after every other import so
 // that only defined functions move.
-func (m *rewrite) importSection(payload []byte) []byte {
+func (m *rewrite) importSection(payload []byte) ([]byte, error) {
 	var rest []byte
 	n := uint32(0)
 	if payload != nil {
@@ -460,30 +451,29 @@ func (m *rewrite) importSection(payload []byte) []byte {
 	out = appendName(out, ImportModule)
 	out = appendName(out, ImportName)
 	out = append(out, 0x00)
-	return appendU32(out, m.safepointType)
+	return appendU32(out, m.safepointType), nil
 }
 
-// countdownGlobal is the new global: (mut i32) (i32.const Period).
-func countdownGlobal(out []byte) []byte {
+// newGlobals appends the new globals: the countdown, (mut i32)
+// (i32.const Period), and the call depth, (mut i32) (i32.const 0).
+func newGlobals(out []byte) []byte {
 	out = append(out, 0x7F, 0x01, 0x41)
 	out = appendS64(out, Period)
-	return append(out, 0x0B)
+	return append(out, 0x0B, 0x7F, 0x01, 0x41, 0x00, 0x0B)
 }
 
-// globalSection is a new global section holding only the countdown.
-func (m *rewrite) globalSection(_ []byte) []byte {
-	return countdownGlobal(appendU32(nil, 1))
-}
-
-// globalSectionRenumbered renumbers ref.func in the existing globals'
-// initialisers and appends the countdown.
-func (m *rewrite) globalSectionRenumbered(payload []byte) ([]byte, error) {
+// globalSection renumbers ref.func in the globals' initialisers and
+// appends the new globals.
+func (m *rewrite) globalSection(payload []byte) ([]byte, error) {
+	if payload == nil {
+		return newGlobals(appendU32(nil, 2)), nil
+	}
 	r := reader{b: payload, what: "global section"}
 	n, err := r.u32()
 	if err != nil {
 		return nil, err
 	}
-	out := appendU32(nil, n+1)
+	out := appendU32(nil, n+2)
 	for range n {
 		start := r.off
 		if _, err := r.s33(); err != nil { // valtype
@@ -500,7 +490,7 @@ func (m *rewrite) globalSectionRenumbered(payload []byte) ([]byte, error) {
 	if !r.done() {
 		return nil, errors.New("instrument: global section: trailing bytes")
 	}
-	return countdownGlobal(out), nil
+	return newGlobals(out), nil
 }
 
 // fn renumbers a function index: defined functions move up by one.
@@ -511,17 +501,25 @@ func (m *rewrite) fn(idx uint32) uint32 {
 	return idx
 }
 
+// exportSection renumbers exported functions and exports the call depth
+// as DepthExport, for the host to read after a trap.
 func (m *rewrite) exportSection(payload []byte) ([]byte, error) {
 	r := reader{b: payload, what: "export section"}
-	n, err := r.u32()
-	if err != nil {
-		return nil, err
+	n := uint32(0)
+	if payload != nil {
+		var err error
+		if n, err = r.u32(); err != nil {
+			return nil, err
+		}
 	}
-	out := appendU32(nil, n)
+	out := appendU32(nil, n+1)
 	for range n {
 		name, err := r.name()
 		if err != nil {
 			return nil, err
+		}
+		if name == DepthExport {
+			return nil, fmt.Errorf("instrument: the module exports %q, a name of the host's own", name)
 		}
 		kind, err := r.byte()
 		if err != nil {
@@ -541,7 +539,9 @@ func (m *rewrite) exportSection(payload []byte) ([]byte, error) {
 	if !r.done() {
 		return nil, errors.New("instrument: export section: trailing bytes")
 	}
-	return out, nil
+	out = appendName(out, DepthExport)
+	out = append(out, 0x03) // global
+	return appendU32(out, m.depth), nil
 }
 
 func (m *rewrite) startSection(payload []byte) ([]byte, error) {
@@ -695,10 +695,20 @@ func (m *rewrite) constExpr(r *reader, out []byte) ([]byte, error) {
 	}
 }
 
-// entry is inserted at every function entry: it sets the function's loop
-// countdown and counts the call down on the module's countdown (a global,
-// so that recursion without loops is counted too).
+// entry is inserted at every function entry: it counts the call depth up
+// and traps past MaxDepth, sets the function's loop countdown, and counts
+// the call down on the module's countdown (a global, so that recursion
+// without loops is counted too).
 func (m *rewrite) entry(out []byte, counter uint32) []byte {
+	out = append(out, 0x23) // global.get depth; i32.const 1; i32.add; global.set depth
+	out = appendU32(out, m.depth)
+	out = append(out, 0x41, 0x01, 0x6A, 0x24)
+	out = appendU32(out, m.depth)
+	out = append(out, 0x23) // global.get depth; i32.const MaxDepth; i32.gt_u; if; unreachable; end
+	out = appendU32(out, m.depth)
+	out = append(out, 0x41)
+	out = appendS64(out, MaxDepth)
+	out = append(out, 0x4B, 0x04, 0x40, 0x00, 0x0B)
 	out = append(out, 0x41) // i32.const Period; local.set counter
 	out = appendS64(out, Period)
 	out = append(out, 0x21)
@@ -770,9 +780,11 @@ func (m *rewrite) codeSection(payload []byte) ([]byte, error) {
 	return out, nil
 }
 
-// function rewrites one function body: it adds a local for the loop
-// countdown, starts the function with the entry check, inserts the loop
-// check after every loop's block type, and renumbers calls and ref.func.
+// function rewrites one function body: it adds two locals (the loop
+// countdown and a scratch i32), starts the function with the entry check,
+// inserts the loop check after every loop's block type, counts the call
+// depth down at every way out of the function, and renumbers calls and
+// ref.func.
 func (m *rewrite) function(out, code []byte, params uint32) ([]byte, error) {
 	r := reader{b: code, what: "function body"}
 	groups, err := r.u32()
@@ -791,21 +803,23 @@ func (m *rewrite) function(out, code []byte, params uint32) ([]byte, error) {
 			return nil, err
 		}
 	}
-	if locals >= 1<<32-1 {
+	if locals >= 1<<32-2 {
 		return nil, r.fail(errors.New("too many locals"))
 	}
-	counter := uint32(locals)
+	counter, scratch := uint32(locals), uint32(locals)+1
 	out = appendU32(out, groups+1)
 	out = append(out, code[start:r.off]...)
-	out = append(out, 0x01, 0x7F) // one i32: the loop countdown
+	out = append(out, 0x02, 0x7F) // two i32s: the loop countdown, scratch
 	out = m.entry(out, counter)
+	depth := 0 // blocks open inside the function body
+	var targets []uint32
 	for !r.done() {
 		op, err := r.byte()
 		if err != nil {
 			return nil, err
 		}
 		switch op {
-		case 0x10, 0x12, 0xD2: // call, return_call, ref.func
+		case 0x10, 0xD2: // call, ref.func
 			idx, err := r.u32()
 			if err != nil {
 				return nil, err
@@ -813,6 +827,25 @@ func (m *rewrite) function(out, code []byte, params uint32) ([]byte, error) {
 			out = append(out, op)
 			out = appendU32(out, m.fn(idx))
 			continue
+		case 0x12, 0x13, 0x15: // return_call*: the frame would end uncounted
+			return nil, r.fail(errors.New("tail calls are not supported"))
+		case 0x0F: // return
+			out = m.leave(out)
+		case 0x0B: // end
+			if depth == 0 {
+				out = m.leave(out) // falling off the end of the body
+			} else {
+				depth--
+			}
+		case 0x02, 0x03, 0x04, 0x06, 0x1F: // block, loop, if, try, try_table
+			depth++
+		case 0x0C, 0x0D, 0x0E: // br, br_if, br_table: out of the function?
+			save := r.off
+			if targets, err = branchTargets(&r, op, targets[:0]); err != nil {
+				return nil, err
+			}
+			r.off = save
+			out = m.leaveIfBranchOut(out, op, targets, uint32(depth), scratch)
 		}
 		start := r.off - 1
 		if err := skipImmediates(&r, op); err != nil {
@@ -824,6 +857,74 @@ func (m *rewrite) function(out, code []byte, params uint32) ([]byte, error) {
 		}
 	}
 	return out, nil
+}
+
+// branchTargets reads the label indices of a br, br_if or br_table, the
+// default last.
+func branchTargets(r *reader, op byte, out []uint32) ([]uint32, error) {
+	n := uint32(1)
+	if op == 0x0E {
+		var err error
+		if n, err = r.u32(); err != nil {
+			return nil, err
+		}
+		n++ // the default
+	}
+	for range n {
+		l, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// leave counts the call depth down: inserted wherever the function returns.
+func (m *rewrite) leave(out []byte) []byte {
+	out = append(out, 0x23)
+	out = appendU32(out, m.depth)
+	out = append(out, 0x41, 0x01, 0x6B, 0x24) // i32.const 1; i32.sub; global.set
+	return appendU32(out, m.depth)
+}
+
+// leaveIfBranchOut inserts, before a branch, the depth count-down for when
+// the branch leaves the function (its label is the function body's, depth).
+// br does so always; br_if and br_table only for some operands, so the
+// operand is saved in scratch, tested, and put back.
+func (m *rewrite) leaveIfBranchOut(out []byte, op byte, targets []uint32, depth, scratch uint32) []byte {
+	if !slices.Contains(targets, depth) {
+		return out
+	}
+	if op == 0x0C { // br
+		return m.leave(out)
+	}
+	out = append(out, 0x22) // local.tee scratch
+	out = appendU32(out, scratch)
+	if op == 0x0E { // br_table: leaves when the index selects such a label
+		cases, def := targets[:len(targets)-1], targets[len(targets)-1]
+		if def == depth { // index >= len(cases)
+			out = append(out, 0x41)
+			out = appendS64(out, int64(len(cases)))
+			out = append(out, 0x4F) // i32.ge_u
+		} else {
+			out = append(out, 0x41, 0x00)
+		}
+		for i, l := range cases {
+			if l != depth {
+				continue
+			}
+			out = append(out, 0x20) // local.get scratch; i32.const i; i32.eq; i32.or
+			out = appendU32(out, scratch)
+			out = append(out, 0x41)
+			out = appendS64(out, int64(i))
+			out = append(out, 0x46, 0x72)
+		}
+	}
+	out = append(out, 0x04, 0x40) // if (br_if: the condition itself)
+	out = m.leave(out)
+	out = append(out, 0x0B, 0x20) // end; local.get scratch
+	return appendU32(out, scratch)
 }
 
 // customSection renumbers the name section, drops DWARF sections (their

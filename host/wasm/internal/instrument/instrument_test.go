@@ -18,11 +18,14 @@ var (
 	loopModule = module(
 		sec(secType, vec(
 			[]byte{0x60, 0x01, 0x7F, 0x01, 0x7F},
+			[]byte{0x60, 0x01, 0x7F, 0x00},
 		)),
-		sec(secFunction, vec([]byte{0x00}, []byte{0x00})),
+		sec(secFunction, vec([]byte{0x00}, []byte{0x00}, []byte{0x00}, []byte{0x01})),
 		sec(secExport, vec(
 			append(name("spin"), 0x00, 0x00),
 			append(name("rec"), 0x00, 0x01),
+			append(name("early"), 0x00, 0x02),
+			append(name("table"), 0x00, 0x03),
 		)),
 		sec(secCode, vec(
 			body([]byte{0x01, 0x01, 0x7F}, // one local i32: the count
@@ -40,6 +43,11 @@ var (
 				0x20, 0x00, 0x41, 0x01, 0x6B, 0x10, 0x01, 0x41, 0x01, 0x6A, // rec(n-1)+1
 				0x0B,
 				0x0B),
+			// early(n): 7 through a br_if out of the function when n != 0,
+			// else 9 off its end.
+			body([]byte{0x00}, 0x41, 0x07, 0x20, 0x00, 0x0D, 0x00, 0x1A, 0x41, 0x09, 0x0B),
+			// table(n): br_table [block, function] default block.
+			body([]byte{0x00}, 0x02, 0x40, 0x20, 0x00, 0x0E, 0x02, 0x00, 0x01, 0x00, 0x0B, 0x0B),
 		)),
 		customSec("name", append([]byte{0x01}, lenPrefixed(vec(
 			append([]byte{0x00}, name("spin")...),
@@ -119,12 +127,38 @@ func TestLoopsAndCallsReachTheSafepoint(t *testing.T) {
 	if h.calls != 3 {
 		t.Fatalf("safepoint called %d times for 3*Period+1 checks, want 3", h.calls)
 	}
-	res, err = mod.ExportedFunction("rec").Call(ctx, 2*Period)
-	if err != nil || res[0] != 2*Period {
-		t.Fatalf("rec(2*Period) = %v, %v", res, err)
+	// Recursion without loops is counted at function entries: four calls
+	// of 5001 entries each cross the countdown once. It also shows that
+	// every return counts the depth down again, or the second call would
+	// pass MaxDepth.
+	for range 4 {
+		res, err = mod.ExportedFunction("rec").Call(ctx, 5000)
+		if err != nil || res[0] != 5000 {
+			t.Fatalf("rec(5000) = %v, %v", res, err)
+		}
 	}
-	if h.calls != 5 {
-		t.Fatalf("loop-free recursion reached the safepoint %d times in all, want 5", h.calls)
+	if h.calls != 4 {
+		t.Fatalf("loop-free recursion reached the safepoint %d times in all, want 4", h.calls)
+	}
+	// Every way out of a function counts the depth down: MaxDepth calls
+	// leaving by br_if, off the end and by br_table to the function's label
+	// or to a block do not add up to an overflow.
+	for i := range MaxDepth + 10 {
+		n := uint64(i % 3)
+		res, err := mod.ExportedFunction("early").Call(ctx, n)
+		if want := map[uint64]uint64{0: 9, 1: 7, 2: 7}[n]; err != nil || res[0] != want {
+			t.Fatalf("early(%d) = %v, %v, want %d", n, res, err, want)
+		}
+		if _, err := mod.ExportedFunction("table").Call(ctx, n); err != nil {
+			t.Fatalf("table(%d), call %d: %v", n, i, err)
+		}
+	}
+	// Deeper than MaxDepth traps.
+	if _, err := mod.ExportedFunction("rec").Call(ctx, MaxDepth+1); err == nil || !strings.Contains(err.Error(), "unreachable") {
+		t.Fatalf("rec(MaxDepth+1): %v, want a trap", err)
+	}
+	if d := mod.ExportedGlobal(DepthExport); d == nil || d.Get() < MaxDepth {
+		t.Fatalf("depth global after the depth trap: %v", d)
 	}
 
 	// A safepoint that says stop makes the guest trap.
@@ -132,11 +166,6 @@ func TestLoopsAndCallsReachTheSafepoint(t *testing.T) {
 	_, err = mod.ExportedFunction("spin").Call(ctx, 1<<30)
 	if err == nil || !strings.Contains(err.Error(), "unreachable") {
 		t.Fatalf("spin with the safepoint saying stop: %v, want an unreachable trap", err)
-	}
-	h.stopAfter = h.calls + 1
-	_, err = mod.ExportedFunction("rec").Call(ctx, 1<<20)
-	if err == nil {
-		t.Fatal("loop-free recursion was not stopped")
 	}
 }
 
