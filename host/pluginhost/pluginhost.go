@@ -317,6 +317,9 @@ func (m *Module) loadSpec(ctx context.Context, h *hosted, spec config.Plugin, co
 	if err != nil {
 		return nil, fmt.Errorf("load plugin %q from %s: %w", spec.Name, path, err)
 	}
+	// The loaded plugin keeps what it needs; the compiled code stays in the
+	// compilation cache, and the module's bytes become garbage.
+	defer mod.Close(context.Background())
 	p, err := m.runtime.Load(ctx, mod, wasm.PluginConfig{
 		Name:   spec.Name,
 		Limits: wasmLimits(spec.Limits),

@@ -64,7 +64,7 @@ type Plugin struct {
 	grants        Grants
 	logger        hclog.Logger
 	owner         *Runtime
-	module        *Module
+	hasTick       bool           // the module exports edgehost_tick
 	rt            wazero.Runtime // this plugin's own: its memory limit
 	compiled      wazero.CompiledModule
 
@@ -111,14 +111,16 @@ func (r *Runtime) Load(ctx context.Context, m *Module, cfg PluginConfig) (*Plugi
 		grants:  cfg.Grants,
 		logger:  logger,
 		owner:   r,
-		module:  m,
+		hasTick: m.hasTick,
 		idle:    make(chan *instance, limits.Instances),
 		tokens:  make(chan struct{}, limits.Instances),
 		closing: make(chan struct{}),
 		health:  health{policy: cfg.Quarantine.withDefaults()},
 	}
 	p.rt = wazero.NewRuntimeWithConfig(ctx, r.runtimeConfig().WithMemoryLimitPages(limits.MemoryPages))
-	if err := p.link(ctx); err != nil {
+	// The plugin keeps nothing of m: its bytes and decoded form are
+	// garbage once the caller closes it.
+	if err := p.link(ctx, m); err != nil {
 		_ = p.rt.Close(ctx)
 		return nil, fmt.Errorf("plugin %q: %w", p.name, err)
 	}
@@ -141,11 +143,11 @@ func (r *Runtime) Load(ctx context.Context, m *Module, cfg PluginConfig) (*Plugi
 
 // link provides WASI and the imports, and compiles the module into the
 // plugin's runtime (a lookup in the shared compilation cache).
-func (p *Plugin) link(ctx context.Context) error {
+func (p *Plugin) link(ctx context.Context, m *Module) error {
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, p.rt); err != nil {
 		return fmt.Errorf("provide WASI: %w", err)
 	}
-	if err := instantiateImports(ctx, p.rt, p.module.imports); err != nil {
+	if err := instantiateImports(ctx, p.rt, m.imports); err != nil {
 		return fmt.Errorf("provide imports: %w", err)
 	}
 	if err := instantiateSafepoint(ctx, p.rt); err != nil {
@@ -153,7 +155,7 @@ func (p *Plugin) link(ctx context.Context) error {
 	}
 	cctx, cancel := p.owner.compileContext(ctx)
 	defer cancel()
-	compiled, err := p.rt.CompileModule(cctx, p.module.wasm)
+	compiled, err := p.rt.CompileModule(cctx, m.wasm)
 	if err != nil {
 		return fmt.Errorf("compile: %w", err)
 	}
@@ -196,7 +198,7 @@ func (p *Plugin) Handle(ctx context.Context, in *abi.Message) (reply abi.Message
 // Tick runs the plugin's edgehost_tick on one instance; it does nothing when
 // the plugin does not export it. Errors are those of Handle.
 func (p *Plugin) Tick(ctx context.Context) error {
-	if !p.module.hasTick {
+	if !p.hasTick {
 		return nil
 	}
 	if err := ctx.Err(); err != nil {
