@@ -70,9 +70,13 @@ func printStatus(out io.Writer, st api.Status) {
 	w.Flush()
 	fmt.Fprintln(out)
 	w = tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "PLUGIN\tVERSION\tSTATE\tINSTANCES\tCALLS\tFAULTS\tLAST FAULT")
+	fmt.Fprintln(w, "PLUGIN\tVERSION\tSTATE\tINSTANCES\tMEMORY\tMODULE\tCALLS\tFAULTS\tLAST FAULT")
 	for _, p := range st.Plugins {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%d\t%s\n", p.Name, p.Version, p.State, p.Instances, p.Calls, p.Faults, p.LastFault)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%s\n", p.Name, p.Version, p.State, p.Instances,
+			mib(int64(p.MemoryPages)<<16), mib(int64(p.ModuleBytes)), p.Calls, p.Faults, p.LastFault)
 	}
 	w.Flush()
 }
+
+// mib formats a byte count in MiB with one decimal.
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }

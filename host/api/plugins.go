@@ -64,6 +64,8 @@ type PluginInfo struct {
 	Grants           []string  `json:"grants,omitempty"`
 	Receives         []string  `json:"receives,omitempty"`
 	Instances        int       `json:"instances"`
+	MemoryPages      int       `json:"memory_pages"`
+	ModuleBytes      int       `json:"module_bytes,omitempty"`
 	Calls            uint64    `json:"calls"`
 	Faults           uint64    `json:"faults"`
 	Denied           uint64    `json:"denied"`

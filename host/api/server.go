@@ -56,6 +56,8 @@ type PluginStatus struct {
 	Version          string    `json:"version,omitempty"`
 	State            string    `json:"state"`
 	Instances        int       `json:"instances"`
+	MemoryPages      int       `json:"memory_pages"`
+	ModuleBytes      int       `json:"module_bytes,omitempty"`
 	Calls            uint64    `json:"calls"`
 	Faults           uint64    `json:"faults"`
 	Denied           uint64    `json:"denied"`

@@ -160,7 +160,7 @@ func (d *Daemon) Status() api.Status {
 	if d.plugins != nil {
 		for _, p := range d.plugins.List() {
 			st.Plugins = append(st.Plugins, api.PluginStatus{Name: p.Name, Version: p.Version, State: p.State,
-				Instances: p.Instances, Calls: p.Calls, Faults: p.Faults, Denied: p.Denied,
+				Instances: p.Instances, MemoryPages: p.MemoryPages, ModuleBytes: p.ModuleBytes, Calls: p.Calls, Faults: p.Faults, Denied: p.Denied,
 				HeldFailed: p.HeldFailed, MQTTDropped: p.MQTTDropped, TickFailed: p.TickFailed,
 				LastFault: firstOf(p.LastFault, p.LastError), QuarantinedUntil: p.QuarantinedUntil, Receives: p.Receives})
 		}

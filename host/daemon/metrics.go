@@ -140,6 +140,8 @@ var pluginMetrics = []metric[api.PluginInfo]{
 		func(p api.PluginInfo) float64 { return float64(p.TickFailed) }, "plugin"),
 	gauge("edgehost_plugin_instances", "Live instances of the plugin.",
 		func(p api.PluginInfo) float64 { return float64(p.Instances) }, "plugin"),
+	gauge("edgehost_plugin_memory_bytes", "Linear memory held by the plugin's live instances, as of their last call.",
+		func(p api.PluginInfo) float64 { return float64(p.MemoryPages) * 65536 }, "plugin"),
 	gauge("edgehost_plugin_quarantined", "1 while the plugin is quarantined after repeated faults, else 0.",
 		func(p api.PluginInfo) float64 { return boolValue(p.State == wasm.StateQuarantined.String()) }, "plugin"),
 }

@@ -59,6 +59,7 @@ func (m *Module) info(h *hosted) Info {
 	st := l.p.Status()
 	in.State, in.Instances, in.Calls, in.Faults, in.Denied = st.State.String(), st.Instances, st.Calls, st.Faults, st.Denied
 	in.QuarantinedUntil, in.HeldFailed = st.QuarantinedUntil, st.HeldFailed
+	in.MemoryPages, in.ModuleBytes = st.MemoryPages, st.ModuleBytes
 	if st.Version != "" {
 		in.Version = st.Version
 	}

@@ -47,8 +47,13 @@ type Status struct {
 	LastFaultAt time.Time
 	// QuarantinedUntil is when the current quarantine's backoff ends.
 	QuarantinedUntil time.Time
-	// Instances is the number of live instances.
-	Instances int
+	// Instances is the number of live instances; MemoryPages the linear
+	// memory they hold, in 64 KiB pages, as of their last call.
+	Instances   int
+	MemoryPages int
+	// ModuleBytes is the size of the module as given (its machine code is
+	// several times larger: wazero does not report it).
+	ModuleBytes int
 	// Calls counts the calls admitted to the plugin, Faults those that
 	// faulted.
 	Calls, Faults uint64
@@ -173,6 +178,8 @@ func (p *Plugin) Status() Status {
 		LastFault:         h.lastFault,
 		LastFaultAt:       h.lastFaultAt,
 		Instances:         int(p.live.Load()),
+		MemoryPages:       int(p.pages.Load()),
+		ModuleBytes:       p.moduleBytes,
 		Calls:             h.calls.Load(),
 		Faults:            h.faults.Load(),
 		Denied:            h.denied.Load(),

@@ -49,9 +49,10 @@ type instance struct {
 	// lastTopic is the topic of the last mqtt_publish, reused while the
 	// guest publishes on the same one.
 	lastTopic string
-	oom       bool // the guest reported running out of memory in this call
-	timedOut  bool // the safepoint stopped this call at its deadline
-	dead      bool // the instance must not serve another call
+	oom       bool  // the guest reported running out of memory in this call
+	timedOut  bool  // the safepoint stopped this call at its deadline
+	pages     int64 // linear memory pages counted in p.pages
+	dead      bool  // the instance must not serve another call
 
 	stdout, stderr *lineWriter
 }
@@ -98,6 +99,7 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 		inst.close()
 		return nil, err
 	}
+	inst.countPages()
 	return inst, nil
 }
 
@@ -298,7 +300,20 @@ func (inst *instance) stop(ctx context.Context) {
 }
 
 // close releases the instance.
+// countPages brings the plugin's page count up to date with the
+// instance's memory, which only the goroutine holding it may read.
+func (inst *instance) countPages() {
+	if inst.mem == nil {
+		return
+	}
+	n := int64(inst.mem.Size() / 65536)
+	inst.p.pages.Add(n - inst.pages)
+	inst.pages = n
+}
+
 func (inst *instance) close() {
+	inst.p.pages.Add(-inst.pages)
+	inst.pages = 0
 	if inst.mod != nil {
 		if err := inst.mod.Close(context.Background()); err != nil {
 			inst.p.logger.Debug("close instance", "error", err)

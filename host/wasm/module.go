@@ -63,6 +63,7 @@ type Module struct {
 	rt           *Runtime
 	digest       [sha256.Size]byte
 	wasm         []byte // instrumented: what every plugin runtime compiles
+	size         int    // of the module as given
 	compiled     wazero.CompiledModule
 	imports      []string
 	initialPages uint32

@@ -76,6 +76,9 @@ type Plugin struct {
 	closing chan struct{}
 	closed  atomic.Bool
 	live    atomic.Int64
+	pages   atomic.Int64 // linear memory of the live instances, in pages
+
+	moduleBytes int
 
 	health health
 }
@@ -112,10 +115,12 @@ func (r *Runtime) Load(ctx context.Context, m *Module, cfg PluginConfig) (*Plugi
 		logger:  logger,
 		owner:   r,
 		hasTick: m.hasTick,
-		idle:    make(chan *instance, limits.Instances),
-		tokens:  make(chan struct{}, limits.Instances),
-		closing: make(chan struct{}),
-		health:  health{policy: cfg.Quarantine.withDefaults()},
+		// The module as given, not as instrumented.
+		moduleBytes: m.size,
+		idle:        make(chan *instance, limits.Instances),
+		tokens:      make(chan struct{}, limits.Instances),
+		closing:     make(chan struct{}),
+		health:      health{policy: cfg.Quarantine.withDefaults()},
 	}
 	p.rt = wazero.NewRuntimeWithConfig(ctx, r.runtimeConfig().WithMemoryLimitPages(limits.MemoryPages))
 	// The plugin keeps nothing of m: its bytes and decoded form are
@@ -247,6 +252,7 @@ func (p *Plugin) acquire(ctx context.Context) (*instance, error) {
 
 // release returns inst to the pool, or discards it if it is dead.
 func (p *Plugin) release(inst *instance) {
+	inst.countPages()
 	if inst.dead {
 		inst.close()
 		p.tokens <- struct{}{}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/internal/plugintest"
 )
 
 func TestEchoRoundTrip(t *testing.T) {
@@ -151,5 +152,32 @@ func TestCallerContextCheckedFirst(t *testing.T) {
 	cancel()
 	if _, _, err := p.Handle(ctx, message("echo", "")); !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
+	}
+}
+
+func TestStatusCountsMemory(t *testing.T) {
+	code := plugintest.MustRead(t, pluginDir+"echo")
+	m := compile(t, "echo")
+	p := load(t, "echo", PluginConfig{Limits: Limits{Instances: 2}})
+	st := p.Status()
+	// The memory as it is after _initialize and init, at least the initial.
+	if st.ModuleBytes != len(code) || st.MemoryPages < int(m.InitialMemoryPages()) || st.Instances != 1 {
+		t.Fatalf("after load: %+v, want %d module bytes, at least %d pages, 1 instance", st, len(code), m.InitialMemoryPages())
+	}
+	// Two calls at once need a second instance.
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() { mustEcho(t, p, strings.Repeat("x", 64<<10)) })
+	}
+	wg.Wait()
+	st = p.Status()
+	if st.MemoryPages < int(m.InitialMemoryPages()) || st.MemoryPages > st.Instances*int(p.limits.MemoryPages) {
+		t.Fatalf("after calls: %d pages for %d instances", st.MemoryPages, st.Instances)
+	}
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.Status(); st.MemoryPages != 0 {
+		t.Fatalf("after close: %d pages", st.MemoryPages)
 	}
 }

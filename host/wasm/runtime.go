@@ -160,6 +160,7 @@ func (r *Runtime) compile(ctx context.Context, digest [sha256.Size]byte, wasm []
 		_ = compiled.Close(ctx)
 		return nil, err
 	}
+	m.size = len(wasm)
 	r.logger.Debug("compiled plugin module", "digest", m.Digest(), "bytes", len(wasm), "imports", m.imports)
 	return m, nil
 }
