@@ -77,7 +77,13 @@ func TestSubscribePersistedAcrossRestart(t *testing.T) {
 			s.start() // same bus and store: the subscription comes back
 			c = client(t, s.addr)
 			mustToken(t, c.Publish("plant/p2/alarm", 1, false, "hotter"))
-			if m := receive(t, hub); m.Route.Resource != "plant/p2/alarm" || string(m.Content) != "hotter" {
+			m := receive(t, hub)
+			if string(m.Content) == "hot" {
+				// QoS 1 is at least once: mosquitto redelivers the first
+				// message when the stop came before its acknowledgement.
+				m = receive(t, hub)
+			}
+			if m.Route.Resource != "plant/p2/alarm" || string(m.Content) != "hotter" {
 				t.Fatalf("after restart hub got %+v %q", m.Route, m.Content)
 			}
 
