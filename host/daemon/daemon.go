@@ -34,6 +34,7 @@ type Daemon struct {
 	log     hclog.Logger
 	bus     *bus.Bus
 	store   *store.Store
+	runtime *wasm.Runtime
 	events  *eventbus.Module
 	plugins *pluginhost.Module
 	super   *supervisor.Supervisor
@@ -62,7 +63,7 @@ func Run(ctx context.Context, cfg *config.Config, version string, log hclog.Logg
 	b := bus.New(bus.Options{QueueLen: cfg.Modules.Bus.QueueLen, SendTimeout: cfg.Modules.Bus.SendTimeout})
 	defer b.Close()
 
-	d := &Daemon{version: version, started: started, log: log, bus: b, store: st}
+	d := &Daemon{version: version, started: started, log: log, bus: b, store: st, runtime: rt}
 	var modules []supervisor.Module
 	if cfg.Modules.API.Enable {
 		// First, so /healthz answers while the other modules start.

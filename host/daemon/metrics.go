@@ -183,6 +183,12 @@ var eventbusMetrics = []metric[eventbus.Stats]{
 		func(s eventbus.Stats) float64 { return boolValue(s.Connected) }),
 }
 
+var runtimeMetrics = []metric[*wasm.Runtime]{
+	counter("edgehost_wasm_cache_resets_total",
+		"Times an unreadable compilation cache entry made the plugin runtime empty the on-disk cache and compile again.",
+		func(r *wasm.Runtime) float64 { return float64(r.CacheResets()) }),
+}
+
 var storeMetrics = []metric[store.Stats]{
 	counter("edgehost_store_commits_total", "Write transactions committed to the store file, one fsync each.",
 		func(s store.Stats) float64 { return float64(s.Commits) }),
@@ -205,6 +211,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- pluginState
 	describe(ch, eventbusMetrics)
 	describe(ch, storeMetrics)
+	describe(ch, runtimeMetrics)
 	describe(ch, moduleMetrics)
 }
 
@@ -235,6 +242,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if d.store != nil {
 		emit(ch, storeMetrics, d.store.Stats())
+	}
+	if d.runtime != nil {
+		emit(ch, runtimeMetrics, d.runtime)
 	}
 	if d.super != nil {
 		for _, m := range d.super.Status() {

@@ -204,3 +204,51 @@ func TestRuntimeCloseDuringCompile(t *testing.T) {
 		}
 	}
 }
+
+// TestCorruptCacheEntryIsReplaced damages every entry of an on-disk cache:
+// the next runtime must compile the module again (counted), and the one
+// after that load it from the rewritten cache.
+func TestCorruptCacheEntryIsReplaced(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	code := plugintest.MustRead(t, pluginDir+"echo")
+	compileIn := func() *Runtime {
+		r, err := NewRuntime(ctx, RuntimeConfig{CacheDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := r.Compile(ctx, code)
+		if err != nil {
+			t.Fatalf("compile with a damaged cache: %v", err)
+		}
+		p, err := r.Load(ctx, m, PluginConfig{Name: "echo"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustEcho(t, p, "from the cache")
+		if err := r.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	compileIn()
+	files := cacheFiles(t, dir)
+	if len(files) == 0 {
+		t.Fatal("nothing cached")
+	}
+	for path := range files {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(path, fi.Size()/2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := compileIn(); r.CacheResets() != 1 {
+		t.Fatalf("cache resets = %d, want 1", r.CacheResets())
+	}
+	if r := compileIn(); r.CacheResets() != 0 {
+		t.Fatalf("the rewritten cache did not load: %d resets", r.CacheResets())
+	}
+}

@@ -5,8 +5,12 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/edgehost/edgehost/host/wasm/internal/instrument"
 	"github.com/hashicorp/go-hclog"
@@ -32,10 +36,14 @@ type RuntimeConfig struct {
 // shares its compilation cache, so a module is compiled to machine code once
 // per digest however many plugins use it. It is safe for concurrent use.
 type Runtime struct {
-	cache   wazero.CompilationCache
-	rt      wazero.Runtime // compiles and validates; never instantiates
-	logger  hclog.Logger
-	workers int
+	cache    wazero.CompilationCache
+	cacheDir string
+	// cacheResets counts the times an unreadable cache entry made the
+	// runtime empty the on-disk cache and compile again.
+	cacheResets atomic.Uint64
+	rt          wazero.Runtime // compiles and validates; never instantiates
+	logger      hclog.Logger
+	workers     int
 
 	// closing is cancelled by Close; it cuts compilations short.
 	closing context.Context
@@ -76,11 +84,12 @@ func NewRuntime(ctx context.Context, cfg RuntimeConfig) (*Runtime, error) {
 	}
 	workers = max(workers, 2)
 	r := &Runtime{
-		cache:   cache,
-		logger:  logger,
-		workers: workers,
-		modules: map[[sha256.Size]byte]*compileCall{},
-		plugins: map[*Plugin]struct{}{},
+		cache:    cache,
+		cacheDir: cfg.CacheDir,
+		logger:   logger,
+		workers:  workers,
+		modules:  map[[sha256.Size]byte]*compileCall{},
+		plugins:  map[*Plugin]struct{}{},
 	}
 	r.closing, r.cancel = context.WithCancel(context.Background())
 	r.rt = wazero.NewRuntimeWithConfig(ctx, r.runtimeConfig())
@@ -149,6 +158,19 @@ func (r *Runtime) compile(ctx context.Context, digest [sha256.Size]byte, wasm []
 	ctx, cancel := r.compileContext(ctx)
 	defer cancel()
 	compiled, err := r.rt.CompileModule(ctx, code)
+	if err != nil && r.cacheDir != "" && strings.Contains(err.Error(), "compilationcache:") {
+		// wazero reports an unreadable entry (a crash mid-write, a bad
+		// disk) on every load and never replaces it. Its key is wazero's
+		// own, so the whole on-disk cache goes: the others compile again
+		// once, on their next cold load.
+		r.cacheResets.Add(1)
+		r.logger.Warn("compilation cache entry unreadable; emptying the cache and compiling again",
+			"digest", shortDigest(digest), "dir", r.cacheDir, "error", err)
+		if rmErr := emptyDir(r.cacheDir); rmErr != nil {
+			return nil, fmt.Errorf("compile module %s: %w (and emptying the cache failed: %w)", shortDigest(digest), err, rmErr)
+		}
+		compiled, err = r.rt.CompileModule(ctx, code)
+	}
 	if err != nil {
 		if r.closing.Err() != nil {
 			err = fmt.Errorf("runtime %w while compiling", ErrClosed)
@@ -163,6 +185,21 @@ func (r *Runtime) compile(ctx context.Context, digest [sha256.Size]byte, wasm []
 	m.size = len(wasm)
 	r.logger.Debug("compiled plugin module", "digest", m.Digest(), "bytes", len(wasm), "imports", m.imports)
 	return m, nil
+}
+
+// CacheResets counts the times an unreadable on-disk cache entry made the
+// runtime empty the cache and compile again.
+func (r *Runtime) CacheResets() uint64 { return r.cacheResets.Load() }
+
+// emptyDir removes the files under dir, keeping the directories (wazero
+// made them when the cache was opened and writes into them).
+func emptyDir(dir string) error {
+	return filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		return os.Remove(path)
+	})
 }
 
 // compileContext is ctx, also cancelled when r closes, and asking wazero to
