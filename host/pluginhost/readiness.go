@@ -111,7 +111,12 @@ func (m *Module) NotReady() []string {
 			}
 			continue
 		}
-		if st := l.p.Status(); st.State == wasm.StateQuarantined {
+		st := l.p.Status()
+		if !st.TicksQuarantinedUntil.IsZero() {
+			out = append(out, fmt.Sprintf("plugin %s's ticks are quarantined until %s after repeated tick faults",
+				h.name, st.TicksQuarantinedUntil.UTC().Format(time.RFC3339)))
+		}
+		if st.State == wasm.StateQuarantined {
 			why := "repeated faults"
 			if st.LastFault != nil {
 				why = st.LastFault.Error()

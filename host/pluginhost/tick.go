@@ -52,7 +52,9 @@ func (m *Module) serveTicks(h *hosted) {
 				continue
 			}
 			h.tickFailed.Add(1)
-			h.logger.Warn("edgehost_tick failed", "error", err)
+			if !errors.Is(err, wasm.ErrQuarantined) { // said once, when the quarantine began
+				h.logger.Warn("edgehost_tick failed", "error", err)
+			}
 		}
 	})
 }

@@ -79,8 +79,10 @@ func TestQuarantineAndRecovery(t *testing.T) {
 		!strings.Contains(err.Error(), `plugin "faulty"`) {
 		t.Fatalf("during quarantine: %v", err)
 	}
-	if err := p.Tick(ctx); !errors.Is(err, ErrQuarantined) {
-		t.Fatalf("tick during quarantine: %v", err)
+	// Ticks keep their own health: the messages' quarantine does not stop
+	// a tick that works.
+	if err := p.Tick(ctx); err != nil {
+		t.Fatalf("tick during the messages' quarantine: %v", err)
 	}
 
 	// A failing probe doubles the backoff.
@@ -108,5 +110,41 @@ func TestBackoffIsCapped(t *testing.T) {
 		if got := q.backoff(i + 1); got != w {
 			t.Errorf("backoff(%d) = %s, want %s", i+1, got, w)
 		}
+	}
+}
+
+// TestStuckTickQuarantinesTicksOnly: a tick that never returns is stopped
+// and, repeated, quarantines the plugin's ticks, while its messages are
+// still served; good ticks do not excuse faulting messages either.
+func TestStuckTickQuarantinesTicksOnly(t *testing.T) {
+	q := Quarantine{After: 2, BackoffBase: time.Hour}
+	limits := Limits{MemoryPages: 100, CallTimeout: 50 * time.Millisecond, MaxMessageBytes: 64 << 10}
+	p := load(t, "faulty", PluginConfig{Name: "stucktick", Config: []byte("tickloop"), Quarantine: q, Limits: limits})
+	ctx := context.Background()
+	for range 2 {
+		var fe *FaultError
+		if err := p.Tick(ctx); !errors.As(err, &fe) || fe.Kind != FaultTimeout {
+			t.Fatalf("stuck tick: %v, want a timeout fault", err)
+		}
+	}
+	if err := p.Tick(ctx); !errors.Is(err, ErrQuarantined) || !strings.Contains(err.Error(), "ticks") {
+		t.Fatalf("third tick: %v, want the ticks quarantined", err)
+	}
+	mustEcho(t, p, "messages still served")
+	if st := p.Status(); st.State != StateReady || st.Faults != 0 {
+		t.Fatalf("message health after stuck ticks: %+v", st)
+	}
+
+	ticker := load(t, "faulty", PluginConfig{Name: "goodtick", Quarantine: q})
+	for range 2 {
+		if _, _, err := ticker.Handle(ctx, message("panic", "")); asFault(err) == nil {
+			t.Fatalf("panic: %v, want a fault", err)
+		}
+		if err := ticker.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := ticker.Status(); st.State != StateQuarantined {
+		t.Fatalf("a plugin faulting on every message but ticking fine: %s, want quarantined", st.State)
 	}
 }

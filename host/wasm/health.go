@@ -47,6 +47,11 @@ type Status struct {
 	LastFaultAt time.Time
 	// QuarantinedUntil is when the current quarantine's backoff ends.
 	QuarantinedUntil time.Time
+	// TicksQuarantinedUntil is when the quarantine of the plugin's ticks
+	// (kept apart from its messages') ends; zero when they are not.
+	TicksQuarantinedUntil time.Time
+	// TickFaults counts edgehost_tick calls that faulted.
+	TickFaults uint64
 	// Instances is the number of live instances; MemoryPages the linear
 	// memory they hold, in 64 KiB pages, as of their last call.
 	Instances   int
@@ -85,8 +90,14 @@ type health struct {
 
 // admit decides whether a call may run. probe reports that it is the one
 // call let through after a quarantine's backoff.
-func (p *Plugin) admit() (probe bool, err error) {
-	h := &p.health
+func (p *Plugin) admit() (probe bool, err error) { return p.health.admit(p.name, "") }
+
+// settle records the outcome of an admitted call.
+func (p *Plugin) settle(probe bool, err error) { p.health.settle(p, "", probe, err) }
+
+// admit decides for h whether a call may run; what names the calls in
+// errors ("" for messages).
+func (h *health) admit(plugin, what string) (probe bool, err error) {
 	if !h.quarantined.Load() {
 		return false, nil
 	}
@@ -96,16 +107,15 @@ func (p *Plugin) admit() (probe bool, err error) {
 		return false, nil
 	}
 	if h.probing || time.Now().Before(h.until) {
-		return false, fmt.Errorf("plugin %q: %w until %s after %d consecutive faults (last: %v)",
-			p.name, ErrQuarantined, h.until.Format(time.RFC3339Nano), h.consecutive.Load(), h.lastFault)
+		return false, fmt.Errorf("plugin %q: %s%w until %s after %d consecutive faults (last: %v)",
+			plugin, what, ErrQuarantined, h.until.Format(time.RFC3339Nano), h.consecutive.Load(), h.lastFault)
 	}
 	h.probing = true
 	return true, nil
 }
 
-// settle records the outcome of an admitted call.
-func (p *Plugin) settle(probe bool, err error) {
-	h := &p.health
+// settle records the outcome of an admitted call in h.
+func (h *health) settle(p *Plugin, what string, probe bool, err error) {
 	h.calls.Add(1)
 	fe := asFault(err)
 	switch {
@@ -118,7 +128,7 @@ func (p *Plugin) settle(probe bool, err error) {
 		h.consecutive.Store(0)
 		if probe || !h.quarantined.Load() {
 			if h.quarantined.Load() {
-				p.logger.Info("plugin recovered; quarantine ended")
+				p.logger.Info("plugin recovered; quarantine ended", "calls", or(what, "messages"))
 			}
 			h.level = 0
 			h.probing = false
@@ -135,7 +145,7 @@ func (p *Plugin) settle(probe bool, err error) {
 			h.until = h.lastFaultAt.Add(h.policy.backoff(h.level))
 			h.probing = false
 			h.quarantined.Store(true)
-			p.logger.Warn("plugin quarantined", "consecutive_faults", n, "until", h.until, "last_fault", fe)
+			p.logger.Warn("plugin quarantined", "calls", or(what, "messages"), "consecutive_faults", n, "until", h.until, "last_fault", fe)
 		}
 		h.mu.Unlock()
 		p.logger.Error("plugin fault", "kind", fe.Kind, "error", fe.Err)
@@ -147,6 +157,13 @@ func (p *Plugin) settle(probe bool, err error) {
 			h.mu.Unlock()
 		}
 	}
+}
+
+func or(s, fallback string) string {
+	if s == "" {
+		return fallback
+	}
+	return s
 }
 
 // asFault returns err's *FaultError, if any.
@@ -188,6 +205,12 @@ func (p *Plugin) Status() Status {
 	if h.quarantined.Load() {
 		s.State = StateQuarantined
 		s.QuarantinedUntil = h.until
+	}
+	s.TickFaults = p.tickHealth.faults.Load()
+	if p.tickHealth.quarantined.Load() {
+		p.tickHealth.mu.Lock()
+		s.TicksQuarantinedUntil = p.tickHealth.until
+		p.tickHealth.mu.Unlock()
 	}
 	if p.closed.Load() {
 		s.State = StateClosed

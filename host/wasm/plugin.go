@@ -80,7 +80,8 @@ type Plugin struct {
 
 	moduleBytes int
 
-	health health
+	health     health // of message calls
+	tickHealth health // of edgehost_tick calls
 }
 
 // Load starts a plugin from m: its own wazero runtime with the memory limit,
@@ -121,6 +122,7 @@ func (r *Runtime) Load(ctx context.Context, m *Module, cfg PluginConfig) (*Plugi
 		tokens:      make(chan struct{}, limits.Instances),
 		closing:     make(chan struct{}),
 		health:      health{policy: cfg.Quarantine.withDefaults()},
+		tickHealth:  health{policy: cfg.Quarantine.withDefaults()},
 	}
 	p.rt = wazero.NewRuntimeWithConfig(ctx, r.runtimeConfig().WithMemoryLimitPages(limits.MemoryPages))
 	// The plugin keeps nothing of m: its bytes and decoded form are
@@ -209,7 +211,10 @@ func (p *Plugin) Tick(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("plugin %q: %w", p.name, err)
 	}
-	probe, err := p.admit()
+	// Ticks keep a health of their own: a tick that keeps faulting stops
+	// ticks, not the plugin's messages, and a good tick does not excuse
+	// faulting messages.
+	probe, err := p.tickHealth.admit(p.name, "ticks ")
 	if err != nil {
 		return err
 	}
@@ -218,7 +223,7 @@ func (p *Plugin) Tick(ctx context.Context) error {
 		err = inst.tick(ctx)
 		p.release(inst)
 	}
-	p.settle(probe, err)
+	p.tickHealth.settle(p, "ticks", probe, err)
 	return err
 }
 
