@@ -2,6 +2,7 @@ package twin
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net"
 	"os"
@@ -10,11 +11,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/host/bus"
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/eventbus"
@@ -149,6 +152,101 @@ func benchTwin(b *testing.B, instances, window int) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(st.Stats().Updates)/float64(max(st.Stats().Commits, 1)), "writes/commit")
+}
+
+// BenchmarkTwinPluginCall measures what one twin update costs the plugin
+// runtime alone: the devicetwin plugin on wasm handling the update
+// BenchmarkTwinUpdateE2E sends, with an in-memory KV and a host that drops
+// what the plugin sends (no store, no bus, no MQTT). It is the guest's
+// share of the end-to-end time; "parallel" runs GOMAXPROCS callers.
+func BenchmarkTwinPluginCall(b *testing.B) {
+	ctx := context.Background()
+	wasmFile, err := plugintest.Build("plugins/devicetwin")
+	if err != nil {
+		b.Fatal(err)
+	}
+	code, err := os.ReadFile(wasmFile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rt, err := wasm.NewRuntime(ctx, wasm.RuntimeConfig{CacheDir: plugintest.CacheDir(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	mod, err := rt.Compile(ctx, code)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var list strings.Builder
+	list.WriteString(`{"event_id":"","timestamp":0,"devices":[`)
+	for d := range benchDevices {
+		if d > 0 {
+			list.WriteByte(',')
+		}
+		list.WriteString(`{"id":"default/d` + strconv.Itoa(d) + `","name":"d` + strconv.Itoa(d) + `","twin":{"temp":{"expected":{"value":"20"},"metadata":{"type":"string"}}}}`)
+	}
+	list.WriteString(`]}`)
+	p, err := rt.Load(ctx, mod, wasm.PluginConfig{Name: DefaultPlugin, Config: []byte(`{"node_name":"bench"}`),
+		KV: wasm.NewMemKV(), Host: dropHost{}, Limits: wasm.Limits{Instances: 2}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close(ctx)
+	if _, _, err := p.Handle(ctx, &abi.Message{Header: abi.Header{ID: "list"},
+		Route: abi.Route{Source: SourceDevicesDir, Group: Group, Operation: abi.OpUpdate, Resource: "membership/detail"}, Content: []byte(list.String())}); err != nil {
+		b.Fatal(err)
+	}
+	update := func(i int) *abi.Message {
+		topic := "$hw/events/device/default/d" + strconv.Itoa(i%benchDevices) + "/twin/update"
+		return &abi.Message{Header: abi.Header{ID: "m" + strconv.Itoa(i)},
+			Route:   abi.Route{Source: eventbus.ModuleGroup, Group: "user", Operation: "response", Resource: base64.URLEncoding.EncodeToString([]byte(topic))},
+			Content: []byte(`{"event_id":"` + strconv.Itoa(i) + `","timestamp":0,"twin":{"temp":{"actual":{"value":"` + strconv.Itoa(i%50) + `"}}}}`)}
+	}
+	msgs := make([]*abi.Message, 1000)
+	for i := range msgs {
+		msgs[i] = update(i)
+	}
+	call := func(m *abi.Message) {
+		if reply, ok, err := p.Handle(ctx, m); err != nil || !ok || reply.Route.Operation != abi.OpResponse {
+			b.Fatalf("update: ok=%v err=%v reply=%+v", ok, err, reply.Route)
+		}
+	}
+	b.Run("serial", func(b *testing.B) {
+		cpu := cpuTime()
+		for i := 0; b.Loop(); i++ {
+			call(msgs[i%len(msgs)])
+		}
+		b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
+	})
+	b.Run("parallel", func(b *testing.B) {
+		cpu := cpuTime()
+		b.RunParallel(func(pb *testing.PB) {
+			for i := 0; pb.Next(); i++ {
+				call(msgs[i%len(msgs)])
+			}
+		})
+		b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
+	})
+}
+
+// cpuTime is the CPU time the process has used: what a benchmark costs
+// when other work shares the machine and stretches its wall time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// dropHost takes the plugin's sends and drops them.
+type dropHost struct{}
+
+func (dropHost) Send(context.Context, string, *abi.Message) error { return nil }
+
+func (dropHost) Request(context.Context, string, *abi.Message) (abi.Message, error) {
+	return abi.Message{}, abi.Unavailable
 }
 
 // waitForDevices waits until the devices directory has been applied: a

@@ -23,9 +23,9 @@ package main
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"strings"
+	"unsafe"
 
 	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/sdk"
@@ -56,7 +56,7 @@ func init() {
 	sdk.OnInit(func(raw []byte) error {
 		var c Config
 		if len(raw) > 0 {
-			if err := json.Unmarshal(raw, &c); err != nil {
+			if err := c.decodeJSON(raw); err != nil {
 				return errors.Join(errors.New("devicetwin: config"), err)
 			}
 		}
@@ -89,12 +89,20 @@ func handle(m *sdk.Message) (*sdk.Message, error) {
 
 // fromMQTT applies a message a mapper or app published.
 func fromMQTT(resource string, payload []byte, now int64) error {
-	raw, err := base64.URLEncoding.DecodeString(resource)
+	n := base64.URLEncoding.DecodedLen(len(resource))
+	if cap(topicBuf) < n {
+		topicBuf = make([]byte, n)
+	}
+	n, err := base64.URLEncoding.Decode(topicBuf[:n], unsafe.Slice(unsafe.StringData(resource), len(resource)))
 	if err != nil {
 		sdk.LogWarn("eventbus message with a resource that is not base64url; ignored", "resource", truncate(resource))
 		return nil
 	}
-	topic := string(raw)
+	// The topic is a view of topicBuf, valid until the next message, as
+	// the resource itself is a view of the SDK's exchange buffer: what
+	// the plugin keeps or sends of either is copied (concatenated or
+	// encoded) first.
+	topic := unsafe.String(unsafe.SliceData(topicBuf), n)
 	if rest, ok := strings.CutPrefix(topic, deviceTopicPrefix); ok {
 		for _, s := range []struct {
 			suffix string
@@ -115,6 +123,9 @@ func fromMQTT(resource string, payload []byte, now int64) error {
 	sdk.LogDebug("topic not handled", "topic", topic)
 	return nil
 }
+
+// topicBuf holds the topic of the MQTT message being handled.
+var topicBuf []byte
 
 // fromCloud applies a message from the cloud, or host/twin's device list.
 func fromCloud(m *sdk.Message, now int64) error {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"strconv"
 	"strings"
@@ -14,7 +13,7 @@ import (
 // (registered, or refreshed if known) and removed.
 func membershipUpdate(eventID string, payload []byte, now int64) error {
 	var upd MembershipUpdate
-	if err := json.Unmarshal(payload, &upd); err != nil {
+	if err := upd.decodeJSON(payload); err != nil {
 		sdk.LogWarn("membership update is not JSON; ignored", "error", err.Error())
 		return nil
 	}
@@ -46,7 +45,7 @@ func membershipUpdate(eventID string, payload []byte, now int64) error {
 // keep their twins.
 func membershipSync(eventID, origin string, payload []byte, now int64) error {
 	var detail MembershipDetail
-	if err := json.Unmarshal(payload, &detail); err != nil {
+	if err := detail.decodeJSON(payload); err != nil {
 		sdk.LogWarn("device list is not JSON; ignored", "origin", origin, "error", err.Error())
 		return nil
 	}
@@ -154,14 +153,14 @@ func announce(u MembershipUpdate) error {
 		sdk.LogWarn("devices added or removed, but node_name is not configured: membership/updated not published")
 		return nil
 	}
-	return publish(nodeTopicPrefix+config.NodeName+suffixMemberUpd, u)
+	return publish(nodeTopicPrefix+config.NodeName+suffixMemberUpd, u.appendJSON(doc[:0]))
 }
 
 // membershipGet publishes the registered devices on membership/get/result.
 func membershipGet(topic string, payload []byte, now int64) error {
 	resultTopic := topic + suffixResult
 	var req BaseMessage
-	if err := json.Unmarshal(payload, &req); err != nil {
+	if err := req.decodeJSON(payload); err != nil {
 		return publishError(resultTopic, "", now, codeBadRequest, "Unmarshal membership get request failed: "+err.Error())
 	}
 	all, err := listDevices()
@@ -172,7 +171,7 @@ func membershipGet(topic string, payload []byte, now int64) error {
 	for _, r := range all {
 		out.Devices = append(out.Devices, brief(&r.Device))
 	}
-	return publish(resultTopic, out)
+	return publish(resultTopic, out.appendJSON(doc[:0]))
 }
 
 // deviceStates are the states state/update accepts.
@@ -183,7 +182,7 @@ var deviceStates = []string{"online", "offline", "unknown"}
 func stateUpdate(id, topic string, payload []byte, now int64) error {
 	resultTopic := topic + suffixResult
 	var upd StateUpdate
-	if err := json.Unmarshal(payload, &upd); err != nil {
+	if err := upd.decodeJSON(payload); err != nil {
 		return publishError(resultTopic, "", now, codeBadRequest, "Unmarshal device state request failed: "+err.Error())
 	}
 	state := strings.ToLower(upd.State)
@@ -208,5 +207,6 @@ func stateUpdate(id, topic string, payload []byte, now int64) error {
 	}
 	res := StateResult{BaseMessage: BaseMessage{EventID: upd.EventID, Timestamp: now},
 		Device: DeviceState{Name: rec.Name, State: rec.State, LastOnline: rec.LastOnline}}
-	return errors.Join(publish(resultTopic, res), upstream("device/"+id+"/state", res))
+	b := res.appendJSON(doc[:0])
+	return errors.Join(publish(resultTopic, b), upstream("device/"+id+"/state", b))
 }

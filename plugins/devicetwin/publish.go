@@ -1,8 +1,8 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
+	"unsafe"
 
 	"github.com/edgehost/edgehost/sdk"
 )
@@ -33,15 +33,17 @@ const (
 	suffixMemberUpd   = "/membership/updated"
 )
 
-// publish sends doc as JSON to the eventbus, to be published on topic.
-// Under the runtime's per-call outbox it leaves only after the call's KV
-// writes are committed, so a result never announces state that is not on
-// disk.
-func publish(topic string, doc any) error {
-	b, err := json.Marshal(doc)
-	if err != nil {
-		return errors.Join(errors.New("encode the document for "+topic), err)
-	}
+// doc is the buffer the documents the plugin sends and stores are encoded
+// into (doc[:0] for each). The host copies what it is given, so one
+// buffer serves every document, one at a time.
+var doc []byte
+
+// publish sends the JSON document b to the eventbus, to be published on
+// topic. Under the runtime's per-call outbox it leaves only after the
+// call's KV writes are committed, so a result never announces state that
+// is not on disk.
+func publish(topic string, b []byte) error {
+	doc = b[:0]
 	m := sdk.Message{Route: sdk.Route{Group: busGroup, Operation: "publish", Resource: topic}, Content: b}
 	if err := sdk.Send(&m); err != nil {
 		return errors.Join(errors.New("publish on "+topic), err)
@@ -49,13 +51,10 @@ func publish(topic string, doc any) error {
 	return nil
 }
 
-// upstream sends doc to the cloud link as an update of resource, e.g.
-// device/{id}/twin/edge_updated.
-func upstream(resource string, doc any) error {
-	b, err := json.Marshal(doc)
-	if err != nil {
-		return errors.Join(errors.New("encode "+resource), err)
-	}
+// upstream sends the JSON document b to the cloud link as an update of
+// resource, e.g. device/{id}/twin/edge_updated.
+func upstream(resource string, b []byte) error {
+	doc = b[:0]
 	m := sdk.Message{Route: sdk.Route{Group: upstreamGroup, Operation: "update", Resource: resource}, Content: b}
 	if err := sdk.Send(&m); err != nil {
 		return errors.Join(errors.New("send "+resource+" upstream"), err)
@@ -63,9 +62,25 @@ func upstream(resource string, doc any) error {
 	return nil
 }
 
+// nameBuf holds the topic or resource name builds.
+var nameBuf []byte
+
+// name joins parts into a topic or resource for a message sent at once: a
+// view of nameBuf, valid until the next name (the host copies what it is
+// sent).
+func name(parts ...string) string {
+	b := nameBuf[:0]
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	nameBuf = b
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
 // publishError publishes a failed request's result on topic.
 func publishError(topic, eventID string, now int64, code int, reason string) error {
-	return publish(topic, ErrorResult{BaseMessage: BaseMessage{EventID: eventID, Timestamp: now}, Code: code, Reason: reason})
+	r := ErrorResult{BaseMessage: BaseMessage{EventID: eventID, Timestamp: now}, Code: code, Reason: reason}
+	return publish(topic, r.appendJSON(doc[:0]))
 }
 
 // storeFailed logs a failed read of the device store and publishes a 500

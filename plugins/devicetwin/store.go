@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"strings"
 
@@ -42,7 +41,7 @@ func loadDevice(id string) (*record, bool, error) {
 		return nil, false, nil
 	}
 	r := new(record)
-	if err := json.Unmarshal(b, r); err != nil {
+	if err := r.decodeJSON(b); err != nil {
 		return nil, false, errors.Join(errStore, errors.New("device "+id+": stored record is corrupt"), err)
 	}
 	if r.Twin == nil {
@@ -53,10 +52,8 @@ func loadDevice(id string) (*record, bool, error) {
 
 // saveDevice writes a device; the write commits when the call succeeds.
 func saveDevice(r *record) error {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return errors.Join(errStore, err)
-	}
+	b := r.appendJSON(doc[:0])
+	doc = b[:0]
 	if err := sdk.KVPut(devicePrefix+r.ID, b); err != nil {
 		return errors.Join(errStore, err)
 	}

@@ -1,10 +1,6 @@
 package main
 
-import (
-	"encoding/json"
-
-	"github.com/edgehost/edgehost/sdk"
-)
+import "github.com/edgehost/edgehost/sdk"
 
 // cloudUpdate applies the cloud's twin/cloud_updated to device id under
 // KubeEdge's version rules: each side of a property is taken only with a
@@ -14,7 +10,7 @@ import (
 // published as a document and, if the device now lags, a delta.
 func cloudUpdate(id string, payload []byte, now int64) error {
 	var upd TwinUpdate
-	if err := json.Unmarshal(payload, &upd); err != nil {
+	if err := upd.decodeJSON(payload); err != nil {
 		sdk.LogWarn("cloud twin update is not JSON; ignored", "device", id, "error", err.Error())
 		return nil
 	}
@@ -27,7 +23,9 @@ func cloudUpdate(id string, payload []byte, now int64) error {
 		return nil
 	}
 	ch := newChanges()
-	for _, key := range sortedKeys(upd.Twin) {
+	keys := sortKeys(upd.Twin)
+	defer releaseKeys(keys)
+	for _, key := range keys {
 		if msg := upd.Twin[key]; msg != nil && checkProperty(key, msg) == nil {
 			applyCloud(rec, key, msg, ch, now)
 		}

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
-	"slices"
 	"strconv"
 )
 
@@ -41,8 +39,27 @@ type changes struct {
 	doc    map[string]*TwinDoc // twin/update/document
 }
 
+// theChanges are the changes of the update being applied: one at a time,
+// and published before the call ends, so their maps serve every update.
+var theChanges = changes{result: map[string]*MsgTwin{}, sync: map[string]*MsgTwin{}, doc: map[string]*TwinDoc{}}
+
+// newChanges returns theChanges, emptied.
 func newChanges() *changes {
-	return &changes{result: map[string]*MsgTwin{}, sync: map[string]*MsgTwin{}, doc: map[string]*TwinDoc{}}
+	ch := &theChanges
+	reuse(&ch.result)
+	reuse(&ch.sync)
+	reuse(&ch.doc)
+	return ch
+}
+
+// reuse empties a map kept for reuse, or replaces it when it grew large
+// (clearing a map costs as much as its largest size).
+func reuse[V any](m *map[string]V) {
+	if len(*m) > 64 {
+		*m = map[string]V{}
+	} else {
+		clear(*m)
+	}
 }
 
 // twinUpdate applies a twin/update from a mapper or app to device id and
@@ -51,7 +68,7 @@ func newChanges() *changes {
 func twinUpdate(id, topic string, payload []byte, now int64) error {
 	resultTopic := topic + suffixResult
 	var upd TwinUpdate
-	if err := json.Unmarshal(payload, &upd); err != nil {
+	if err := upd.decodeJSON(payload); err != nil {
 		return publishError(resultTopic, "", now, codeBadRequest, "Unmarshal update request body failed, Please check the request")
 	}
 	rec, ok, err := loadDevice(id)
@@ -65,7 +82,9 @@ func twinUpdate(id, topic string, payload []byte, now int64) error {
 		return publishError(resultTopic, upd.EventID, now, codeBadRequest, "Update twin error, the update request body not have key:twin")
 	}
 	ch := newChanges()
-	for _, key := range sortedKeys(upd.Twin) {
+	keys := sortKeys(upd.Twin)
+	defer releaseKeys(keys)
+	for _, key := range keys {
 		if err := applyLocal(rec, key, upd.Twin[key], ch, now); err != nil {
 			return publishError(resultTopic, upd.EventID, now, err.code, err.reason)
 		}
@@ -77,7 +96,7 @@ func twinUpdate(id, topic string, payload []byte, now int64) error {
 	}
 	base := BaseMessage{EventID: upd.EventID, Timestamp: now}
 	return errors.Join(
-		publish(resultTopic, TwinUpdate{BaseMessage: base, Twin: ch.result}),
+		publish(resultTopic, (&TwinUpdate{BaseMessage: base, Twin: ch.result}).appendJSON(doc[:0])),
 		publishChanges(rec, base, ch),
 	)
 }
@@ -86,18 +105,17 @@ func twinUpdate(id, topic string, payload []byte, now int64) error {
 // device's actual values now lag its expected ones, the delta; and sends
 // its edge_updated upstream.
 func publishChanges(rec *record, base BaseMessage, ch *changes) error {
-	var errs []error
-	prefix := deviceTopicPrefix + rec.ID + suffixTwinUpdate
+	var err error
 	if len(ch.doc) > 0 {
-		errs = append(errs, publish(prefix+suffixDocument, TwinDocument{BaseMessage: base, Twin: ch.doc}))
-	}
-	if d, ok := delta(rec, base); ok && len(ch.doc) > 0 {
-		errs = append(errs, publish(prefix+suffixDelta, d))
+		err = publish(name(deviceTopicPrefix, rec.ID, suffixTwinUpdate, suffixDocument), (&TwinDocument{BaseMessage: base, Twin: ch.doc}).appendJSON(doc[:0]))
+		if d, ok := delta(rec, base); ok {
+			err = errors.Join(err, publish(name(deviceTopicPrefix, rec.ID, suffixTwinUpdate, suffixDelta), d.appendJSON(doc[:0])))
+		}
 	}
 	if len(ch.sync) > 0 {
-		errs = append(errs, upstream("device/"+rec.ID+"/twin/edge_updated", TwinUpdate{BaseMessage: base, Twin: ch.sync}))
+		err = errors.Join(err, upstream(name("device/", rec.ID, "/twin/edge_updated"), (&TwinUpdate{BaseMessage: base, Twin: ch.sync}).appendJSON(doc[:0])))
 	}
-	return errors.Join(errs...)
+	return err
 }
 
 // applyLocal applies one property of a local update: a value (expected,
@@ -118,8 +136,8 @@ func applyLocal(rec *record, key string, msg *MsgTwin, ch *changes, now int64) *
 			return badRequest("twin " + strconv.Quote(key) + " is not optional and cannot be deleted")
 		}
 		last := clone(cur, false)
-		bump(cur.ExpectedVersion)
-		bump(cur.ActualVersion)
+		bump(&cur.ExpectedVersion)
+		bump(&cur.ActualVersion)
 		cur.Expected, cur.Actual, cur.Metadata = nil, nil, &TypeMetadata{Type: typeDeleted}
 		ch.result[key] = nil
 		ch.sync[key] = clone(cur, true)
@@ -130,21 +148,24 @@ func applyLocal(rec *record, key string, msg *MsgTwin, ch *changes, now int64) *
 		return &reqError{code: codeConflict, reason: "version conflict on twin " + strconv.Quote(key) + ": the update is based on an older version"}
 	}
 	valueType := typeString
-	var last *MsgTwin
 	if live {
 		valueType = typeOf(cur)
-		last = clone(cur, false)
 	} else if msg.Metadata != nil && msg.Metadata.Type != "" {
 		valueType = msg.Metadata.Type
 	}
 	if err := validateValues(valueType, msg); err != nil {
 		return err
 	}
+	c := new(change)
+	var last *MsgTwin
+	if live {
+		last = withoutVersions(&c.last, cur)
+	}
 	if !exists {
 		cur = &MsgTwin{Optional: boolPtr(true)}
 		rec.Twin[key] = cur
 	}
-	sync := &MsgTwin{}
+	sync := &c.sync
 	changed := false
 	if !live {
 		if msg.Optional != nil {
@@ -170,21 +191,47 @@ func applyLocal(rec *record, key string, msg *MsgTwin, ch *changes, now int64) *
 		return nil
 	}
 	sync.Optional, sync.Metadata = cur.Optional, cur.Metadata
-	ch.sync[key] = clone(sync, true)
-	ch.result[key] = clone(sync, false)
-	ch.doc[key] = &TwinDoc{Last: last, Current: clone(cur, false)}
+	ch.sync[key] = sync
+	ch.result[key] = withoutVersions(&c.result, sync)
+	c.doc = TwinDoc{Last: last, Current: withoutVersions(&c.current, cur)}
+	ch.doc[key] = &c.doc
 	return nil
+}
+
+// change is what a local edit makes of one property, in one allocation:
+// the property before and after (without versions), and its parts of the
+// update's edge_updated (with versions), result and document.
+type change struct {
+	last, current, sync, result MsgTwin
+	doc                         TwinDoc
+}
+
+// withoutVersions copies t into *dst without its versions, as clone does,
+// and returns dst.
+func withoutVersions(dst, t *MsgTwin) *MsgTwin {
+	*dst = *t
+	dst.ExpectedVersion, dst.ActualVersion = nil, nil
+	return dst
 }
 
 // setValue is a local edit of one side: the value, stamped now, and the
 // next edge version.
 func setValue(v string, ver *TwinVersion, now int64) (*TwinValue, *TwinVersion) {
-	next := TwinVersion{}
+	e := &sideEdit{text: v, stamp: ValueMetadata{Timestamp: now}}
 	if ver != nil {
-		next = *ver
+		e.version = *ver
 	}
-	next.Edge++
-	return &TwinValue{Value: &v, Metadata: &ValueMetadata{Timestamp: now}}, &next
+	e.version.Edge++
+	e.value = TwinValue{Value: &e.text, Metadata: &e.stamp}
+	return &e.value, &e.version
+}
+
+// sideEdit is what setValue makes, in one allocation.
+type sideEdit struct {
+	value   TwinValue
+	text    string
+	stamp   ValueMetadata
+	version TwinVersion
 }
 
 // checkProperty enforces KubeEdge's limits: keys up to 128 bytes, values up
@@ -250,7 +297,9 @@ func conflict(cur, req *TwinVersion) bool {
 // delta is KubeEdge's twin/update/delta: every live property with an
 // expected value, and the expected values where the actual one differs.
 func delta(rec *record, base BaseMessage) (TwinDelta, bool) {
-	d := TwinDelta{BaseMessage: base, Twin: map[string]*MsgTwin{}, Delta: map[string]string{}}
+	reuse(&deltaTwin)
+	reuse(&deltaValues)
+	d := TwinDelta{BaseMessage: base, Twin: deltaTwin, Delta: deltaValues}
 	for key, t := range rec.Twin {
 		if isDeleted(t) || t.Expected == nil {
 			continue
@@ -264,11 +313,17 @@ func delta(rec *record, base BaseMessage) (TwinDelta, bool) {
 	return d, len(d.Delta) > 0
 }
 
+// deltaTwin and deltaValues hold the delta being published, reused.
+var (
+	deltaTwin   = map[string]*MsgTwin{}
+	deltaValues = map[string]string{}
+)
+
 // twinGet publishes the device's live properties on twin/get/result.
 func twinGet(id, topic string, payload []byte, now int64) error {
 	resultTopic := topic + suffixResult
 	var req BaseMessage
-	if err := json.Unmarshal(payload, &req); err != nil {
+	if err := req.decodeJSON(payload); err != nil {
 		return publishError(resultTopic, "", now, codeBadRequest, "Unmarshal twin info failed: "+err.Error())
 	}
 	rec, ok, err := loadDevice(id)
@@ -284,40 +339,21 @@ func twinGet(id, topic string, payload []byte, now int64) error {
 			twin[key] = clone(t, false)
 		}
 	}
-	return publish(resultTopic, TwinUpdate{BaseMessage: BaseMessage{EventID: req.EventID, Timestamp: now}, Twin: twin})
+	return publish(resultTopic, (&TwinUpdate{BaseMessage: BaseMessage{EventID: req.EventID, Timestamp: now}, Twin: twin}).appendJSON(doc[:0]))
 }
 
-// clone copies t deeply, with its versions or without.
+// clone copies t, with its versions or without, as it is now. The copy
+// shares t's parts (values, versions, metadata): the plugin never changes
+// a twin's part in place, it replaces it (see setValue, bump, adopt).
 func clone(t *MsgTwin, versions bool) *MsgTwin {
 	if t == nil {
 		return nil
 	}
-	c := &MsgTwin{Expected: cloneValue(t.Expected), Actual: cloneValue(t.Actual)}
-	if t.Optional != nil {
-		c.Optional = boolPtr(*t.Optional)
+	c := *t
+	if !versions {
+		c.ExpectedVersion, c.ActualVersion = nil, nil
 	}
-	if t.Metadata != nil {
-		c.Metadata = &TypeMetadata{Type: t.Metadata.Type}
-	}
-	if versions {
-		c.ExpectedVersion, c.ActualVersion = cloneVersion(t.ExpectedVersion), cloneVersion(t.ActualVersion)
-	}
-	return c
-}
-
-func cloneValue(v *TwinValue) *TwinValue {
-	if v == nil {
-		return nil
-	}
-	c := &TwinValue{}
-	if v.Value != nil {
-		s := *v.Value
-		c.Value = &s
-	}
-	if v.Metadata != nil {
-		c.Metadata = &ValueMetadata{Timestamp: v.Metadata.Timestamp}
-	}
-	return c
+	return &c
 }
 
 func cloneVersion(v *TwinVersion) *TwinVersion {
@@ -328,10 +364,11 @@ func cloneVersion(v *TwinVersion) *TwinVersion {
 	return &c
 }
 
-// bump counts a local edit in v, if the side has a version.
-func bump(v *TwinVersion) {
-	if v != nil {
-		v.Edge++
+// bump counts a local edit in *v, if the side has a version: a new
+// version replaces it (see clone).
+func bump(v **TwinVersion) {
+	if *v != nil {
+		*v = &TwinVersion{Cloud: (*v).Cloud, Edge: (*v).Edge + 1}
 	}
 }
 
@@ -360,13 +397,4 @@ func truncate(s string) string {
 		return s[:64] + "..."
 	}
 	return s
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
