@@ -32,6 +32,9 @@
 //     keep it (see HandlerFunc). This keeps the handle path allocation-free,
 //     which matters: in a Go wasm module each allocated byte costs about as
 //     much as a whole call, garbage collection having no background workers.
+//   - A handler whose cost per message matters registers with HandleReply
+//     instead: it writes its reply into a ReplyWriter, whose buffer the SDK
+//     reuses, so no content it replies with costs an allocation.
 //   - Keep crypto/* out of plugins: Go 1.26 grows the module's initial
 //     memory to ~34 MiB when crypto's random generator is linked.
 //

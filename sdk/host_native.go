@@ -2,7 +2,12 @@
 
 package sdk
 
-import "github.com/edgehost/edgehost/sdk/internal/hostcall"
+import (
+	"encoding/binary"
+	"unsafe"
+
+	"github.com/edgehost/edgehost/sdk/internal/hostcall"
+)
 
 // In a native build the imports go to the fake host package sdktest
 // installs, and the exports are registered for it to call.
@@ -55,3 +60,18 @@ func hostMQTTPublish(topic string, payload []byte, qos, retain int32) int32 {
 func hostMQTTSubscribe(filter string) int32 { return host().MQTTSubscribe(filter) }
 
 func hostMQTTUnsubscribe(filter string) int32 { return host().MQTTUnsubscribe(filter) }
+
+// Little-endian loads and stores through pointers, for the envelope code,
+// on any native byte order.
+
+func le16(p unsafe.Pointer) uint16 { return binary.LittleEndian.Uint16((*[2]byte)(p)[:]) }
+
+func le32(p unsafe.Pointer) uint32 { return binary.LittleEndian.Uint32((*[4]byte)(p)[:]) }
+
+func le64(p unsafe.Pointer) uint64 { return binary.LittleEndian.Uint64((*[8]byte)(p)[:]) }
+
+func putLE16(p unsafe.Pointer, v uint16) { binary.LittleEndian.PutUint16((*[2]byte)(p)[:], v) }
+
+func putLE32(p unsafe.Pointer, v uint32) { binary.LittleEndian.PutUint32((*[4]byte)(p)[:], v) }
+
+func putLE64(p unsafe.Pointer, v uint64) { binary.LittleEndian.PutUint64((*[8]byte)(p)[:], v) }

@@ -1,8 +1,10 @@
 package sdk
 
 import (
+	"encoding/binary"
 	"errors"
 	"strconv"
+	"unsafe"
 
 	"github.com/edgehost/edgehost/abi"
 )
@@ -22,8 +24,9 @@ import (
 //   - (reply, nil): reply is sent back. The SDK sets its ParentID (the
 //     request's ID), clears its ID and Sync; the host gives it a fresh ID and, when
 //     Timestamp is zero, the current time (SPEC §4). m.Reply(content),
-//     which turns m into its reply, is the allocation-free way to make one.
-//   - (nil, nil): no reply; the message is consumed.
+//     which turns m into its reply, is the allocation-free way to make one;
+//     for content built per call without allocating, see HandleReply.
+//   - (nil, nil) or (_, NoReply): no reply; the message is consumed.
 //   - (_, err): an application failure. The SDK replies with operation
 //     "error" and content err.Error(), as SPEC §4 asks. Only when err is an
 //     abi.Code itself (not wrapped), e.g. abi.NoHandler, does the call fail
@@ -35,15 +38,17 @@ type HandlerFunc func(m *Message) (*Message, error)
 
 // Callbacks registered by the plugin, usually from an init function.
 var (
-	handler HandlerFunc
-	initFn  func(config []byte) error
-	tickFn  func() error
-	stopFn  func()
+	handler      HandlerFunc
+	replyHandler ReplyHandlerFunc
+	initFn       func(config []byte) error
+	tickFn       func() error
+	stopFn       func()
 )
 
-// Handle registers the message handler. A later call replaces it. Without
-// a handler every message fails with abi.NoHandler.
-func Handle(h HandlerFunc) { handler = h }
+// Handle registers the message handler. A later call of Handle or
+// HandleReply replaces it. Without a handler every message fails with
+// abi.NoHandler.
+func Handle(h HandlerFunc) { handler, replyHandler = h, nil }
 
 // OnInit registers f to run at edgehost_init with the plugin's config
 // (opaque bytes, JSON by convention, possibly empty; f may keep it). An
@@ -66,7 +71,9 @@ const minBuffer = 4096
 // only when a call needs more.
 var (
 	// exchange is where the host writes config and messages
-	// (edgehost_buffer). The SDK never writes it.
+	// (edgehost_buffer). The SDK never writes it. Its capacity has a
+	// spare byte past its length, and is at least minBuffer: decodeView
+	// relies on both.
 	exchange []byte
 	// out holds encoded outgoing envelopes: replies, sends and requests.
 	out []byte
@@ -76,6 +83,8 @@ var (
 	request Message
 	// errorReply is the reply made from a handler's error.
 	errorReply Message
+	// replyWriter builds the replies of a ReplyHandlerFunc, reused.
+	replyWriter ReplyWriter
 )
 
 // exchangeBuffer implements edgehost_buffer: an exchange buffer of at least
@@ -85,7 +94,8 @@ func exchangeBuffer(n int32) []byte {
 		return nil
 	}
 	if int(n) > len(exchange) || exchange == nil {
-		exchange = make([]byte, max(int(n), minBuffer))
+		size := max(int(n), minBuffer)
+		exchange = make([]byte, size, size+1)
 	}
 	return exchange
 }
@@ -131,34 +141,67 @@ func failure(what string, err error) abi.Code {
 }
 
 // handleMessage implements edgehost_handle: it decodes the envelope in the
-// exchange buffer, runs the handler and returns the encoded reply (empty for
-// none), which stays valid until the next call.
+// exchange buffer into views, runs the handler and returns the encoded
+// reply (empty for none), which stays valid until the next call.
+//
+// It saves nothing of the request before calling the handler, which may
+// change m: what a reply needs of the request afterwards (its ID, its route
+// for an error reply) is read again from the exchange buffer, which the
+// handler cannot change but for Content.
 func handleMessage(msgLen int32) ([]byte, abi.Code) {
 	if msgLen < 0 || int(msgLen) > len(exchange) {
 		return nil, abi.InvalidArgument
 	}
-	if handler == nil {
+	if handler == nil && replyHandler == nil {
 		return nil, abi.NoHandler
 	}
+	env := exchange[:msgLen]
 	m := &request
-	if err := abi.DecodeAlias(exchange[:msgLen], (*abi.Message)(m)); err != nil {
+	if err := decodeView(env, m); err != nil {
 		LogError("handle: "+err.Error(), "len", strconv.Itoa(int(msgLen)))
 		return nil, abi.Malformed
 	}
-	parent, route := m.Header.ID, m.Route
+	if replyHandler != nil {
+		w := &replyWriter
+		w.reset(defaultReplyHead(env))
+		if err := replyHandler(m, w); err != nil {
+			return handlerFailed(err, env)
+		}
+		return w.finish(env)
+	}
 	reply, err := handler(m)
 	if err != nil {
-		if c, ok := err.(abi.Code); ok && c > abi.OK {
-			return nil, c
-		}
-		errorReply = Message{Route: route, Content: []byte(err.Error())}
-		errorReply.Route.Operation = abi.OpError
-		reply = &errorReply
+		return handlerFailed(err, env)
 	}
 	if reply == nil {
 		return nil, abi.OK
 	}
-	return encodeReply(reply, parent)
+	return encodeReply(reply, requestID(env))
+}
+
+// requestID returns the ID of the request env, which decodeView accepted.
+func requestID(env []byte) string {
+	p := unsafe.Add(unsafe.Pointer(unsafe.SliceData(env)), fixedLen)
+	return stringAt((*byte)(p), int(binary.LittleEndian.Uint16(env[10:])))
+}
+
+// handlerFailed turns a handler's error into the call's outcome: a bare
+// abi.Code fails the call, NoReply consumes the message, and any other
+// error becomes a reply with operation "error" and content err.Error() on
+// the route of the request env.
+func handlerFailed(err error, env []byte) ([]byte, abi.Code) {
+	if c, ok := err.(abi.Code); ok && c > abi.OK {
+		return nil, c
+	}
+	if err == NoReply {
+		return nil, abi.OK
+	}
+	r := &errorReply
+	_ = decodeView(env, r) // it has accepted env once
+	r.Route.Operation = abi.OpError
+	r.Header.ResourceVersion, r.Header.Timestamp = "", 0
+	r.Content = []byte(err.Error())
+	return encodeReply(r, r.Header.ID)
 }
 
 // encodeReply encodes reply into out as the answer to the message whose ID
@@ -166,16 +209,24 @@ func handleMessage(msgLen int32) ([]byte, abi.Code) {
 // timestamp are left for the host to fill, which keeps the guest's share of
 // a call small.
 func encodeReply(reply *Message, parent string) ([]byte, abi.Code) {
-	r := *reply
-	r.Header.ID = ""
-	r.Header.ParentID = parent
-	r.Header.Sync = false
-	b, err := encode(&r)
-	if err != nil {
-		LogError("handle: reply: " + err.Error())
-		return nil, abi.TooLarge
+	version, route, content := reply.Header.ResourceVersion, &reply.Route, reply.Content
+	if !replyFits(parent, version, route, len(content)) {
+		return replyTooLarge()
 	}
+	need := replyLen(parent, version, route, len(content))
+	if cap(out) < need {
+		out = make([]byte, max(need, 2*cap(out), minBuffer))
+	}
+	b := out[:need]
+	putReply(b, parent, version, route, reply.Header.Timestamp, content)
 	return b, abi.OK
+}
+
+// replyTooLarge logs and reports a reply whose fields do not fit the
+// envelope.
+func replyTooLarge() ([]byte, abi.Code) {
+	LogError("handle: reply does not fit the envelope")
+	return nil, abi.TooLarge
 }
 
 // encode encodes m into the reused out buffer.

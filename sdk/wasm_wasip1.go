@@ -44,6 +44,22 @@ func exportTick() int32 { return int32(tick()) }
 //go:wasmexport edgehost_stop
 func exportStop() { stop() }
 
+// Little-endian loads and stores through pointers, for the envelope code:
+// wasm is little-endian and allows unaligned access, so they are plain
+// loads and stores, with none of the bounds checks of encoding/binary.
+
+func le16(p unsafe.Pointer) uint16 { return *(*uint16)(p) }
+
+func le32(p unsafe.Pointer) uint32 { return *(*uint32)(p) }
+
+func le64(p unsafe.Pointer) uint64 { return *(*uint64)(p) }
+
+func putLE16(p unsafe.Pointer, v uint16) { *(*uint16)(p) = v }
+
+func putLE32(p unsafe.Pointer, v uint32) { *(*uint32)(p) = v }
+
+func putLE64(p unsafe.Pointer, v uint64) { *(*uint64)(p) = v }
+
 // ptr returns the linear-memory offset of b's first byte.
 func ptr(b []byte) int32 { return int32(uintptr(unsafe.Pointer(unsafe.SliceData(b)))) }
 

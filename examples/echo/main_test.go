@@ -17,12 +17,14 @@ func TestEcho(t *testing.T) {
 		Route:   sdk.Route{Source: "app", Group: "user", Operation: "echo", Resource: "echo/x"},
 		Content: []byte("hi"),
 	}
-	for range 3 {
+	for _, content := range []string{"hi", "hi", "", "a longer content than the first"} {
+		in.Content = []byte(content)
 		r, err := h.Call(in)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if string(r.Content) != "hi" || r.Route.Operation != abi.OpResponse || r.Route.Resource != "echo/x" ||
+		want := sdk.Route{Source: "app", Group: "user", Operation: abi.OpResponse, Resource: "echo/x"}
+		if string(r.Content) != content || r.Route != want || r.Header.Sync ||
 			r.Header.ParentID != "m1" || r.Header.ID == "" || r.Header.ID == "m1" {
 			t.Fatalf("reply = %+v", r)
 		}
