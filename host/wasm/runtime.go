@@ -3,6 +3,7 @@ package wasm
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -151,13 +152,22 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte) (*Module, error) {
 }
 
 func (r *Runtime) compile(ctx context.Context, digest [sha256.Size]byte, wasm []byte) (*Module, error) {
-	code, err := instrument.Module(wasm)
+	code, kept, err := r.instrumented(digest, wasm)
 	if err != nil {
 		return nil, fmt.Errorf("compile module %s: %w", shortDigest(digest), err)
 	}
 	ctx, cancel := r.compileContext(ctx)
 	defer cancel()
 	compiled, err := r.rt.CompileModule(ctx, code)
+	if err != nil && kept != "" && ctx.Err() == nil {
+		// A damaged kept module: rewrite it from the original.
+		r.logger.Warn("kept instrumented module unusable; instrumenting again", "path", kept, "error", err)
+		os.Remove(kept)
+		if code, _, err = r.instrumented(digest, wasm); err != nil {
+			return nil, fmt.Errorf("compile module %s: %w", shortDigest(digest), err)
+		}
+		compiled, err = r.rt.CompileModule(ctx, code)
+	}
 	if err != nil && r.cacheDir != "" && strings.Contains(err.Error(), "compilationcache:") {
 		// wazero reports an unreadable entry (a crash mid-write, a bad
 		// disk) on every load and never replaces it. Its key is wazero's
@@ -185,6 +195,53 @@ func (r *Runtime) compile(ctx context.Context, digest [sha256.Size]byte, wasm []
 	m.size = len(wasm)
 	r.logger.Debug("compiled plugin module", "digest", m.Digest(), "bytes", len(wasm), "imports", m.imports)
 	return m, nil
+}
+
+// instrumented returns wasm rewritten by instrument.Module. With an on-disk
+// cache the result is kept there too, by digest and instrumentation
+// version, since the pass costs more than loading the compiled code (~13 ms
+// for a 2 MB Go module): a restart reads it back. A kept file that is not
+// what the pass gives (a damaged disk) is caught when wazero validates it:
+// kept names the file it came from, and compile then instruments afresh.
+func (r *Runtime) instrumented(digest [sha256.Size]byte, wasm []byte) (code []byte, kept string, err error) {
+	if r.cacheDir == "" {
+		code, err = instrument.Module(wasm)
+		return code, "", err
+	}
+	dir := filepath.Join(r.cacheDir, "instrumented-v"+instrument.Version)
+	path := filepath.Join(dir, hex.EncodeToString(digest[:])+".wasm")
+	if code, err := os.ReadFile(path); err == nil {
+		return code, path, nil
+	}
+	if code, err = instrument.Module(wasm); err != nil {
+		return nil, "", err
+	}
+	if err := writeAtomically(dir, path, code); err != nil {
+		// Only a cost at the next start: log it and go on.
+		r.logger.Warn("could not keep the instrumented module", "path", path, "error", err)
+	}
+	return code, "", nil
+}
+
+// writeAtomically writes b to path through a temporary file in dir, so a
+// reader never sees half of it.
+func writeAtomically(dir, path string, b []byte) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(b)
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		os.Remove(f.Name())
+		return werr
+	}
+	return os.Rename(f.Name(), path)
 }
 
 // CacheResets counts the times an unreadable on-disk cache entry made the

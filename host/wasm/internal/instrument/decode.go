@@ -102,6 +102,22 @@ func (r *reader) name() (string, error) {
 	return string(b), nil
 }
 
+// skipName skips a name, checking it is UTF-8, without making a string.
+func (r *reader) skipName() error {
+	n, err := r.u32()
+	if err != nil {
+		return err
+	}
+	b, err := r.bytes(int(n))
+	if err != nil {
+		return err
+	}
+	if !utf8.Valid(b) {
+		return r.fail(errors.New("name is not UTF-8"))
+	}
+	return nil
+}
+
 // limits skips a table or memory type's limits.
 func (r *reader) limits() error {
 	flags, err := r.byte()

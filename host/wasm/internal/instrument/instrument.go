@@ -164,7 +164,9 @@ func Module(wasm []byte) ([]byte, error) {
 	for _, s := range secs {
 		present[s.id] = true
 	}
-	out := append([]byte(nil), wasm[:8]...)
+	// The checks grow a Go module's code by about a fifth: one allocation
+	// of the final size rather than a dozen doublings.
+	out := append(make([]byte, 0, len(wasm)+len(wasm)/4), wasm[:8]...)
 	addMissing := func(next byte, last bool) error {
 		for _, id := range needed {
 			if present[id] || !(last || before(id, next)) {
@@ -754,7 +756,7 @@ func (m *rewrite) codeSection(payload []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := appendU32(nil, n)
+	out := appendU32(make([]byte, 0, len(payload)+len(payload)/4), n)
 	var body []byte
 	for i := range n {
 		size, err := r.u32()
@@ -1018,11 +1020,11 @@ func (m *rewrite) nameMap(b []byte, indirect bool) ([]byte, error) {
 				if _, err := r.u32(); err != nil {
 					return nil, err
 				}
-				if _, err := r.name(); err != nil {
+				if err := r.skipName(); err != nil {
 					return nil, err
 				}
 			}
-		} else if _, err := r.name(); err != nil {
+		} else if err := r.skipName(); err != nil {
 			return nil, err
 		}
 		out = append(out, b[start:r.off]...)
