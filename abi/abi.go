@@ -77,6 +77,7 @@ const (
 	Internal        Code = 8
 	Busy            Code = 9
 	NoHandler       Code = 10
+	Loop            Code = 11
 )
 
 var codeNames = [...]string{
@@ -91,6 +92,7 @@ var codeNames = [...]string{
 	Internal:        "internal",
 	Busy:            "busy",
 	NoHandler:       "no handler",
+	Loop:            "loop",
 }
 
 // String returns the code's name as SPEC.md spells it.

@@ -219,3 +219,20 @@ func TestNewError(t *testing.T) {
 		t.Fatal("a wrapped coded error lost its code")
 	}
 }
+
+func TestChainWaits(t *testing.T) {
+	c := Chain{Waiting: "a b twin-1"}
+	for _, name := range []string{"a", "b", "twin-1"} {
+		if !c.Waits(name) {
+			t.Errorf("Waits(%q) = false in %q", name, c.Waiting)
+		}
+	}
+	for _, name := range []string{"", "twin", "a b", "c"} {
+		if c.Waits(name) {
+			t.Errorf("Waits(%q) = true in %q", name, c.Waiting)
+		}
+	}
+	if (Chain{}).Waits("") {
+		t.Error("an empty chain waits for the empty name")
+	}
+}

@@ -5,6 +5,8 @@
 // the standard library and never panics on bad input.
 package abi
 
+import "strings"
+
 // Message is one unit of work, shaped like KubeEdge's beehive message so the
 // cloud side can read it without translation.
 type Message struct {
@@ -25,6 +27,42 @@ type Header struct {
 	ResourceVersion string
 	// Sync marks a request whose sender waits for the reply.
 	Sync bool
+	// Chain is the host's record of the message chain this message is part
+	// of. It is not in the envelope: a guest never sees or sets it.
+	Chain Chain
+}
+
+// MaxHops is the longest chain of messages the host lets plugins make: a
+// message made while handling one that is MaxHops deep is refused with
+// Loop (abi/SPEC.md section 5).
+const MaxHops = 16
+
+// Chain records how a message came to be, so the host can stop loops of
+// plugins messaging themselves (abi/SPEC.md section 5). Only the host sets
+// it, from the message the sending plugin is handling.
+type Chain struct {
+	// Hops counts the messages before this one in its chain: 0 for a
+	// message made outside any handling (by a tick, an MQTT delivery's
+	// sender, a native module), the handled message's Hops + 1 otherwise.
+	Hops int
+	// Waiting names the plugins whose calls wait for this request's reply,
+	// directly or through requests of their own, oldest first, separated
+	// by single spaces (plugin names have none); empty for a message that
+	// is not a request. A request to one of them would wait for itself. A
+	// string, not a slice, keeps Header comparable.
+	Waiting string
+}
+
+// Waits reports whether the plugin named name is among c.Waiting.
+func (c Chain) Waits(name string) bool {
+	for w := c.Waiting; w != ""; {
+		var head string
+		head, w, _ = strings.Cut(w, " ")
+		if head == name {
+			return true
+		}
+	}
+	return false
 }
 
 // Route says where a message comes from and what it is about.

@@ -73,6 +73,7 @@ type PluginInfo struct {
 	Subscriptions    []string  `json:"subscriptions,omitempty"`
 	MQTTDropped      uint64    `json:"mqtt_dropped"`
 	TickFailed       uint64    `json:"tick_failed"`
+	Loops            uint64    `json:"loops"`
 	LastFault        string    `json:"last_fault,omitempty"`
 	QuarantinedUntil time.Time `json:"quarantined_until,omitzero"`
 	LastError        string    `json:"last_error,omitempty"`

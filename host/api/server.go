@@ -64,6 +64,7 @@ type PluginStatus struct {
 	HeldFailed       uint64    `json:"held_failed"`
 	MQTTDropped      uint64    `json:"mqtt_dropped"`
 	TickFailed       uint64    `json:"tick_failed"`
+	Loops            uint64    `json:"loops"`
 	LastFault        string    `json:"last_fault,omitempty"`
 	QuarantinedUntil time.Time `json:"quarantined_until,omitzero"`
 	Receives         []string  `json:"receives,omitempty"`

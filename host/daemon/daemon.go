@@ -162,7 +162,7 @@ func (d *Daemon) Status() api.Status {
 		for _, p := range d.plugins.List() {
 			st.Plugins = append(st.Plugins, api.PluginStatus{Name: p.Name, Version: p.Version, State: p.State,
 				Instances: p.Instances, MemoryPages: p.MemoryPages, ModuleBytes: p.ModuleBytes, Calls: p.Calls, Faults: p.Faults, Denied: p.Denied,
-				HeldFailed: p.HeldFailed, MQTTDropped: p.MQTTDropped, TickFailed: p.TickFailed,
+				HeldFailed: p.HeldFailed, MQTTDropped: p.MQTTDropped, TickFailed: p.TickFailed, Loops: p.Loops,
 				LastFault: firstOf(p.LastFault, p.LastError), QuarantinedUntil: p.QuarantinedUntil, Receives: p.Receives})
 		}
 	}

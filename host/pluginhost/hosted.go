@@ -49,6 +49,7 @@ type hosted struct {
 	subs        subscriptions
 	mqttDropped atomic.Uint64 // MQTT messages that did not reach the plugin's queue
 	tickFailed  atomic.Uint64 // edgehost_tick calls that failed
+	loops       atomic.Uint64 // requests refused because the plugin waits for their reply
 }
 
 func (m *Module) newHosted(name, origin string) *hosted {

@@ -47,6 +47,7 @@ func (m *Module) info(h *hosted) Info {
 	}
 	m.mu.RUnlock()
 	in.Subscriptions, in.MQTTDropped, in.TickFailed = h.subs.filters(), h.mqttDropped.Load(), h.tickFailed.Load()
+	in.Loops = h.loops.Load()
 	l := h.cur.Load()
 	switch {
 	case l == nil && !in.Enabled:
@@ -58,6 +59,7 @@ func (m *Module) info(h *hosted) Info {
 	}
 	st := l.p.Status()
 	in.State, in.Instances, in.Calls, in.Faults, in.Denied = st.State.String(), st.Instances, st.Calls, st.Faults, st.Denied
+	in.Loops += st.Loops
 	in.QuarantinedUntil, in.HeldFailed = st.QuarantinedUntil, st.HeldFailed
 	in.MemoryPages, in.ModuleBytes = st.MemoryPages, st.ModuleBytes
 	if st.Version != "" {

@@ -383,6 +383,8 @@ func (m *Module) dispatch(ctx context.Context, routed bool, targets []*hosted, m
 	if target == nil {
 		reply = msg.Reply(abi.OpError, []byte(fmt.Sprintf("no plugin receives group %q operation %q resource %q",
 			msg.Route.Group, msg.Route.Operation, msg.Route.Resource)))
+	} else if msg.Header.Sync && msg.Header.Chain.Waits(target.name) {
+		reply = msg.Reply(abi.OpError, []byte(m.refuseLoop(target, msg).Error()))
 	} else {
 		var err error
 		reply, ok, err = target.call(ctx, msg)
@@ -399,4 +401,23 @@ func (m *Module) dispatch(ctx context.Context, routed bool, targets []*hosted, m
 		// one-way messages are counted by the bus as having no waiter.
 		m.log.Debug("reply not delivered", "request", msg.Header.ID, "error", err)
 	}
+}
+
+// ErrLoop is the error of a request refused because it would reach a
+// plugin that waits for its reply: the plugin's own request chain back
+// into itself, which could only end in a timeout. It matches abi.Loop.
+var ErrLoop error = abi.NewError("request loops back into a plugin that waits for its reply", abi.Loop)
+
+// refuseLoop counts and logs the refusal of msg, a request that would
+// reach target while target waits for its reply, and returns its error.
+func (m *Module) refuseLoop(target *hosted, msg *abi.Message) error {
+	err := fmt.Errorf("plugin %q: request %s (group %q operation %q resource %q) from %q: %w; waiting: %s",
+		target.name, msg.Header.ID, msg.Route.Group, msg.Route.Operation, msg.Route.Resource,
+		msg.Route.Source, ErrLoop, strings.ReplaceAll(msg.Header.Chain.Waiting, " ", " -> "))
+	if target.loops.Add(1) == 1 {
+		target.logger.Warn("request refused: it loops back into the plugin; further refusals are logged at debug", "error", err)
+	} else {
+		target.logger.Debug("request refused: it loops back into the plugin", "error", err)
+	}
+	return err
 }

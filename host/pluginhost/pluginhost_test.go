@@ -44,10 +44,18 @@ func TestMatch(t *testing.T) {
 // and returns the bus; the host stops at the end of the test.
 func start(t *testing.T, specs []config.Plugin) (*bus.Bus, *Module) {
 	t.Helper()
+	return startModules(t, map[string]string{"echo": "examples/echo"}, specs)
+}
+
+// startModules runs the plugin host under the given specs with a plugin
+// dir holding, for each name, the plugin built from its package dir.
+func startModules(t *testing.T, modules map[string]string, specs []config.Plugin) (*bus.Bus, *Module) {
+	t.Helper()
 	dir := t.TempDir()
-	echo := plugintest.MustRead(t, "examples/echo")
-	if err := os.WriteFile(filepath.Join(dir, "echo.wasm"), echo, 0o644); err != nil {
-		t.Fatal(err)
+	for name, pkg := range modules {
+		if err := os.WriteFile(filepath.Join(dir, name+".wasm"), plugintest.MustRead(t, pkg), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	st, err := store.Open(filepath.Join(dir, "edgehost.db"), nil)
 	if err != nil {

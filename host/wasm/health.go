@@ -67,6 +67,9 @@ type Status struct {
 	// HeldFailed counts sends and MQTT publishes that were held until
 	// their call's KV writes committed and then failed to go out.
 	HeldFailed uint64
+	// Loops counts sends and requests refused because the chain of
+	// messages they would extend was already abi.MaxHops long.
+	Loops uint64
 }
 
 // health tracks faults and quarantine. The atomics let the hot path of a
@@ -201,6 +204,7 @@ func (p *Plugin) Status() Status {
 		Faults:            h.faults.Load(),
 		Denied:            h.denied.Load(),
 		HeldFailed:        h.heldFailed.Load(),
+		Loops:             p.loops.Load(),
 	}
 	if h.quarantined.Load() {
 		s.State = StateQuarantined

@@ -112,7 +112,7 @@ func output(out []byte, data []byte) uint64 {
 // guest by matching them under errors.Is, as the bus's and the eventbus's
 // errors do.
 var passedCodes = [...]abi.Code{abi.InvalidArgument, abi.Malformed, abi.TooLarge, abi.NotFound,
-	abi.Denied, abi.Timeout, abi.Unavailable, abi.Internal, abi.Busy}
+	abi.Denied, abi.Timeout, abi.Unavailable, abi.Internal, abi.Busy, abi.Loop}
 
 // codeOf maps a Host, MQTT or KV error to the code the guest sees.
 func codeOf(err error, fallback abi.Code) abi.Code {
@@ -172,6 +172,37 @@ func readEnvelope(inst *instance, mem api.Memory, ptr, n uint64, m *abi.Message)
 	return abi.OK
 }
 
+// chain sets the Chain of m, a message the guest makes while handling
+// inst.in (if any), and refuses it with abi.Loop past abi.MaxHops
+// (abi/SPEC.md section 5). A request's Waiting is the handled request's
+// plus this plugin; a message handled without anyone waiting (a one-way
+// message, a tick) starts a new Waiting, as its sender is not blocked.
+func (inst *instance) chain(m *abi.Message) abi.Code {
+	p := inst.p
+	in := inst.in
+	if in != nil {
+		if in.Header.Chain.Hops >= abi.MaxHops {
+			if p.loops.Add(1) == 1 {
+				p.logger.Warn("message refused: the chain of messages it ends is too long; further refusals are logged at debug",
+					"hops", in.Header.Chain.Hops+1, "max", abi.MaxHops, "group", m.Route.Group, "operation", m.Route.Operation)
+			} else {
+				p.logger.Debug("message refused: chain too long", "hops", in.Header.Chain.Hops+1, "group", m.Route.Group)
+			}
+			return abi.Loop
+		}
+		m.Header.Chain.Hops = in.Header.Chain.Hops + 1
+	}
+	if !m.Header.Sync {
+		return abi.OK
+	}
+	if in == nil || !in.Header.Sync || in.Header.Chain.Waiting == "" {
+		m.Header.Chain.Waiting = p.name
+		return abi.OK
+	}
+	m.Header.Chain.Waiting = in.Header.Chain.Waiting + " " + p.name
+	return abi.OK
+}
+
 // send(ptr, len) -> i32
 func importSend(inst *instance, mem api.Memory, stack []uint64) {
 	var m abi.Message
@@ -181,6 +212,10 @@ func importSend(inst *instance, mem api.Memory, stack []uint64) {
 	}
 	if !inst.allowSend(&m) {
 		stack[0] = inst.deny(abi.ImportSend, "route", m.Route.Group+" "+m.Route.Operation+" "+m.Route.Resource)
+		return
+	}
+	if c := inst.chain(&m); c != abi.OK {
+		stack[0] = fail(c)
 		return
 	}
 	if inst.p.host == nil {
@@ -221,6 +256,10 @@ func importRequest(inst *instance, mem api.Memory, stack []uint64) {
 		return
 	}
 	m.Header.Sync = true
+	if c := inst.chain(&m); c != abi.OK {
+		stack[0] = fail(c)
+		return
+	}
 	timeout := time.Duration(api.DecodeI32(stack[2])) * time.Millisecond
 	if timeout <= 0 {
 		timeout = inst.p.limits.CallTimeout

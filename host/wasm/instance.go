@@ -43,6 +43,7 @@ type instance struct {
 	bufPtr, bufCap uint32 // the exchange buffer; bufCap 0 until asked for
 
 	callCtx context.Context // the caller's context during a call, for imports
+	in      *abi.Message    // the message edgehost_handle is handling; nil in other calls
 	kept    []byte          // the reply request kept for request_reply
 	tx      kvTx            // the KV writes of the current call
 	outbox  []held          // sends and publishes held behind tx
@@ -218,7 +219,10 @@ func (inst *instance) handle(ctx context.Context, in *abi.Message, n int) (reply
 		return reply, false, fmt.Errorf("plugin %q: %w", p.name, err)
 	}
 	inst.stack[0] = uint64(n)
-	if err := inst.call(ctx, inst.fnHandle, FaultTrap); err != nil {
+	inst.in = in
+	err = inst.call(ctx, inst.fnHandle, FaultTrap)
+	inst.in = nil
+	if err != nil {
 		inst.abort()
 		return reply, false, err
 	}

@@ -78,6 +78,8 @@ type Plugin struct {
 	live    atomic.Int64
 	pages   atomic.Int64 // linear memory of the live instances, in pages
 
+	loops atomic.Uint64 // messages refused for a chain past abi.MaxHops
+
 	moduleBytes int
 
 	health     health // of message calls

@@ -270,10 +270,53 @@ func handle(n int32) int64 {
 		return answer(&m, "response", itoa(hostSend(ptr(env), int32(len(env)))))
 	case "request":
 		return request(&m, arg)
+	case "forward":
+		return forward(&m, arg)
+	case "relay":
+		relay(arg)
+		return 0
 	case "badargs":
 		return answer(&m, "response", badArgs())
 	}
 	return -10 // no handler
+}
+
+// forward requests the first of the space-separated groups in arg with
+// operation "forward" and the groups rotated by one, so plugins forwarding
+// to each other make a request chain; it replies with the reply's
+// operation and content, or with operation "error" and "code N" when the
+// request import failed.
+func forward(m *msg, arg []byte) int64 {
+	group, rest, _ := cut(arg, ' ')
+	next := append([]byte(nil), group...)
+	if len(rest) > 0 {
+		next = append(append(append([]byte(nil), rest...), ' '), group...)
+	}
+	req := msg{ts: make([]byte, 8), sync: true, content: next}
+	req.f[4], req.f[5], req.f[6] = group, []byte("forward"), []byte("chain")
+	env := encode(nil, &req)
+	out := make([]byte, 64<<10)
+	n := hostRequest(ptr(env), int32(len(env)), 5000, ptr(out), int32(len(out)))
+	if n < 0 {
+		return answer(m, "error", append([]byte("code "), itoa(n)...))
+	}
+	r, ok := decode(out[:n])
+	if !ok {
+		return answer(m, "error", []byte("reply does not decode"))
+	}
+	return answer(m, string(r.f[5]), r.content)
+}
+
+// relay sends a one-way message of operation "relay" with content arg to
+// the group arg, so a plugin receiving its own relays sends forever; it
+// logs the code when the send fails.
+func relay(arg []byte) {
+	out := msg{ts: make([]byte, 8), content: arg}
+	out.f[4], out.f[5], out.f[6] = arg, []byte("relay"), []byte("chain")
+	env := encode(nil, &out)
+	if c := hostSend(ptr(env), int32(len(env))); c != 0 {
+		logf(3, "relay: send returned "+string(itoa(c)))
+	}
 }
 
 // getAnswer calls an import that fills a guest buffer, first with a buffer
