@@ -78,6 +78,10 @@ func buffer(n int32) int32 {
 //go:wasmexport edgehost_init
 func initPlugin(n int32) int32 {
 	config = append([]byte(nil), buf[:n]...)
+	// The daemon hands a config: value over as JSON: "loop" arrives quoted.
+	if len(config) >= 2 && config[0] == '"' && config[len(config)-1] == '"' {
+		config = config[1 : len(config)-1]
+	}
 	switch string(config) {
 	case "refuse":
 		return 5 // denied
@@ -218,6 +222,8 @@ func handle(n int32) int64 {
 		for {
 			spin++
 		}
+	case "recurse":
+		return int64(recurse(0))
 	case "oom":
 		for {
 			hog = append(hog, make([]byte, 1<<20))
@@ -279,6 +285,15 @@ func handle(n int32) int64 {
 		return answer(&m, "response", badArgs())
 	}
 	return -10 // no handler
+}
+
+// recurse calls itself without end; the two calls keep the compiler from
+// turning it into a loop.
+func recurse(n int) int {
+	if n < 0 {
+		return 0
+	}
+	return recurse(n+1) + recurse(n+2)
 }
 
 // forward requests the first of the space-separated groups in arg with
