@@ -94,6 +94,7 @@ func Open(path string, opts *Options) (*Store, error) {
 		max:     o.MaxBatch,
 		log:     o.Logger,
 		check:   rep,
+		opened:  time.Now(),
 		timeout: o.CheckTimeout,
 	}
 	go s.commitLoop()

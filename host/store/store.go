@@ -67,6 +67,8 @@ type Stats struct {
 	// LastError describes the last read or write failure, at LastErrorAt.
 	LastError   string
 	LastErrorAt time.Time
+	// Opened is when Open returned the store.
+	Opened time.Time
 	// Check is the result of the consistency check at Open.
 	Check CheckReport
 	// Snapshots counts snapshots written and verified, SnapshotFailures
@@ -92,6 +94,7 @@ type Store struct {
 	max     int
 	log     hclog.Logger
 	check   CheckReport
+	opened  time.Time
 	timeout time.Duration
 	commits atomic.Uint64
 	updates atomic.Uint64
@@ -122,7 +125,7 @@ func (s *Store) Stats() Stats {
 	return Stats{
 		Commits: s.commits.Load(), Updates: s.updates.Load(),
 		ReadErrors: s.readErrors, WriteErrors: s.writeErrors, Panics: s.panics,
-		LastError: s.lastErr, LastErrorAt: s.lastErrAt, Check: s.check,
+		LastError: s.lastErr, LastErrorAt: s.lastErrAt, Opened: s.opened, Check: s.check,
 		Snapshots: s.snaps, SnapshotFailures: s.snapFails, LastSnapshot: s.lastSnap, LastSnapshotError: s.lastSnapErr,
 	}
 }
