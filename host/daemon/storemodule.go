@@ -18,6 +18,10 @@ type storeModule struct {
 	cfg   config.Store
 	dir   string
 	log   hclog.Logger
+	// snapped is the store's commit count at the last snapshot, and taken
+	// whether there was one: an unchanged store needs no new snapshot.
+	snapped uint64
+	taken   bool
 }
 
 func (m *storeModule) Name() string { return "store" }
@@ -47,11 +51,16 @@ func (m *storeModule) Run(ctx context.Context, ready func()) error {
 // snapshot writes one snapshot and logs the outcome; a failure is counted
 // by the store and shows in readiness until a snapshot succeeds.
 func (m *storeModule) snapshot() {
+	commits := m.store.Stats().Commits
+	if m.taken && commits == m.snapped {
+		return
+	}
 	info, err := m.store.Snapshot(m.dir, m.cfg.SnapshotKeep)
 	if err != nil {
 		m.log.Error("store snapshot failed", "dir", m.dir, "error", err)
 		return
 	}
+	m.snapped, m.taken = commits, true
 	m.log.Info("store snapshot written", "path", info.Path, "bytes", info.Bytes, "elapsed_ms", info.Elapsed.Milliseconds())
 }
 

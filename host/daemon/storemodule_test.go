@@ -43,7 +43,14 @@ func TestStoreModuleSnapshotsAndMetrics(t *testing.T) {
 		t.Errorf("NotReady = %q", nr)
 	}
 
+	// An unchanged store is not snapshotted again.
+	m.snapshot()
+	if snaps, _ := store.ListSnapshots(SnapshotDir(dir)); len(snaps) != 1 {
+		t.Errorf("a snapshot of an unchanged store was written: %d snapshots", len(snaps))
+	}
+
 	// A snapshot that cannot be written is counted and shows in readiness.
+	st.PluginKV("p").Apply([]store.KVOp{{Key: "k2", Value: []byte("v")}})
 	blocker := filepath.Join(dir, "blocker")
 	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
 		t.Fatal(err)

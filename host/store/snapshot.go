@@ -239,3 +239,36 @@ func Restore(path, snapshotDir, from string) (RestoreResult, error) {
 	}
 	return res, nil
 }
+
+// BackupFile writes a verified copy of the store file at src, which no
+// daemon may be serving, to dst. It holds bbolt's shared lock while it
+// reads, so a daemon cannot start on src meanwhile.
+func BackupFile(src, dst string) (int64, error) {
+	if _, err := Check(src, 0); err != nil {
+		return 0, err
+	}
+	var db *bolt.DB
+	err := guard(func() error {
+		var err error
+		db, err = bolt.Open(src, 0o600, &bolt.Options{ReadOnly: true, Timeout: 100 * time.Millisecond})
+		return err
+	})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return 0, fmt.Errorf("back up %s: %w", src, ErrLocked)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("back up %s: %w", src, err)
+	}
+	defer db.Close()
+	var n int64
+	err = WriteBackupFile(dst, func(w io.Writer) error {
+		return guard(func() error {
+			return db.View(func(tx *bolt.Tx) error {
+				var err error
+				n, err = tx.WriteTo(w)
+				return err
+			})
+		})
+	})
+	return n, err
+}
