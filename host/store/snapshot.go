@@ -158,11 +158,21 @@ func ListSnapshots(dir string) ([]SnapshotInfo, error) {
 	return out, nil
 }
 
-// rotate removes all but the newest keep snapshots in dir.
+// rotate removes all but the newest keep snapshots in dir, and the
+// temporary files of snapshots a killed daemon left unfinished.
 func rotate(dir string, keep int) error {
 	snaps, err := ListSnapshots(dir)
 	if err != nil {
 		return err
+	}
+	stale, err := filepath.Glob(filepath.Join(dir, "."+snapshotPrefix+"*"+snapshotSuffix+".tmp-*"))
+	if err != nil {
+		return err
+	}
+	for _, tmp := range stale {
+		if err := os.Remove(tmp); err != nil {
+			return err
+		}
 	}
 	for _, sn := range snaps[min(keep, len(snaps)):] {
 		if err := os.Remove(sn.Path); err != nil {

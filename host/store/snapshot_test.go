@@ -51,6 +51,12 @@ func TestSnapshotIsConsistentUnderWrites(t *testing.T) {
 			}
 		}()
 	}
+	// What a daemon killed while writing a snapshot leaves behind.
+	os.MkdirAll(dir, 0o700)
+	stale := filepath.Join(dir, ".edgehost-20260101T000000.000Z.db.tmp-123")
+	if err := os.WriteFile(stale, []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	var snaps []SnapshotInfo
 	for range 5 {
 		info, err := s.Snapshot(dir, 3)
@@ -71,6 +77,9 @@ func TestSnapshotIsConsistentUnderWrites(t *testing.T) {
 	}
 	if len(listed) != 3 || listed[0].Path != snaps[4].Path {
 		t.Fatalf("after 5 snapshots with keep 3: %+v", listed)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a stale snapshot temp file is still there: %v", err)
 	}
 	if st := s.Stats(); st.Snapshots != 5 || st.LastSnapshot.Path != snaps[4].Path {
 		t.Errorf("stats: %+v", st)
