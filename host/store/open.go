@@ -69,7 +69,7 @@ func Open(path string, opts *Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("open store %q: %w", path, err)
 	}
-	db, rep, err := openChecked(path, &o)
+	db, rep, late, err := openChecked(path, &o)
 	var damage *DamageError
 	if errors.As(err, &damage) && o.ResetDamaged {
 		aside, aerr := setAside(path, "damaged")
@@ -81,7 +81,7 @@ func Open(path string, opts *Options) (*Store, error) {
 		}
 		o.Logger.Warn("store is damaged; --reset-store set it aside and starts an empty store",
 			"path", path, "damage", damage.Damage, "kept_as", aside)
-		db, rep, err = openChecked(path, &o)
+		db, rep, late, err = openChecked(path, &o)
 	}
 	if err != nil {
 		return nil, err
@@ -98,26 +98,41 @@ func Open(path string, opts *Options) (*Store, error) {
 		timeout: o.CheckTimeout,
 	}
 	go s.commitLoop()
+	if late != nil {
+		go s.lateCheck(late)
+	}
 	return s, nil
 }
 
+// lateCheck records what the part of Tx.Check that ran past the time
+// limit at Open found: damage there is a read failure of a serving store.
+func (s *Store) lateCheck(late <-chan []string) {
+	problems := <-late
+	if len(problems) == 0 {
+		s.log.Info("store check finished after its time limit; no problems", "path", s.path)
+		return
+	}
+	s.failed(false, false, &checkError{problems})
+}
+
 // openChecked opens and verifies the file, or creates it when there is
-// none and no marker, and writes the marker if it is missing.
-func openChecked(path string, o *Options) (*bolt.DB, CheckReport, error) {
+// none and no marker, and writes the marker if it is missing. late is as
+// from verify.
+func openChecked(path string, o *Options) (_ *bolt.DB, _ CheckReport, late <-chan []string, _ error) {
 	marker, err := ReadMarker(path)
 	if err != nil {
-		return nil, CheckReport{}, fmt.Errorf("open store %q: %w", path, err)
+		return nil, CheckReport{}, nil, fmt.Errorf("open store %q: %w", path, err)
 	}
 	fresh := false
 	fi, err := os.Stat(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist) && marker != nil:
-		return nil, CheckReport{}, &DamageError{Path: path, Damage: fmt.Sprintf("the file is missing, but %s records a store created %s",
+		return nil, CheckReport{}, nil, &DamageError{Path: path, Damage: fmt.Sprintf("the file is missing, but %s records a store created %s",
 			MarkerPath(path), marker.Created.Format(time.RFC3339))}
 	case errors.Is(err, os.ErrNotExist):
 		fresh = true
 	case err != nil:
-		return nil, CheckReport{}, fmt.Errorf("open store %q: %w", path, err)
+		return nil, CheckReport{}, nil, fmt.Errorf("open store %q: %w", path, err)
 	case fi.Size() == 0 && marker == nil:
 		// bbolt creates the file, then writes its first pages: a crash
 		// in between leaves this, and no marker was ever written.
@@ -125,10 +140,10 @@ func openChecked(path string, o *Options) (*bolt.DB, CheckReport, error) {
 		fresh = true
 	default:
 		if err := lockProbe(path, o.LockTimeout); err != nil {
-			return nil, CheckReport{}, fmt.Errorf("open store %q: %w", path, err)
+			return nil, CheckReport{}, nil, fmt.Errorf("open store %q: %w", path, err)
 		}
 		if _, err := checkHeaderFile(path); err != nil {
-			return nil, CheckReport{}, damaged(path, err)
+			return nil, CheckReport{}, nil, damaged(path, err)
 		}
 	}
 	var db *bolt.DB
@@ -139,27 +154,27 @@ func openChecked(path string, o *Options) (*bolt.DB, CheckReport, error) {
 	})
 	switch {
 	case errors.Is(err, bolt.ErrTimeout):
-		return nil, CheckReport{}, fmt.Errorf("open store %q: %w", path, ErrLocked)
+		return nil, CheckReport{}, nil, fmt.Errorf("open store %q: %w", path, ErrLocked)
 	case err != nil && fresh:
-		return nil, CheckReport{}, fmt.Errorf("open store %q: %w", path, err)
+		return nil, CheckReport{}, nil, fmt.Errorf("open store %q: %w", path, err)
 	case err != nil:
-		return nil, CheckReport{}, damaged(path, err)
+		return nil, CheckReport{}, nil, damaged(path, err)
 	}
 	var rep CheckReport
 	if !fresh {
-		if rep, err = verify(db, o.CheckTimeout); err != nil {
-			db.Close()
-			return nil, CheckReport{}, damaged(path, err)
+		if rep, late, err = verify(db, o.CheckTimeout); err != nil {
+			closeAfter(db, late)
+			return nil, CheckReport{}, nil, damaged(path, err)
 		}
 		logCheck(o.Logger, path, rep, o.CheckTimeout)
 	}
 	if marker == nil {
 		if err := writeMarker(path, newMarker()); err != nil {
-			db.Close()
-			return nil, CheckReport{}, fmt.Errorf("open store %q: %w", path, err)
+			closeAfter(db, late)
+			return nil, CheckReport{}, nil, fmt.Errorf("open store %q: %w", path, err)
 		}
 	}
-	return db, rep, nil
+	return db, rep, late, nil
 }
 
 // logCheck reports a passed check, saying so plainly when it was cut short.
@@ -208,12 +223,25 @@ func Check(path string, timeout time.Duration) (CheckReport, error) {
 	if err != nil {
 		return CheckReport{}, damaged(path, err)
 	}
-	defer db.Close()
-	rep, err := verify(db, timeout)
+	rep, late, err := verify(db, timeout)
+	closeAfter(db, late)
 	if err != nil {
 		return rep, damaged(path, err)
 	}
 	return rep, nil
+}
+
+// closeAfter closes db, at once or, while a check still runs in it (late
+// non-nil), once that check is done.
+func closeAfter(db *bolt.DB, late <-chan []string) {
+	if late == nil {
+		db.Close()
+		return
+	}
+	go func() {
+		<-late
+		db.Close()
+	}()
 }
 
 // lockProbe fails with ErrLocked if another process holds the file's lock

@@ -54,12 +54,13 @@ func guard(fn func() error) error {
 // bucket, key and value (so every reachable page is touched under guard),
 // then bbolt's own Tx.Check (freelist, unreachable or doubly used pages, key
 // order). A nil error with Complete false means the time ran out before
-// any damage was found.
-func verify(db *bolt.DB, timeout time.Duration) (CheckReport, error) {
+// any damage was found. If it ran out during Tx.Check, which cannot be
+// stopped, late is non-nil and gets what the rest of Tx.Check finds once
+// it is done (until then its read transaction stays open).
+func verify(db *bolt.DB, timeout time.Duration) (rep CheckReport, late <-chan []string, err error) {
 	start := time.Now()
 	deadline := start.Add(timeout)
-	var rep CheckReport
-	err := guard(func() error {
+	err = guard(func() error {
 		return db.View(func(tx *bolt.Tx) error {
 			rep.Bytes = tx.Size()
 			rep.Pages = uint64(tx.Size()) / uint64(db.Info().PageSize)
@@ -69,14 +70,14 @@ func verify(db *bolt.DB, timeout time.Duration) (CheckReport, error) {
 	})
 	if errors.Is(err, errTimeLimit) {
 		rep.Elapsed = time.Since(start)
-		return rep, nil
+		return rep, nil, nil
 	}
 	if err != nil {
-		return rep, err
+		return rep, nil, err
 	}
 	tx, err := db.Begin(false)
 	if err != nil {
-		return rep, fmt.Errorf("begin check: %w", err)
+		return rep, nil, fmt.Errorf("begin check: %w", err)
 	}
 	errs := tx.Check()
 	var found []string
@@ -89,25 +90,29 @@ func verify(db *bolt.DB, timeout time.Duration) (CheckReport, error) {
 				tx.Rollback()
 				rep.Elapsed = time.Since(start)
 				if len(found) > 0 {
-					return rep, &checkError{found}
+					return rep, nil, &checkError{found}
 				}
 				rep.Complete = true
-				return rep, nil
+				return rep, nil, nil
 			}
 			found = append(found, oneLine(e.Error()))
 		case <-timer.C:
 			// Tx.Check cannot be stopped: let it finish in the background
 			// and only then end its transaction.
+			rest := make(chan []string, 1)
 			go func() {
-				for range errs {
+				var more []string
+				for e := range errs {
+					more = append(more, oneLine(e.Error()))
 				}
 				tx.Rollback()
+				rest <- more
 			}()
 			rep.Elapsed = time.Since(start)
 			if len(found) > 0 {
-				return rep, &checkError{found}
+				return rep, rest, &checkError{found}
 			}
-			return rep, nil
+			return rep, rest, nil
 		}
 	}
 }
