@@ -203,6 +203,14 @@ func TestDamagedStoreIsRefusedAndRestored(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
+	// A backup while the daemon runs goes through the admin API.
+	backup := filepath.Join(t.TempDir(), "online.db")
+	if out, code := edgehost(t, r.bin, "", "store", "backup", backup, "--data-dir", r.dataDir); code != 0 || !strings.Contains(out, "from the running daemon") {
+		t.Fatalf("online backup (exit %d):\n%s", code, out)
+	}
+	if out, code := edgehost(t, r.bin, "", "store", "check", "--file", backup); code != 0 {
+		t.Fatalf("check of the online backup (exit %d):\n%s", code, out)
+	}
 	r.disconnect()
 	r.d.stop(t)
 
@@ -211,10 +219,12 @@ func TestDamagedStoreIsRefusedAndRestored(t *testing.T) {
 		name   string
 		damage func() error
 		want   string
+		from   string // the backup to restore; "" for the newest snapshot
 	}{
-		{"0 bytes", func() error { return os.Truncate(db, 0) }, "the file is empty (0 bytes)"},
-		{"missing", func() error { return os.Remove(db) }, "the file is missing"},
-		{"truncated to 8 KiB", func() error { return os.Truncate(db, 8<<10) }, "shorter than the 4 pages"},
+		{"0 bytes", func() error { return os.Truncate(db, 0) }, "the file is empty (0 bytes)", ""},
+		{"missing", func() error { return os.Remove(db) }, "the file is missing", ""},
+		{"truncated to 8 KiB", func() error { return os.Truncate(db, 8<<10) }, "shorter than the 4 pages", ""},
+		{"truncated to 16 KiB, restored from the online backup", func() error { return os.Truncate(db, 16<<10) }, "(truncated?)", backup},
 		{"bit flipped in meta page 0", func() error {
 			f, err := os.OpenFile(db, os.O_RDWR, 0)
 			if err != nil {
@@ -226,7 +236,7 @@ func TestDamagedStoreIsRefusedAndRestored(t *testing.T) {
 			b[0] ^= 0x08
 			_, err = f.WriteAt(b, 16+40)
 			return err
-		}, "meta page 0: checksum mismatch"},
+		}, "meta page 0: checksum mismatch", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -253,7 +263,11 @@ func TestDamagedStoreIsRefusedAndRestored(t *testing.T) {
 			if out, code := edgehost(t, r.bin, "", "store", "check", "--data-dir", r.dataDir); code == 0 {
 				t.Errorf("store check passed the damaged store:\n%s", out)
 			}
-			out, code := edgehost(t, r.bin, "", "store", "restore", "--data-dir", r.dataDir)
+			args := []string{"store", "restore", "--data-dir", r.dataDir}
+			if tc.from != "" {
+				args = append(args, tc.from)
+			}
+			out, code := edgehost(t, r.bin, "", args...)
 			if code != 0 {
 				t.Fatalf("restore exit %d:\n%s", code, out)
 			}
@@ -268,6 +282,67 @@ func TestDamagedStoreIsRefusedAndRestored(t *testing.T) {
 			r.d.stop(t)
 		})
 	}
+}
+
+// TestResetStoreKeepsTheDamagedFile: --reset-store starts on an empty
+// store and keeps the damaged one, renamed.
+func TestResetStoreKeepsTheDamagedFile(t *testing.T) {
+	r := newStoreRig(t, 1)
+	r.start()
+	r.disconnect()
+	r.d.stop(t)
+	db := filepath.Join(r.dataDir, "edgehost.db")
+	if err := os.Truncate(db, 16<<10); err != nil {
+		t.Fatal(err)
+	}
+	d := launch(t, r.bin, "--config", r.cfg, "--data-dir", r.dataDir, "--reset-store")
+	d.awaitStatus(t, r.bin, r.dataDir, true, "")
+	d.stop(t)
+	aside, _ := filepath.Glob(db + ".damaged-*")
+	if len(aside) != 1 {
+		t.Fatalf("damaged files kept: %v, want one\nlogs:\n%s", aside, d.logs)
+	}
+	if fi, err := os.Stat(aside[0]); err != nil || fi.Size() != 16<<10 {
+		t.Errorf("kept file %v, %v: want the 16 KiB damaged store", fi, err)
+	}
+	if !strings.Contains(d.logs.String(), "--reset-store set it aside") {
+		t.Errorf("no log line about the reset:\n%s", d.logs)
+	}
+}
+
+// TestStoreReadFailureMakesDaemonNotReady damages the store's pages under
+// a running daemon: the twin's reads fail, and the daemon says so in its
+// readiness and its metrics instead of hiding it in error replies.
+func TestStoreReadFailureMakesDaemonNotReady(t *testing.T) {
+	r := newStoreRig(t, 2)
+	r.start()
+	r.actual(0) // the twin has its devices
+	// bbolt maps the file shared: its next reads see these writes.
+	f, err := os.OpenFile(filepath.Join(r.dataDir, "edgehost.db"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := f.Stat()
+	ps := int64(os.Getpagesize())
+	hdr := make([]byte, 16)
+	for off := 2 * ps; off < fi.Size(); off += ps {
+		f.ReadAt(hdr, off)
+		if hdr[8] == 0x01 || hdr[8] == 0x02 { // branch or leaf
+			f.WriteAt([]byte{0xff, 0xff, 0xff, 0x7f}, off)
+		}
+	}
+	f.Close()
+	ev := "get-after-damage"
+	r.client.Publish(sensorTopic(1, "get"), 1, false, `{"event_id":"`+ev+`"}`).Wait()
+	out := r.d.awaitStatus(t, r.bin, r.dataDir, false, "read and 0 write failures since start")
+	t.Log(out)
+	_, metrics := adminGet(t, r.dataDir, "/metrics")
+	if strings.Contains(metrics, "\nedgehost_store_errors_total{op=\"read\"} 0\n") || !strings.Contains(metrics, "edgehost_store_errors_total{op=\"read\"}") {
+		t.Errorf("metrics do not count the read failure:\n%s", metrics)
+	}
+	r.disconnect()
+	r.d.cmd.Process.Kill()
+	<-r.d.exited
 }
 
 // TestKill9KeepsAcknowledgedUpdates: twin updates stream from an MQTT
