@@ -45,15 +45,35 @@ func (s *Store) Backup(w io.Writer) (int64, error) {
 		return 0, ErrClosed
 	}
 	var n int64
+	out := &recordingWriter{w: w}
 	err := s.view(func(tx *bolt.Tx) error {
 		var err error
-		n, err = tx.WriteTo(w)
+		n, err = tx.WriteTo(out)
 		return err
 	})
+	if err != nil && out.err == nil {
+		// Not the writer's failure (a closed connection, a full disk):
+		// reading the store file failed.
+		s.failed(false, false, err)
+	}
 	if err != nil {
 		return n, fmt.Errorf("back up store %q: %w", s.path, err)
 	}
 	return n, nil
+}
+
+// recordingWriter remembers the first error of its writer.
+type recordingWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (r *recordingWriter) Write(p []byte) (int, error) {
+	n, err := r.w.Write(p)
+	if err != nil && r.err == nil {
+		r.err = err
+	}
+	return n, err
 }
 
 // Snapshot writes a verified snapshot into dir and then removes all but

@@ -190,6 +190,13 @@ func TestBackupFileIsVerified(t *testing.T) {
 		t.Fatal(err)
 	}
 	full := buf.Bytes()
+	// A reader that goes away is its own failure, not the store's.
+	if _, err := s.Backup(failingWriter{}); err == nil {
+		t.Fatal("Backup to a failing writer succeeded")
+	}
+	if st := s.Stats(); st.ReadErrors != 0 || len(s.NotReady()) != 0 {
+		t.Errorf("a failing backup reader counted against the store: %+v", st)
+	}
 	// A stream cut short is refused and leaves no file.
 	err := WriteBackupFile(out, func(w io.Writer) error { _, err := w.Write(full[:len(full)/2]); return err })
 	if err == nil {
@@ -205,6 +212,10 @@ func TestBackupFileIsVerified(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("connection reset") }
 
 func FuzzDecodeMeta(f *testing.F) {
 	s, path := openTemp(f, nil)

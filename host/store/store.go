@@ -1,6 +1,9 @@
 // Package store is edgehost's one bbolt file: each module owns a namespace
 // of nested buckets in it, and every write is committed (fsync) before it is
-// acknowledged, with concurrent writes grouped into one transaction.
+// acknowledged, with concurrent writes grouped into one transaction. The
+// file is verified before it is served from (open.go, header.go,
+// verify.go), its failures while serving are counted rather than fatal,
+// and it is snapshotted and restored whole (snapshot.go).
 package store
 
 import (
@@ -28,7 +31,7 @@ const (
 // ErrClosed is returned by operations on a Store after Close.
 var ErrClosed = errors.New("store is closed")
 
-// Options tune Open. The zero value is what the daemon uses.
+// Options tune Open. The zero value gives the defaults.
 type Options struct {
 	// NoSync skips fsync on commit. It trades durability for speed and is
 	// meant for tests only.
