@@ -67,6 +67,9 @@ func TestLoadFull(t *testing.T) {
 	if c.Modules.Bus.SendTimeout != 500*time.Millisecond || c.Log.Format != "json" {
 		t.Errorf("bus %+v, log %+v", c.Modules.Bus, c.Log)
 	}
+	if want := (Store{CheckTimeout: 5 * time.Minute, SnapshotInterval: 0, SnapshotKeep: 2}); c.Store != want {
+		t.Errorf("store %+v, want %+v", c.Store, want)
+	}
 	list := c.Modules.Plugins.List
 	if len(list) != 2 {
 		t.Fatalf("plugins = %+v", list)
