@@ -323,3 +323,27 @@ func TestRuntimeReadFailureIsCounted(t *testing.T) {
 		t.Errorf("NotReady = %q", nr)
 	}
 }
+
+// TestUnreadableMarkerStillRecordsAStore: a marker that does not decode
+// still makes a missing store damage, and is rewritten beside a healthy one.
+func TestUnreadableMarkerStillRecordsAStore(t *testing.T) {
+	s, path := openTemp(t, nil)
+	s.Close()
+	if err := os.WriteFile(MarkerPath(path), []byte("{garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(path, nil)
+	if err != nil {
+		t.Fatalf("healthy store with a bad marker: %v", err)
+	}
+	s2.Close()
+	if m, err := ReadMarker(path); err != nil || m == nil {
+		t.Errorf("marker not rewritten: %+v, %v", m, err)
+	}
+	os.WriteFile(MarkerPath(path), []byte("{garbage"), 0o600)
+	os.Remove(path)
+	var damage *DamageError
+	if _, err := Open(path, nil); !errors.As(err, &damage) || !strings.Contains(err.Error(), "the file is missing, but") {
+		t.Errorf("missing store with a bad marker: got %v, want a *DamageError", err)
+	}
+}

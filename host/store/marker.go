@@ -31,6 +31,10 @@ func MarkerPath(path string) string { return path + ".id" }
 // maxMarkerBytes bounds what ReadMarker reads: a marker is a few lines.
 const maxMarkerBytes = 4096
 
+// ErrBadMarker is wrapped by ReadMarker's error for a marker file that
+// exists but does not decode: it still says a store existed.
+var ErrBadMarker = errors.New("bad store marker")
+
 // ReadMarker reads the marker of the store file at path. A missing marker
 // is (nil, nil).
 func ReadMarker(path string) (*Marker, error) {
@@ -43,7 +47,7 @@ func ReadMarker(path string) (*Marker, error) {
 	}
 	m, err := DecodeMarker(data)
 	if err != nil {
-		return nil, fmt.Errorf("store marker %q: %w", MarkerPath(path), err)
+		return nil, fmt.Errorf("%w %q: %w", ErrBadMarker, MarkerPath(path), err)
 	}
 	return m, nil
 }

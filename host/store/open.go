@@ -120,15 +120,21 @@ func (s *Store) lateCheck(late <-chan []string) {
 // from verify.
 func openChecked(path string, o *Options) (_ *bolt.DB, _ CheckReport, late <-chan []string, _ error) {
 	marker, err := ReadMarker(path)
-	if err != nil {
+	rewriteMarker := marker == nil
+	if errors.Is(err, ErrBadMarker) {
+		// Still the record that a store existed; a new one is written
+		// once the store passes the check.
+		o.Logger.Warn("store marker is unreadable; it is rewritten if the store passes the check", "error", err)
+		marker, rewriteMarker = &Marker{}, true
+	} else if err != nil {
 		return nil, CheckReport{}, nil, fmt.Errorf("open store %q: %w", path, err)
 	}
 	fresh := false
 	fi, err := os.Stat(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist) && marker != nil:
-		return nil, CheckReport{}, nil, &DamageError{Path: path, Damage: fmt.Sprintf("the file is missing, but %s records a store created %s",
-			MarkerPath(path), marker.Created.Format(time.RFC3339))}
+		return nil, CheckReport{}, nil, &DamageError{Path: path, Damage: fmt.Sprintf("the file is missing, but %s records a store%s",
+			MarkerPath(path), createdAt(marker))}
 	case errors.Is(err, os.ErrNotExist):
 		fresh = true
 	case err != nil:
@@ -168,13 +174,21 @@ func openChecked(path string, o *Options) (_ *bolt.DB, _ CheckReport, late <-cha
 		}
 		logCheck(o.Logger, path, rep, o.CheckTimeout)
 	}
-	if marker == nil {
+	if rewriteMarker {
 		if err := writeMarker(path, newMarker()); err != nil {
 			closeAfter(db, late)
 			return nil, CheckReport{}, nil, fmt.Errorf("open store %q: %w", path, err)
 		}
 	}
 	return db, rep, late, nil
+}
+
+// createdAt says when the marker's store was created, if it knows.
+func createdAt(m *Marker) string {
+	if m.Created.IsZero() {
+		return ""
+	}
+	return " created " + m.Created.Format(time.RFC3339)
 }
 
 // logCheck reports a passed check, saying so plainly when it was cut short.
