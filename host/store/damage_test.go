@@ -131,6 +131,19 @@ func TestOpenRefusesDamage(t *testing.T) {
 			off, _ := findPage(t, p, 0x01)
 			flipBit(t, p, off+16+8+3, 6)
 		}, ""},
+		{"freelist page overwritten", func(t *testing.T, p string) {
+			meta, err := checkHeaderFile(p)
+			if err != nil || meta.Freelist == noFreelist {
+				t.Fatalf("no freelist page: %+v, %v", meta, err)
+			}
+			off := int64(meta.Freelist) * int64(meta.PageSize)
+			f, err := os.OpenFile(p, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			f.WriteAt([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, off)
+		}, ""},
 		{"bit flipped in a leaf page's id", func(t *testing.T, p string) {
 			off, _ := findPage(t, p, 0x02)
 			flipBit(t, p, off, 4)

@@ -136,10 +136,59 @@ func checkHeader(f io.ReaderAt, size int64) (Meta, error) {
 			return Meta{}, fmt.Errorf("meta page %d: the store uses %d pages (%d bytes) but the file is %d bytes (truncated?)", i, m.Pgid, end, size)
 		}
 	}
+	newest := m0
 	if m1.Txid > m0.Txid {
-		return m1, nil
+		newest = m1
 	}
-	return m0, nil
+	// bbolt reads these two pages of the newest meta at open, where a
+	// damaged one panics while holding the file's lock.
+	if err := checkRootAndFreelist(f, newest); err != nil {
+		return Meta{}, err
+	}
+	return newest, nil
+}
+
+// Page flags of bbolt's page header.
+const (
+	branchPageFlag   = 0x01
+	leafPageFlag     = 0x02
+	freelistPageFlag = 0x10
+)
+
+// checkRootAndFreelist checks the page headers of m's root bucket and
+// freelist: the right page id, the right kind, and (for the freelist)
+// overflow and element count that fit in the pages in use.
+func checkRootAndFreelist(f io.ReaderAt, m Meta) error {
+	le := binary.LittleEndian
+	ps := int64(m.PageSize)
+	hdr := make([]byte, pageHeaderSize+8)
+	if _, err := f.ReadAt(hdr, int64(m.Root)*ps); err != nil {
+		return fmt.Errorf("read root page %d: %w", m.Root, err)
+	}
+	if id, flags := le.Uint64(hdr), le.Uint16(hdr[8:]); id != m.Root || flags != branchPageFlag && flags != leafPageFlag {
+		return fmt.Errorf("root page %d: page header says page %d with flags %#x, want a branch or leaf page", m.Root, id, flags)
+	}
+	if m.Freelist == noFreelist {
+		return nil
+	}
+	if _, err := f.ReadAt(hdr, int64(m.Freelist)*ps); err != nil {
+		return fmt.Errorf("read freelist page %d: %w", m.Freelist, err)
+	}
+	id, flags := le.Uint64(hdr), le.Uint16(hdr[8:])
+	count, overflow := uint64(le.Uint16(hdr[10:])), uint64(le.Uint32(hdr[12:]))
+	if id != m.Freelist || flags != freelistPageFlag {
+		return fmt.Errorf("freelist page %d: page header says page %d with flags %#x, want a freelist page", m.Freelist, id, flags)
+	}
+	if m.Freelist+overflow >= m.Pgid {
+		return fmt.Errorf("freelist page %d: %d overflow pages reach past the %d pages in use", m.Freelist, overflow, m.Pgid)
+	}
+	if count == 0xFFFF { // the real count is in the first element
+		count = le.Uint64(hdr[pageHeaderSize:]) + 1
+	}
+	if room := (uint64(overflow)+1)*uint64(ps) - pageHeaderSize; count > room/8 {
+		return fmt.Errorf("freelist page %d: %d entries do not fit in its %d pages", m.Freelist, count, overflow+1)
+	}
+	return nil
 }
 
 // checkHeaderFile opens path and runs checkHeader on it.

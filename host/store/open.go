@@ -152,6 +152,9 @@ func openChecked(path string, o *Options) (_ *bolt.DB, _ CheckReport, late <-cha
 			return nil, CheckReport{}, nil, damaged(path, err)
 		}
 	}
+	// A panic inside bolt.Open leaves its descriptor, and the lock on it,
+	// open until the process ends; the header check keeps bbolt from the
+	// pages it reads there.
 	var db *bolt.DB
 	err = guard(func() error {
 		var err error
