@@ -382,7 +382,11 @@ func TestKill9KeepsAcknowledgedUpdates(t *testing.T) {
 		var inflight []sent
 		ackedNow, sentNow := 0, 0
 		stopAt := 100
+		deadline := time.Now().Add(60 * time.Second)
 		for ackedNow < stopAt {
+			if time.Now().After(deadline) {
+				t.Fatalf("cycle %d: %d of %d updates acknowledged in 60s\nlogs:\n%s", cycle+1, ackedNow, sentNow, r.d.logs)
+			}
 			value++
 			dev := value % r.devices
 			ev := "v" + strconv.Itoa(value)
