@@ -15,6 +15,7 @@ import (
 
 func newRunCommand() *cobra.Command {
 	var configPath, dataDir, devicesDir, logLevel, logFormat string
+	var resetStore bool
 	cmd := &cobra.Command{
 		Use:   "run [--config FILE] [--data-dir DIR]",
 		Short: "Run the daemon until SIGINT or SIGTERM",
@@ -56,7 +57,7 @@ func newRunCommand() *cobra.Command {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			log.Info("starting", "version", version, "config", configPathOrDefault(configPath))
-			if err := daemon.Run(ctx, cfg, version, log); err != nil {
+			if err := daemon.Run(ctx, cfg, daemon.Options{Version: version, ResetStore: resetStore}, log); err != nil {
 				return fmt.Errorf("run: %w", err)
 			}
 			return nil
@@ -68,6 +69,7 @@ func newRunCommand() *cobra.Command {
 	f.StringVar(&devicesDir, "devices-dir", "", "directory of KubeEdge Device YAML files (overrides modules.devices.dir)")
 	f.StringVar(&logLevel, "log-level", "", "log level: trace, debug, info, warn, error (overrides the config)")
 	f.StringVar(&logFormat, "log-format", "", "log format: text or json (overrides the config)")
+	f.BoolVar(&resetStore, "reset-store", false, "if the store is damaged or missing, set it aside (renamed with a timestamp) and start an empty one; a healthy store is kept")
 	return cmd
 }
 

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -24,6 +25,8 @@ type Config struct {
 	DataDir string `yaml:"dataDir"`
 	// Log sets the daemon's logging.
 	Log Log `yaml:"log"`
+	// Store sets the checks and snapshots of the store file (docs/store.md).
+	Store Store `yaml:"store"`
 	// Modules holds one section per module.
 	Modules Modules `yaml:"modules"`
 }
@@ -36,11 +39,33 @@ type Log struct {
 	Format string `yaml:"format"`
 }
 
+// Store sets how the daemon guards its store file, <dataDir>/edgehost.db.
+type Store struct {
+	// CheckTimeout bounds the consistency check at start; a check cut
+	// short is logged, and the daemon starts on the checked header.
+	CheckTimeout time.Duration `yaml:"checkTimeout"`
+	// SnapshotInterval is how often a snapshot is written to
+	// <dataDir>/snapshots; 0 turns periodic snapshots off (one is still
+	// written at shutdown).
+	SnapshotInterval time.Duration `yaml:"snapshotInterval"`
+	// SnapshotKeep is how many snapshots are kept; older ones are removed.
+	SnapshotKeep int `yaml:"snapshotKeep"`
+}
+
+func (s *Store) validate(p *problems, path string) {
+	p.positiveDuration(path+".checkTimeout", s.CheckTimeout)
+	if s.SnapshotInterval < 0 || (s.SnapshotInterval > 0 && s.SnapshotInterval < time.Second) {
+		p.add(path+".snapshotInterval", "must be 0 (off) or at least 1s, got %s", s.SnapshotInterval)
+	}
+	p.positive(path+".snapshotKeep", s.SnapshotKeep)
+}
+
 // Default returns the configuration used for every key a file leaves out.
 func Default() *Config {
 	c := &Config{
 		DataDir: DefaultDataDir,
 		Log:     Log{Level: "info", Format: "text"},
+		Store:   Store{CheckTimeout: time.Minute, SnapshotInterval: time.Hour, SnapshotKeep: 5},
 		Modules: defaultModules(),
 	}
 	c.fillDerived()
@@ -136,6 +161,7 @@ func (c *Config) Validate() error {
 	p.absPath("dataDir", c.DataDir)
 	p.oneOf("log.level", c.Log.Level, "trace", "debug", "info", "warn", "error")
 	p.oneOf("log.format", c.Log.Format, "text", "json")
+	c.Store.validate(&p, "store")
 	for _, s := range c.Modules.sections() {
 		s.validate(&p, "modules."+s.name)
 	}

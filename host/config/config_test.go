@@ -30,7 +30,7 @@ func TestMarshalDefaultRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{"dataDir:", "queueLen:", "sendTimeout: 2s", "socket:", "projectID:", "memoryPages:"} {
+	for _, key := range []string{"dataDir:", "queueLen:", "sendTimeout: 2s", "snapshotInterval: 1h0m0s", "snapshotKeep: 5", "socket:", "projectID:", "memoryPages:"} {
 		if !strings.Contains(string(out), key) {
 			t.Errorf("default config lacks %q:\n%s", key, out)
 		}
@@ -66,6 +66,9 @@ func TestLoadFull(t *testing.T) {
 	}
 	if c.Modules.Bus.SendTimeout != 500*time.Millisecond || c.Log.Format != "json" {
 		t.Errorf("bus %+v, log %+v", c.Modules.Bus, c.Log)
+	}
+	if want := (Store{CheckTimeout: 5 * time.Minute, SnapshotInterval: 0, SnapshotKeep: 2}); c.Store != want {
+		t.Errorf("store %+v, want %+v", c.Store, want)
 	}
 	list := c.Modules.Plugins.List
 	if len(list) != 2 {
@@ -197,6 +200,9 @@ func TestBadValues(t *testing.T) {
 		"dataDir: must be an absolute path":                       func(c *Config) { c.SetDataDir("relative") },
 		"modules.bus.enable: the bus cannot be disabled":          func(c *Config) { c.Modules.Bus.Enable = false },
 		"modules.bus.sendTimeout: must be > 0, got -1s":           func(c *Config) { c.Modules.Bus.SendTimeout = -time.Second },
+		"store.checkTimeout: must be > 0, got 0s":                 func(c *Config) { c.Store.CheckTimeout = 0 },
+		"store.snapshotInterval: must be 0 (off) or at least 1s":  func(c *Config) { c.Store.SnapshotInterval = time.Millisecond },
+		"store.snapshotKeep: must be > 0, got 0":                  func(c *Config) { c.Store.SnapshotKeep = 0 },
 		"modules.plugins.limits.memoryPages: must be in 1..65536": func(c *Config) { c.Modules.Plugins.Limits.MemoryPages = 70000 },
 		"modules.plugins.limits.maxMessageBytes: 2000000 does not fit": func(c *Config) {
 			c.Modules.Plugins.Limits.MemoryPages, c.Modules.Plugins.Limits.MaxMessageBytes = 16, 2000000

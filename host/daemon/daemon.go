@@ -41,16 +41,34 @@ type Daemon struct {
 	metrics metricsRegistry
 }
 
+// Options are the daemon's settings that are not in the config file.
+type Options struct {
+	// Version is the binary's version, for status.
+	Version string
+	// ResetStore sets a damaged or missing store aside and starts an
+	// empty one (edgehost run --reset-store); a healthy store is kept.
+	ResetStore bool
+}
+
+// StorePath is the store file in the data dir.
+func StorePath(dataDir string) string { return filepath.Join(dataDir, "edgehost.db") }
+
+// SnapshotDir is where the store's snapshots are written.
+func SnapshotDir(dataDir string) string { return filepath.Join(dataDir, "snapshots") }
+
 // Run starts the daemon from cfg and serves until ctx is cancelled, then
 // stops every module in reverse order and closes the services. It returns
-// an error if the daemon cannot start at all; a module that fails later is
-// restarted by the supervisor instead.
-func Run(ctx context.Context, cfg *config.Config, version string, log hclog.Logger) error {
+// an error if the daemon cannot start at all (a damaged store is a
+// *store.DamageError); a module that fails later is restarted by the
+// supervisor instead.
+func Run(ctx context.Context, cfg *config.Config, opts Options, log hclog.Logger) error {
 	started := time.Now()
+	version := opts.Version
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	st, err := store.Open(filepath.Join(cfg.DataDir, "edgehost.db"), nil)
+	st, err := store.Open(StorePath(cfg.DataDir), &store.Options{
+		CheckTimeout: cfg.Store.CheckTimeout, ResetDamaged: opts.ResetStore, Logger: log.Named("store")})
 	if err != nil {
 		return err
 	}
@@ -64,7 +82,9 @@ func Run(ctx context.Context, cfg *config.Config, version string, log hclog.Logg
 	defer b.Close()
 
 	d := &Daemon{version: version, started: started, log: log, bus: b, store: st, runtime: rt}
-	var modules []supervisor.Module
+	// First, so that it stops last and its shutdown snapshot holds every
+	// other module's last writes.
+	modules := []supervisor.Module{&storeModule{store: st, cfg: cfg.Store, dir: SnapshotDir(cfg.DataDir), log: log.Named("store")}}
 	if cfg.Modules.API.Enable {
 		// First, so /healthz answers while the other modules start.
 		modules = append(modules, &apiModule{cfg: cfg.Modules.API, server: api.New(d, "", log.Named("api")), tcpServer: tcpServer(d, cfg.Modules.API, log)})

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/edgehost/edgehost/host/api"
 	"github.com/edgehost/edgehost/host/bus"
@@ -197,6 +198,32 @@ var storeMetrics = []metric[store.Stats]{
 		func(s store.Stats) float64 { return float64(s.Commits) }),
 	counter("edgehost_store_updates_total", "Store updates committed; updates per commit is the group-commit batch size.",
 		func(s store.Stats) float64 { return float64(s.Updates) }),
+	counter("edgehost_store_panics_total", "bbolt panics and memory faults on the store file recovered into errors (also in edgehost_store_errors_total).",
+		func(s store.Stats) float64 { return float64(s.Panics) }),
+	counter("edgehost_store_snapshots_total", "Store snapshots written and verified.",
+		func(s store.Stats) float64 { return float64(s.Snapshots) }),
+	counter("edgehost_store_snapshot_failures_total", "Store snapshots that failed to be written or verified.",
+		func(s store.Stats) float64 { return float64(s.SnapshotFailures) }),
+	gauge("edgehost_store_last_snapshot_age_seconds", "Seconds since the last store snapshot, or since the store was opened if none was written yet.",
+		func(s store.Stats) float64 { return time.Since(firstNonZero(s.LastSnapshot.Time, s.Opened)).Seconds() }),
+	gauge("edgehost_store_check_seconds", "How long the store's consistency check at start took.",
+		func(s store.Stats) float64 { return s.Check.Elapsed.Seconds() }),
+	gauge("edgehost_store_check_complete", "1 if the consistency check at start covered the whole store file, 0 if its time limit cut it short (or the store was new).",
+		func(s store.Stats) float64 { return boolValue(s.Check.Complete) }),
+}
+
+// storeErrors is labelled by op, read or write: the store file's own
+// failures, not the callers' errors.
+var storeErrors = []metric[uint64]{
+	counter("edgehost_store_errors_total", "Store reads (op=read) and write transactions (op=write) that bbolt failed or panicked on.",
+		func(n uint64) float64 { return float64(n) }, "op"),
+}
+
+func firstNonZero(a, b time.Time) time.Time {
+	if a.IsZero() {
+		return b
+	}
+	return a
 }
 
 var moduleMetrics = []metric[supervisor.ModuleStatus]{
@@ -214,6 +241,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- pluginState
 	describe(ch, eventbusMetrics)
 	describe(ch, storeMetrics)
+	describe(ch, storeErrors)
 	describe(ch, runtimeMetrics)
 	describe(ch, moduleMetrics)
 }
@@ -244,7 +272,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		emit(ch, eventbusMetrics, d.events.Stats())
 	}
 	if d.store != nil {
-		emit(ch, storeMetrics, d.store.Stats())
+		st := d.store.Stats()
+		emit(ch, storeMetrics, st)
+		emit(ch, storeErrors, st.ReadErrors, "read")
+		emit(ch, storeErrors, st.WriteErrors, "write")
 	}
 	if d.runtime != nil {
 		emit(ch, runtimeMetrics, d.runtime)

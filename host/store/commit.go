@@ -1,7 +1,9 @@
 package store
 
 import (
+	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
@@ -59,6 +61,9 @@ func (s *Store) write(fn func(*bolt.Tx) error) error {
 // drained.
 func (s *Store) commitLoop() {
 	defer close(s.done)
+	// A fault reading a damaged page of the mapped file becomes a panic
+	// that commit recovers, rather than the end of the process.
+	debug.SetPanicOnFault(true)
 	group := make([]*request, 0, s.max)
 	for first := range s.reqs {
 		group = append(group[:0], first)
@@ -84,7 +89,7 @@ func (s *Store) commit(group []*request) {
 	for len(group) > 0 {
 		failed := -1
 		var failErr error
-		err := s.db.Update(func(tx *bolt.Tx) error {
+		err := s.update(func(tx *bolt.Tx) error {
 			for i, r := range group {
 				if err := safeCall(r.fn, tx); err != nil {
 					failed, failErr = i, err
@@ -94,6 +99,9 @@ func (s *Store) commit(group []*request) {
 			return nil
 		})
 		if failed >= 0 {
+			if errors.Is(failErr, errPanicked) {
+				s.failed(true, true, failErr)
+			}
 			group[failed].finish(failErr)
 			group = append(group[:failed], group[failed+1:]...)
 			continue
@@ -101,6 +109,8 @@ func (s *Store) commit(group []*request) {
 		if err == nil {
 			s.commits.Add(1)
 			s.updates.Add(uint64(len(group)))
+		} else {
+			s.failed(true, errors.Is(err, errPanicked), err)
 		}
 		for _, r := range group {
 			r.finish(err)
@@ -114,12 +124,28 @@ func (r *request) finish(err error) {
 	r.done <- struct{}{}
 }
 
+// errPanicked marks errors made of a recovered panic or memory fault.
+var errPanicked = errors.New("panic")
+
+// update runs fn in one write transaction; a panic in bbolt's commit (a
+// damaged page met while rebalancing or spilling) fails the transaction,
+// which bbolt rolls back, instead of the committer.
+func (s *Store) update(fn func(*bolt.Tx) error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w in store commit: %s", errPanicked, oneLine(fmt.Sprint(p)))
+		}
+	}()
+	return s.db.Update(fn)
+}
+
 // safeCall runs fn, turning a panic into an error so that one bad caller
-// cannot take down the committer and everyone waiting on it.
+// (or a damaged page under it) cannot take down the committer and everyone
+// waiting on it.
 func safeCall(fn func(*bolt.Tx) error, tx *bolt.Tx) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("panic in store update: %v", p)
+			err = fmt.Errorf("%w in store update: %s", errPanicked, oneLine(fmt.Sprint(p)))
 		}
 	}()
 	return fn(tx)

@@ -1,18 +1,21 @@
 // Package store is edgehost's one bbolt file: each module owns a namespace
 // of nested buckets in it, and every write is committed (fsync) before it is
-// acknowledged, with concurrent writes grouped into one transaction.
+// acknowledged, with concurrent writes grouped into one transaction. The
+// file is verified before it is served from (open.go, header.go,
+// verify.go), its failures while serving are counted rather than fatal,
+// and it is snapshotted and restored whole (snapshot.go).
 package store
 
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -28,7 +31,7 @@ const (
 // ErrClosed is returned by operations on a Store after Close.
 var ErrClosed = errors.New("store is closed")
 
-// Options tune Open. The zero value is what the daemon uses.
+// Options tune Open. The zero value gives the defaults.
 type Options struct {
 	// NoSync skips fsync on commit. It trades durability for speed and is
 	// meant for tests only.
@@ -39,14 +42,45 @@ type Options struct {
 	// MaxBatch bounds how many Update calls share one transaction; 0 means
 	// DefaultMaxBatch.
 	MaxBatch int
+	// CheckTimeout bounds the consistency check of an existing file; 0
+	// means DefaultCheckTimeout. A check cut short is logged, not failed.
+	CheckTimeout time.Duration
+	// ResetDamaged makes Open set a damaged or missing store aside (renamed
+	// with a timestamp, never deleted) and start an empty one instead of
+	// refusing it. A healthy store is opened as usual.
+	ResetDamaged bool
+	// Logger receives the check's and the snapshots' log lines; nil
+	// discards them.
+	Logger hclog.Logger
 }
 
-// Stats counts the group committer's work since Open.
+// Stats counts the store's work and failures since Open.
 type Stats struct {
 	// Commits is the number of write transactions committed (one fsync each).
 	Commits uint64
 	// Updates is the number of Update calls that committed successfully.
 	Updates uint64
+	// ReadErrors counts reads that bbolt failed or panicked on, and
+	// WriteErrors writes whose transaction failed to commit or panicked:
+	// the file's failures, not the callers' own errors.
+	ReadErrors, WriteErrors uint64
+	// Panics counts bbolt panics and memory faults recovered into errors
+	// (also in ReadErrors or WriteErrors).
+	Panics uint64
+	// LastError describes the last read or write failure, at LastErrorAt.
+	LastError   string
+	LastErrorAt time.Time
+	// Opened is when Open returned the store.
+	Opened time.Time
+	// Check is the result of the consistency check at Open.
+	Check CheckReport
+	// Snapshots counts snapshots written and verified, SnapshotFailures
+	// the attempts that failed.
+	Snapshots, SnapshotFailures uint64
+	// LastSnapshot describes the newest snapshot written, if any.
+	LastSnapshot SnapshotInfo
+	// LastSnapshotError is the error of the last attempt when it failed.
+	LastSnapshotError string
 }
 
 // Store is one open bbolt file. It is safe for concurrent use.
@@ -61,42 +95,26 @@ type Store struct {
 	reqs    chan *request
 	done    chan struct{}
 	max     int
+	log     hclog.Logger
+	check   CheckReport
+	opened  time.Time
+	timeout time.Duration
 	commits atomic.Uint64
 	updates atomic.Uint64
-}
 
-// Open opens (creating if needed) the store file at path, creating its
-// parent directory too. A nil opts means the zero Options.
-func Open(path string, opts *Options) (*Store, error) {
-	var o Options
-	if opts != nil {
-		o = *opts
-	}
-	if o.LockTimeout <= 0 {
-		o.LockTimeout = DefaultLockTimeout
-	}
-	if o.MaxBatch <= 0 {
-		o.MaxBatch = DefaultMaxBatch
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("open store %q: %w", path, err)
-	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout, NoSync: o.NoSync})
-	if errors.Is(err, bolt.ErrTimeout) {
-		return nil, fmt.Errorf("open store %q: file is locked (is another edgehost running?): %w", path, err)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open store %q: %w", path, err)
-	}
-	s := &Store{
-		db:   db,
-		path: path,
-		reqs: make(chan *request, o.MaxBatch),
-		done: make(chan struct{}),
-		max:  o.MaxBatch,
-	}
-	go s.commitLoop()
-	return s, nil
+	// failMu guards the failure and snapshot records.
+	failMu      sync.Mutex
+	readErrors  uint64
+	writeErrors uint64
+	panics      uint64
+	lastErr     string
+	lastErrAt   time.Time
+	snaps       uint64
+	snapFails   uint64
+	lastSnap    SnapshotInfo
+	lastSnapErr string
+	// snapMu serializes snapshots.
+	snapMu sync.Mutex
 }
 
 // Path returns the file the store was opened from.
@@ -105,7 +123,48 @@ func (s *Store) Path() string { return s.path }
 // Stats returns the committer's counters; Updates/Commits is the average
 // group size.
 func (s *Store) Stats() Stats {
-	return Stats{Commits: s.commits.Load(), Updates: s.updates.Load()}
+	s.failMu.Lock()
+	defer s.failMu.Unlock()
+	return Stats{
+		Commits: s.commits.Load(), Updates: s.updates.Load(),
+		ReadErrors: s.readErrors, WriteErrors: s.writeErrors, Panics: s.panics,
+		LastError: s.lastErr, LastErrorAt: s.lastErrAt, Opened: s.opened, Check: s.check,
+		Snapshots: s.snaps, SnapshotFailures: s.snapFails, LastSnapshot: s.lastSnap, LastSnapshotError: s.lastSnapErr,
+	}
+}
+
+// NotReady returns why the store does not serve fully: a read or write
+// failure since Open (a damaged page does not heal; restarting re-checks
+// the file), or a failed last snapshot. It has the shape of
+// supervisor.Checker.
+func (s *Store) NotReady() []string {
+	st := s.Stats()
+	var out []string
+	if n := st.ReadErrors + st.WriteErrors; n > 0 {
+		out = append(out, fmt.Sprintf("store %s: %d read and %d write failures since start, last at %s: %s; run `edgehost store check` after stopping the daemon",
+			s.path, st.ReadErrors, st.WriteErrors, st.LastErrorAt.Format(time.RFC3339), st.LastError))
+	}
+	if st.LastSnapshotError != "" {
+		out = append(out, fmt.Sprintf("store %s: the last snapshot failed: %s", s.path, st.LastSnapshotError))
+	}
+	return out
+}
+
+// failed records a read or write failure of the file; panicked says it was
+// a recovered panic or fault.
+func (s *Store) failed(write, panicked bool, err error) {
+	s.failMu.Lock()
+	if write {
+		s.writeErrors++
+	} else {
+		s.readErrors++
+	}
+	if panicked {
+		s.panics++
+	}
+	s.lastErr, s.lastErrAt = oneLine(err.Error()), time.Now()
+	s.failMu.Unlock()
+	s.log.Error("store failure", "path", s.path, "write", write, "error", err)
 }
 
 // Close waits for pending writes to commit, then closes the file. Later
@@ -179,7 +238,7 @@ func (n *Namespace) View(fn func(b *bolt.Bucket) error) error {
 	if n.s.isClosed() {
 		return fmt.Errorf("view namespace %q: %w", n.name, ErrClosed)
 	}
-	err := n.s.db.View(func(tx *bolt.Tx) error {
+	err := n.s.view(func(tx *bolt.Tx) error {
 		if b := n.bucket(tx); b != nil {
 			return fn(b)
 		}
@@ -243,6 +302,28 @@ func (n *Namespace) create(tx *bolt.Tx) (*bolt.Bucket, error) {
 		return nil, fmt.Errorf("create bucket: %w", err)
 	}
 	return b, nil
+}
+
+// view runs fn in a read transaction. A failure of bbolt itself (not an
+// error fn returns) or a panic or memory fault while reading is counted
+// and returned as an error.
+func (s *Store) view(fn func(*bolt.Tx) error) (err error) {
+	var fnErr error
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("bbolt crashed reading the store: %s", oneLine(fmt.Sprint(p)))
+			s.failed(false, true, err)
+		}
+	}()
+	err = s.db.View(func(tx *bolt.Tx) error {
+		fnErr = fn(tx)
+		return fnErr
+	})
+	if err != nil && err != fnErr {
+		s.failed(false, false, err)
+	}
+	return err
 }
 
 func (s *Store) isClosed() bool {

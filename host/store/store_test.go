@@ -253,8 +253,8 @@ func TestConcurrentApply(t *testing.T) {
 func TestOpenErrors(t *testing.T) {
 	s, path := openTemp(t, nil)
 	_, err := Open(path, &Options{LockTimeout: 50 * time.Millisecond})
-	if err == nil || !strings.Contains(err.Error(), path) || !errors.Is(err, bolt.ErrTimeout) {
-		t.Errorf("second Open of a locked file: got %v, want a timeout naming %q", err, path)
+	if err == nil || !strings.Contains(err.Error(), path) || !errors.Is(err, ErrLocked) {
+		t.Errorf("second Open of a locked file: got %v, want ErrLocked naming %q", err, path)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
