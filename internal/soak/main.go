@@ -109,7 +109,7 @@ func run(o options) error {
 		}
 	}()
 	sock := filepath.Join(dir, "admin.sock")
-	client := api.NewClient(sock, "")
+	client, raw := api.NewClient(sock, ""), unixClient(sock)
 	if err := awaitReady(client, exited); err != nil {
 		return err
 	}
@@ -164,7 +164,7 @@ func run(o options) error {
 	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	start := time.Now()
 	row := func() {
-		s := sample(daemon.Process.Pid, client, sock)
+		s := sample(daemon.Process.Pid, client, raw)
 		fmt.Printf("| %.0f | %.1f | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d |\n",
 			time.Since(start).Minutes(), float64(s.rss)/(1<<20), s.goroutines, s.fds, s.queued,
 			c.updates.Load(), c.results.Load(), c.resultErrors.Load(), c.calls.Load(), c.answers.Load(), c.callErrors.Load(), c.upgrades.Load())
@@ -326,7 +326,7 @@ type stats struct {
 
 // sample reads the daemon's resident memory and open files from /proc, its
 // goroutines from /metrics and its bus queue depths from /v1/status.
-func sample(pid int, client *api.Client, sock string) stats {
+func sample(pid int, client *api.Client, raw *http.Client) stats {
 	var s stats
 	if f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
 		sc := bufio.NewScanner(f)
@@ -348,7 +348,7 @@ func sample(pid int, client *api.Client, sock string) stats {
 			s.queued += b.QueueDepth
 		}
 	}
-	if m, err := metrics(ctx, sock); err == nil {
+	if m, err := metrics(ctx, raw); err == nil {
 		for _, line := range strings.Split(m, "\n") {
 			if v, ok := strings.CutPrefix(line, "go_goroutines "); ok {
 				s.goroutines, _ = strconv.Atoi(strings.TrimSpace(v))
@@ -358,12 +358,17 @@ func sample(pid int, client *api.Client, sock string) stats {
 	return s
 }
 
-// metrics fetches the admin API's /metrics over its unix socket.
-func metrics(ctx context.Context, sock string) (string, error) {
-	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+// unixClient is an HTTP client for the admin API's unix socket. The soak
+// keeps one, so it does not itself leave a connection per sample.
+func unixClient(sock string) *http.Client {
+	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", sock)
 	}}}
+}
+
+// metrics fetches the admin API's /metrics with c.
+func metrics(ctx context.Context, c *http.Client) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://edgehost/metrics", nil)
 	if err != nil {
 		return "", err
