@@ -327,7 +327,7 @@ func importKVGet(inst *instance, mem api.Memory, stack []uint64) {
 		stack[0] = inst.deny(abi.ImportKVGet, "key", key)
 		return
 	}
-	v, found, err := inst.tx.get(inst.p.kv, key)
+	v, found, err := inst.tx.get(&inst.p.commits, key)
 	switch {
 	case err != nil:
 		inst.p.logger.Error("kv get failed", "key", key, "error", err)
@@ -389,7 +389,7 @@ func importKVList(inst *instance, mem api.Memory, stack []uint64) {
 		stack[0] = inst.deny(abi.ImportKVList, "prefix", string(prefix))
 		return
 	}
-	keys, err := inst.tx.list(inst.p.kv, string(prefix))
+	keys, err := inst.tx.list(&inst.p.commits, string(prefix))
 	if err != nil {
 		inst.p.logger.Error("kv list failed", "prefix", string(prefix), "error", err)
 		stack[0] = fail(codeOf(err, abi.Internal))

@@ -209,14 +209,14 @@ func nextPow2(n int) int {
 
 // handle passes in (n bytes encoded) to edgehost_handle and decodes the
 // reply.
-func (inst *instance) handle(ctx context.Context, in *abi.Message, n int) (reply abi.Message, ok bool, err error) {
+func (inst *instance) handle(ctx context.Context, in *abi.Message, n int) (reply abi.Message, ok bool, c pendingCommit, err error) {
 	p := inst.p
 	buf, err := inst.exchange(ctx, n)
 	if err != nil {
-		return reply, false, err
+		return reply, false, c, err
 	}
 	if _, err := abi.EncodeTo(buf, in); err != nil {
-		return reply, false, fmt.Errorf("plugin %q: %w", p.name, err)
+		return reply, false, c, fmt.Errorf("plugin %q: %w", p.name, err)
 	}
 	inst.stack[0] = uint64(n)
 	inst.in = in
@@ -224,23 +224,20 @@ func (inst *instance) handle(ctx context.Context, in *abi.Message, n int) (reply
 	inst.in = nil
 	if err != nil {
 		inst.abort()
-		return reply, false, err
+		return reply, false, c, err
 	}
 	ptr, length, code := abi.UnpackReply(int64(inst.stack[0]))
 	if code != abi.OK {
 		inst.abort()
-		return reply, false, &CodeError{Plugin: p.name, Export: abi.ExportHandle, Code: code}
+		return reply, false, c, &CodeError{Plugin: p.name, Export: abi.ExportHandle, Code: code}
 	}
 	if length > 0 {
 		if err := inst.readReply(ptr, length, &reply); err != nil {
 			inst.abort()
-			return abi.Message{}, false, err
+			return abi.Message{}, false, c, err
 		}
 	}
-	if err := inst.commit(ctx); err != nil {
-		return abi.Message{}, false, err
-	}
-	return reply, length > 0, nil
+	return reply, length > 0, inst.detach(), nil
 }
 
 // readReply copies and decodes the reply at ptr. A bad reply is a fault.
@@ -280,16 +277,43 @@ func (inst *instance) tick(ctx context.Context) error {
 // commit applies the call's KV writes, then sends the messages held behind
 // them; if the writes fail, the held messages are dropped with them.
 func (inst *instance) commit(ctx context.Context) error {
-	if err := inst.tx.commit(inst.p.kv); err != nil {
-		if n := len(inst.outbox); n > 0 {
-			inst.p.logger.Warn("dropped held messages: their call's KV writes failed", "messages", n)
-			inst.dropHeld()
+	return inst.detach().finish(ctx)
+}
+
+// pendingCommit is a successful call's KV writes, submitted to the
+// plugin's committer, and the messages held behind them.
+type pendingCommit struct {
+	p    *Plugin
+	s    submitted
+	held []held
+}
+
+// detach submits the call's writes and takes its held messages, leaving
+// the instance free for the next call. A call without writes has nothing
+// to wait for.
+func (inst *instance) detach() pendingCommit {
+	if len(inst.tx.ops) == 0 {
+		return pendingCommit{}
+	}
+	c := pendingCommit{p: inst.p, s: inst.p.commits.submit(inst.tx.take()), held: inst.outbox}
+	inst.outbox = nil
+	return c
+}
+
+// finish waits until the writes are durable, then sends the held
+// messages; if the writes failed, it drops the messages and returns the
+// error.
+func (c pendingCommit) finish(ctx context.Context) error {
+	if c.p == nil {
+		return nil
+	}
+	if err := c.p.commits.wait(c.s); err != nil {
+		if n := len(c.held); n > 0 {
+			c.p.logger.Warn("dropped held messages: their call's KV writes failed", "messages", n)
 		}
-		return fmt.Errorf("plugin %q: commit KV writes: %w", inst.p.name, errors.Join(abi.Internal, err))
+		return fmt.Errorf("plugin %q: commit KV writes: %w", c.p.name, errors.Join(abi.Internal, err))
 	}
-	if len(inst.outbox) > 0 {
-		inst.flush(ctx)
-	}
+	c.p.flush(ctx, c.held)
 	return nil
 }
 

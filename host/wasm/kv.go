@@ -91,16 +91,19 @@ func (tx *kvTx) put(key string, val []byte, del bool) {
 	tx.ops = append(tx.ops, KVOp{Key: key, Value: val, Delete: del})
 }
 
-func (tx *kvTx) get(kv KV, key string) ([]byte, bool, error) {
+// get reads key through the call's own writes, then through the writes
+// of earlier calls still on their way to the store.
+func (tx *kvTx) get(c *committer, key string) ([]byte, bool, error) {
 	if i, ok := tx.latest[key]; ok {
 		op := tx.ops[i]
 		return op.Value, !op.Delete, nil
 	}
-	return kv.Get(key)
+	return c.get(key)
 }
 
-func (tx *kvTx) list(kv KV, prefix string) ([]string, error) {
-	keys, err := kv.List(prefix)
+// list lists the keys under prefix as get sees them.
+func (tx *kvTx) list(c *committer, prefix string) ([]string, error) {
+	keys, err := c.list(prefix)
 	if err != nil || len(tx.latest) == 0 {
 		return keys, err
 	}
@@ -119,14 +122,12 @@ func (tx *kvTx) list(kv KV, prefix string) ([]string, error) {
 	return keys, nil
 }
 
-// commit applies the buffered writes, if any, and resets tx.
-func (tx *kvTx) commit(kv KV) error {
-	if len(tx.ops) == 0 {
-		return nil
-	}
-	err := kv.Apply(tx.ops)
-	tx.reset()
-	return err
+// take hands over the buffered writes and empties tx.
+func (tx *kvTx) take() []KVOp {
+	ops := tx.ops
+	tx.ops = nil
+	clear(tx.latest)
+	return ops
 }
 
 // reset discards the buffered writes.

@@ -26,15 +26,15 @@ func (inst *instance) holding() bool { return len(inst.tx.ops) > 0 }
 // hold adds h to the call's outbox.
 func (inst *instance) hold(h held) { inst.outbox = append(inst.outbox, h) }
 
-// flush sends the outbox in order after the call's KV writes committed. A
-// message that fails now has already been accepted (the guest saw 0): the
-// failure is logged and counted in Status.HeldFailed. The caller giving up
-// does not stop it: the state it reports is committed.
-func (inst *instance) flush(ctx context.Context) {
-	p := inst.p
+// flush sends held messages in order after their call's KV writes
+// committed. A message that fails now has already been accepted (the
+// guest saw 0): the failure is logged and counted in Status.HeldFailed.
+// The caller giving up does not stop it: the state it reports is
+// committed.
+func (p *Plugin) flush(ctx context.Context, outbox []held) {
 	ctx = context.WithoutCancel(ctx)
-	for i := range inst.outbox {
-		h := &inst.outbox[i]
+	for i := range outbox {
+		h := &outbox[i]
 		var err error
 		if h.publish {
 			err = p.mqtt.Publish(ctx, p.name, h.topic, h.payload, h.qos, h.retain)
@@ -51,13 +51,6 @@ func (inst *instance) flush(ctx context.Context) {
 			}
 		}
 	}
-	inst.dropHeld()
-}
-
-// dropHeld empties the outbox, keeping its storage for the next call.
-func (inst *instance) dropHeld() {
-	clear(inst.outbox)
-	inst.outbox = inst.outbox[:0]
 }
 
 // abort discards what a failed call buffered: its KV writes and the
@@ -65,7 +58,8 @@ func (inst *instance) dropHeld() {
 func (inst *instance) abort() {
 	if n := len(inst.outbox); n > 0 {
 		inst.p.logger.Debug("dropped held messages with the failed call's KV writes", "messages", n)
-		inst.dropHeld()
+		clear(inst.outbox)
+		inst.outbox = inst.outbox[:0]
 	}
 	inst.tx.reset()
 }

@@ -60,6 +60,7 @@ type Plugin struct {
 	config        []byte
 	host          Host
 	kv            KV
+	commits       committer // applies kv's writes in call order
 	mqtt          MQTT
 	grants        Grants
 	logger        hclog.Logger
@@ -113,6 +114,7 @@ func (r *Runtime) Load(ctx context.Context, m *Module, cfg PluginConfig) (*Plugi
 		config:  slices.Clone(cfg.Config),
 		host:    cfg.Host,
 		kv:      cfg.KV,
+		commits: committer{kv: cfg.KV},
 		mqtt:    cfg.MQTT,
 		grants:  cfg.Grants,
 		logger:  logger,
@@ -197,8 +199,17 @@ func (p *Plugin) Handle(ctx context.Context, in *abi.Message) (reply abi.Message
 	}
 	inst, err := p.acquire(ctx)
 	if err == nil {
-		reply, ok, err = inst.handle(ctx, in, n)
+		var c pendingCommit
+		reply, ok, c, err = inst.handle(ctx, in, n)
+		// The instance serves the next call while the store makes this
+		// one's writes durable; the reply still waits for them.
 		p.release(inst)
+		if err == nil {
+			err = c.finish(ctx)
+		}
+		if err != nil {
+			reply, ok = abi.Message{}, false
+		}
 	}
 	p.settle(probe, err)
 	return reply, ok, err

@@ -254,6 +254,8 @@ func handle(n int32) int64 {
 		return answer(&m, "response", itoa(kvPut(ptr(k), int32(len(k)), ptr(v), int32(len(v)))))
 	case "kvseq":
 		return answer(&m, "response", kvSeq())
+	case "incr":
+		return answer(&m, "response", incr(arg))
 	case "kvdel":
 		return answer(&m, "response", itoa(kvDelete(ptr(arg), int32(len(arg)))))
 	case "kvget":
@@ -434,6 +436,21 @@ func kvSeq() []byte {
 		return append([]byte("list: "), list[:max(n, 0)]...)
 	}
 	return []byte("ok")
+}
+
+// incr adds one to the decimal number at key (0 if absent) and replies
+// with the new value.
+func incr(key []byte) []byte {
+	out := make([]byte, 20)
+	v := 0
+	if n := kvGet(ptr(key), int32(len(key)), ptr(out), int32(len(out))); n > 0 {
+		v, _ = strconv.Atoi(string(out[:n]))
+	}
+	next := strconv.AppendInt(nil, int64(v+1), 10)
+	if c := kvPut(ptr(key), int32(len(key)), ptr(next), int32(len(next))); c != 0 {
+		return append([]byte("kv_put: "), itoa(c)...)
+	}
+	return next
 }
 
 func cut(b []byte, sep byte) (before, after []byte, found bool) {
