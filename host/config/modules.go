@@ -78,7 +78,7 @@ func defaultModules() Modules {
 			},
 		},
 		Hub:  Hub{ProjectID: DefaultProjectID},
-		Twin: Twin{Enable: true, Plugin: "devicetwin", Lanes: 16},
+		Twin: Twin{Enable: true, Plugin: "devicetwin", Lanes: 64},
 	}
 }
 
@@ -89,8 +89,8 @@ type Twin struct {
 	Enable bool `yaml:"enable"`
 	// Plugin names the twin plugin.
 	Plugin string `yaml:"plugin"`
-	// Lanes is how many devices are served at once; give the plugin at
-	// least as many instances.
+	// Lanes is how many devices are served at once. A lane waits for its
+	// update's commit; the plugin's instances do not, so a few suffice.
 	Lanes int `yaml:"lanes"`
 }
 

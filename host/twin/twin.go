@@ -8,7 +8,7 @@
 // messages of one device in order: a device's next message goes to the
 // plugin only once the plugin has answered the previous one, which is after
 // that call's KV writes are committed; messages of different devices run
-// in parallel lanes, so their commits share fsyncs. Membership messages
+// in parallel (router.go), so their commits share fsyncs. Membership messages
 // change the registry and run alone, once the lanes are drained.
 //
 // It also reads the devices directory (KubeEdge v1beta1 Device and
@@ -21,10 +21,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/edgehost/edgehost/abi"
@@ -50,7 +48,7 @@ const (
 // Defaults for the zero fields of Config.
 const (
 	DefaultPlugin  = "devicetwin"
-	DefaultLanes   = 16
+	DefaultLanes   = 64
 	DefaultTimeout = 30 * time.Second
 )
 
@@ -62,7 +60,8 @@ type Config struct {
 	// means none.
 	DevicesDir string
 	// Lanes is how many devices are served at once (DefaultLanes when 0).
-	// More lanes than the plugin has instances only queue at the plugin.
+	// A lane waits for its update's commit, an instance does not, so lanes
+	// may well outnumber the plugin's instances.
 	Lanes int
 	// Timeout bounds one hand-over to the plugin (DefaultTimeout when 0).
 	Timeout time.Duration
@@ -193,71 +192,6 @@ func (m *Module) deliver(ctx context.Context, msg abi.Message) error {
 		return errors.New(string(reply.Content))
 	}
 	return nil
-}
-
-// router spreads messages over the lanes by device and runs membership
-// messages alone.
-type router struct {
-	m       *Module
-	lanes   []chan abi.Message
-	pending sync.WaitGroup // messages queued or in flight in the lanes
-	seed    maphash.Seed
-	dropped atomic.Int64 // left in the lanes when the module stopped
-}
-
-// laneQueue bounds each lane's queue; a full lane holds up the receive
-// loop, which leaves further messages queued on the bus.
-const laneQueue = 64
-
-// newRouter starts n lanes, which end when the router is closed. Once ctx
-// ends they drop what they still hold, as the bus drops what is queued for
-// a module that stops.
-func newRouter(ctx context.Context, m *Module, n int, workers *sync.WaitGroup) *router {
-	r := &router{m: m, lanes: make([]chan abi.Message, n), seed: maphash.MakeSeed()}
-	for i := range r.lanes {
-		ch := make(chan abi.Message, laneQueue)
-		r.lanes[i] = ch
-		workers.Go(func() {
-			for msg := range ch {
-				if ctx.Err() != nil {
-					r.dropped.Add(1)
-				} else {
-					r.handOver(ctx, msg)
-				}
-				r.pending.Done()
-			}
-		})
-	}
-	return r
-}
-
-// route queues msg on its device's lane, or, for a membership message,
-// waits for the lanes to drain and hands it over alone.
-func (r *router) route(ctx context.Context, msg abi.Message) {
-	key, alone := laneKey(&msg)
-	if alone {
-		r.pending.Wait()
-		r.handOver(ctx, msg)
-		return
-	}
-	r.pending.Add(1)
-	r.lanes[maphash.String(r.seed, key)%uint64(len(r.lanes))] <- msg
-}
-
-// close ends the lanes once they have handed over what they hold.
-func (r *router) close() {
-	for _, ch := range r.lanes {
-		close(ch)
-	}
-}
-
-// handOver delivers one message, logging a failure: the plugin has then
-// applied nothing of it.
-func (r *router) handOver(ctx context.Context, msg abi.Message) {
-	if err := r.m.deliver(ctx, msg); err != nil {
-		r.m.log.Warn("twin message not applied", "plugin", r.m.cfg.Plugin, "source", msg.Route.Source,
-			"operation", msg.Route.Operation, "resource", msg.Route.Resource, "id", msg.Header.ID, "error", err)
-	}
 }
 
 // laneKey returns the device a message is about, or alone = true for a
