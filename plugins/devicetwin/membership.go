@@ -106,7 +106,12 @@ func register(d *Device, origin string, now int64) (added bool, err error) {
 	}
 	rec.Description, rec.Attributes = d.Description, d.Attributes
 	for key, t := range d.Twin {
-		if _, have := rec.Twin[key]; have || t == nil || checkProperty(key, t) != "" {
+		if _, have := rec.Twin[key]; have || t == nil {
+			continue
+		}
+		if reason := checkProperty(key, t); reason != "" {
+			warnLimited("declared-twin", "declared twin property not registered: edgecore would refuse every update of it",
+				"device", d.ID, "twin", truncate(key), "reason", reason)
 			continue
 		}
 		t.ExpectedVersion, t.ActualVersion = nil, nil
