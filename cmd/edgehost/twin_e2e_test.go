@@ -107,7 +107,8 @@ func (r *twinRig) connect() {
 	opts := mqtt.NewClientOptions().AddBroker("tcp://" + r.broker).SetClientID("twin-e2e").SetAutoReconnect(true).
 		SetConnectRetry(true).SetConnectRetryInterval(100 * time.Millisecond)
 	opts.SetOnConnectHandler(func(c mqtt.Client) {
-		for _, f := range []string{"$hw/events/device/+/+/twin/update/+", "$hw/events/device/+/+/twin/get/result", "$hw/events/node/+/membership/+"} {
+		for _, f := range []string{"$hw/events/device/+/+/twin/update/+", "$hw/events/device/+/+/twin/get/result", "$hw/events/node/+/membership/+",
+			"$hw/events/device/+/twin/update/result", "$hw/events/device/+/+/state/update/result"} {
 			c.Subscribe(f, 1, r.record).Wait()
 		}
 	})
@@ -158,6 +159,7 @@ func (r *twinRig) await(topic string, n int) []string {
 type twinDoc struct {
 	EventID string `json:"event_id"`
 	Code    int    `json:"code"`
+	Reason  string `json:"reason"`
 	Twin    map[string]*struct {
 		Expected *struct{ Value string } `json:"expected"`
 		Actual   *struct{ Value string } `json:"actual"`
@@ -197,6 +199,28 @@ func TestTwinEndToEnd(t *testing.T) {
 	r.publish("$hw/events/device/default/nope/twin/update", `{"event_id":"e2","twin":{"temp":{"actual":{"value":"1"}}}}`)
 	if res := decodeDoc(t, r.await("$hw/events/device/default/nope/twin/update/result", 1)[0]); res.Code != 404 {
 		t.Fatalf("unknown device: %+v", res)
+	}
+	// As edgecore: a body that is not JSON, or has a key outside the
+	// character set, is answered 400 on the device topic with an empty
+	// id; mapper-framework's state "ok" is taken.
+	r.publish(sensor0+"update", `not json`)
+	r.publish(sensor0+"update", `{"event_id":"e3","twin":{"te mp":{"actual":{"value":"1"}}}}`)
+	bodyErrors := r.await("$hw/events/device//twin/update/result", 2)
+	for i, want := range []string{"Unmarshal update request body failed", "The key of twin must only include"} {
+		if res := decodeDoc(t, bodyErrors[i]); res.Code != 400 || res.EventID != "" || !strings.HasPrefix(res.Reason, want) {
+			t.Fatalf("body error %d: %s", i, bodyErrors[i])
+		}
+	}
+	r.publish("$hw/events/device/default/sensor-0/state/update", `{"event_id":"s1","state":"ok"}`)
+	if st := r.await("$hw/events/device/default/sensor-0/state/update/result", 1)[0]; !strings.Contains(st, `"state":"ok","lastOnlineTime":"`) {
+		t.Fatalf("state result %s", st)
+	}
+	// A single-level device id (KubeEdge before v1.13), which edgecore
+	// never answers: a 400 naming the problem.
+	r.publish("$hw/events/device/thermo-0/twin/update", `{"event_id":"e4","twin":{}}`)
+	if res := decodeDoc(t, r.await("$hw/events/device/thermo-0/twin/update/result", 1)[0]); res.Code != 400 || res.EventID != "e4" ||
+		!strings.Contains(res.Reason, "is not {namespace}/{name}") {
+		t.Fatalf("single-level id: %+v", res)
 	}
 
 	// Restart: the same state.

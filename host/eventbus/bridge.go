@@ -3,7 +3,6 @@ package eventbus
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -28,11 +27,8 @@ func (m *Module) bridge(ctx context.Context, topic string, payload []byte) {
 	var msg abi.Message
 	group := HubGroup
 	if IsTwinTopic(topic) {
-		if !json.Valid(payload) {
-			m.stats.rejected.Add(1)
-			m.log.Warn("dropped a twin message that is not JSON", "topic", topic, "error", ErrMalformed, "bytes", len(payload))
-			return
-		}
+		// A payload that is not JSON goes on too: the twin answers it 400,
+		// as edgecore's does.
 		group = TwinGroup
 		msg.Route = abi.Route{Source: sourceBus, Group: UserGroup, Operation: abi.OpResponse, Resource: TwinResource(topic)}
 	} else {

@@ -14,9 +14,6 @@ var (
 	// ErrPayloadTooLarge: a payload over the configured maximum. It matches
 	// abi.TooLarge.
 	ErrPayloadTooLarge error = abi.NewError("payload too large", abi.TooLarge)
-	// ErrMalformed: a payload the bridge's destination cannot read (twin
-	// topics carry JSON). It matches abi.Malformed.
-	ErrMalformed error = abi.NewError("malformed payload", abi.Malformed)
 	// ErrQueueFull: the external broker is down and the queue of publishes
 	// waiting for it is full. It matches abi.Busy.
 	ErrQueueFull error = abi.NewError("publish queue full while the external broker is down", abi.Busy)

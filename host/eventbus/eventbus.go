@@ -50,8 +50,10 @@ const (
 	OpUnsubscribe = "unsubscribe"
 )
 
-// DefaultTopics returns the filters the bridge always subscribes, KubeEdge's
-// (a device id is {namespace}/{name}: two levels).
+// DefaultTopics returns the filters the bridge always subscribes: KubeEdge's
+// (a device id is {namespace}/{name}: two levels), then two of edgehost's
+// own for single-level device ids (KubeEdge before v1.13), which edgecore
+// leaves unanswered and the twin answers with a 400 naming the problem.
 func DefaultTopics() []string {
 	return []string{
 		"$hw/events/upload/#",
@@ -60,6 +62,8 @@ func DefaultTopics() []string {
 		"$hw/events/node/+/membership/get",
 		"SYS/dis/upload_records",
 		"+/user/#",
+		"$hw/events/device/+/state/update",
+		"$hw/events/device/+/twin/+",
 	}
 }
 

@@ -48,6 +48,10 @@ func TestNoDefaultTopicMatchesTwinResults(t *testing.T) {
 		"$hw/events/device/default/cloud-dev-2/state/update/result",
 		"$hw/events/node/peer-node/membership/get/result",
 		"$hw/events/node/peer-node/membership/updated",
+		"$hw/events/device//twin/update/result",
+		"$hw/events/device/thermo-0/twin/update/result",
+		"$hw/events/device/thermo-0/twin/get/result",
+		"$hw/events/device/thermo-0/state/update/result",
 	}
 	for _, topic := range results {
 		for _, f := range DefaultTopics() {

@@ -133,6 +133,8 @@ func compareDerived(t *testing.T, v any) {
 		&TwinDelta{BaseMessage: base},
 		&ErrorResult{BaseMessage: base, Code: int(base.Timestamp), Reason: base.EventID},
 		&StateResult{BaseMessage: base, Device: DeviceState{Name: base.EventID, State: base.EventID + "x", LastOnline: base.EventID}},
+		&StateResult{BaseMessage: base, Device: DeviceState{State: base.EventID + "x"}},
+		&StateResult{BaseMessage: base},
 	}
 	for _, d := range derived {
 		std, err := json.Marshal(d)

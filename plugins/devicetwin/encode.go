@@ -146,13 +146,17 @@ func (v *MembershipDetail) appendJSON(b []byte) []byte {
 }
 
 func (v *StateResult) appendJSON(b []byte) []byte {
-	b = appendBase(b, &v.BaseMessage)
-	b = append(b, `,"device":{"name":`...)
-	b = appendString(b, v.Device.Name)
-	b = append(b, `,"state":`...)
-	b = appendString(b, v.Device.State)
-	b = append(b, `,"lastOnlineTime":`...)
-	return append(appendString(b, v.Device.LastOnline), "}}"...)
+	b = append(appendBase(b, &v.BaseMessage), `,"device":`...)
+	open := len(b)
+	b = append(b, '{')
+	for _, f := range [...]struct{ key, val string }{
+		{`"name":`, v.Device.Name}, {`"state":`, v.Device.State}, {`"lastOnlineTime":`, v.Device.LastOnline},
+	} {
+		if f.val != "" {
+			b = appendString(field(b, open, f.key), f.val)
+		}
+	}
+	return append(b, "}}"...)
 }
 
 // appendJSON appends the device as stored: the device and its origin.

@@ -9,9 +9,10 @@
 //	$hw/events/node/{node}/membership/get → .../membership/get/result
 //
 // and publishes $hw/events/node/{node}/membership/updated when devices come
-// and go. Local edits go to the cloud as device/{id}/twin/edge_updated;
-// the cloud's twin/cloud_updated and membership messages are applied under
-// KubeEdge's version rules.
+// and go, all as edgecore v1.23 does (docs/twin.md lists what differs).
+// Local edits go to the cloud as device/{id}/twin/edge_updated and states
+// as device/{id}/state/update; the cloud's twin/cloud_updated and
+// membership messages are applied under KubeEdge's version rules.
 //
 // host/twin, the daemon's "twin" module, hands it every message of the twin
 // group, one at a time per device, and the devices of the devices
@@ -112,7 +113,10 @@ func fromMQTT(resource string, payload []byte, now int64) error {
 			{suffixTwinGet, twinGet},
 			{suffixStateUpdate, stateUpdate},
 		} {
-			if id, ok := strings.CutSuffix(rest, s.suffix); ok && id != "" {
+			if id, ok := strings.CutSuffix(rest, s.suffix); ok {
+				if !validDeviceID(id) {
+					return badDeviceTopic(id, topic, payload, now)
+				}
 				return s.apply(id, topic, payload, now)
 			}
 		}
@@ -120,7 +124,9 @@ func fromMQTT(resource string, payload []byte, now int64) error {
 	if rest, ok := strings.CutPrefix(topic, nodeTopicPrefix); ok && strings.HasSuffix(rest, suffixMemberGet) {
 		return membershipGet(topic, payload, now)
 	}
-	sdk.LogDebug("topic not handled", "topic", topic)
+	// Among these: twin/cloud_updated, which edgecore takes from MQTT as a
+	// cloud edit; edgehost takes cloud edits from the cloud link only.
+	warnLimited("topic", "twin topic not handled; ignored", "topic", truncate(topic))
 	return nil
 }
 
@@ -136,9 +142,9 @@ func fromCloud(m *sdk.Message, now int64) error {
 		if m.Route.Source == sourceDevicesDir {
 			origin = originLocal
 		}
-		return membershipSync(m.Header.ID, origin, m.Content, now)
+		return membershipSync(origin, m.Content, now)
 	case strings.Contains(r, "membership") && m.Route.Operation == abi.OpUpdate:
-		return membershipUpdate(m.Header.ID, m.Content, now)
+		return membershipUpdate(m.Content, now)
 	case strings.HasPrefix(r, "device/") && strings.HasSuffix(r, suffixCloudTwin):
 		return cloudUpdate(strings.TrimSuffix(strings.TrimPrefix(r, "device/"), suffixCloudTwin), m.Content, now)
 	}

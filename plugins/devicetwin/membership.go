@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -11,55 +12,59 @@ import (
 
 // membershipUpdate applies the cloud's membership update: devices added
 // (registered, or refreshed if known) and removed.
-func membershipUpdate(eventID string, payload []byte, now int64) error {
+func membershipUpdate(payload []byte, now int64) error {
 	var upd MembershipUpdate
 	if err := upd.decodeJSON(payload); err != nil {
 		sdk.LogWarn("membership update is not JSON; ignored", "error", err.Error())
 		return nil
 	}
-	out := MembershipUpdate{BaseMessage: BaseMessage{EventID: eventID, Timestamp: now}}
+	var out announcements
 	for i := range upd.AddDevices {
-		added, err := register(&upd.AddDevices[i], originCloud, now)
+		d := &upd.AddDevices[i]
+		received := asReceived(d)
+		added, err := register(d, originCloud, now)
 		if err != nil {
 			return err
 		}
 		if added {
-			out.AddDevices = append(out.AddDevices, brief(&upd.AddDevices[i]))
+			out.add(received, true)
 		}
 	}
-	for _, d := range upd.RemoveDevices {
+	for i := range upd.RemoveDevices {
+		d := &upd.RemoveDevices[i]
 		removed, err := unregister(d.ID)
 		if err != nil {
 			return err
 		}
 		if removed {
-			out.RemoveDevices = append(out.RemoveDevices, brief(&d))
+			out.add(asReceived(d), false)
 		}
 	}
-	return announce(out)
+	return out.publish(now)
 }
 
 // membershipSync replaces the devices of one origin with a full list: the
 // cloud's membership detail, or the devices directory host/twin reads.
 // Devices of that origin missing from the list are removed; the others
 // keep their twins.
-func membershipSync(eventID, origin string, payload []byte, now int64) error {
+func membershipSync(origin string, payload []byte, now int64) error {
 	var detail MembershipDetail
 	if err := detail.decodeJSON(payload); err != nil {
 		sdk.LogWarn("device list is not JSON; ignored", "origin", origin, "error", err.Error())
 		return nil
 	}
 	listed := map[string]bool{}
-	out := MembershipUpdate{BaseMessage: BaseMessage{EventID: eventID, Timestamp: now}}
+	var out announcements
 	for i := range detail.Devices {
 		d := &detail.Devices[i]
 		listed[d.ID] = true
+		received := asReceived(d)
 		added, err := register(d, origin, now)
 		if err != nil {
 			return err
 		}
 		if added {
-			out.AddDevices = append(out.AddDevices, brief(d))
+			out.add(received, true)
 		}
 	}
 	all, err := listDevices()
@@ -73,11 +78,11 @@ func membershipSync(eventID, origin string, payload []byte, now int64) error {
 		if _, err := unregister(r.ID); err != nil {
 			return err
 		}
-		out.RemoveDevices = append(out.RemoveDevices, brief(&r.Device))
+		out.add(brief(&r.Device), false)
 	}
 	sdk.LogInfo("device list applied", "origin", origin, "devices", strconv.Itoa(len(detail.Devices)),
-		"added", strconv.Itoa(len(out.AddDevices)), "removed", strconv.Itoa(len(out.RemoveDevices)))
-	return announce(out)
+		"added", strconv.Itoa(out.added), "removed", strconv.Itoa(len(out.devices)-out.added))
+	return out.publish(now)
 }
 
 // register adds d, or refreshes its description and attributes and adds
@@ -101,7 +106,12 @@ func register(d *Device, origin string, now int64) (added bool, err error) {
 	}
 	rec.Description, rec.Attributes = d.Description, d.Attributes
 	for key, t := range d.Twin {
-		if _, have := rec.Twin[key]; have || t == nil || checkProperty(key, t) != nil {
+		if _, have := rec.Twin[key]; have || t == nil {
+			continue
+		}
+		if reason := checkProperty(key, t); reason != "" {
+			warnLimited("declared-twin", "declared twin property not registered: edgecore would refuse every update of it",
+				"device", d.ID, "twin", truncate(key), "reason", reason)
 			continue
 		}
 		t.ExpectedVersion, t.ActualVersion = nil, nil
@@ -138,27 +148,88 @@ func unregister(id string) (removed bool, err error) {
 	return true, deleteDevice(id)
 }
 
-// brief is a device as membership results list it.
+// brief is a device as membership/get/result lists it: without its twin.
 func brief(d *Device) Device {
-	return Device{ID: d.ID, Name: d.Name, Description: d.Description, State: d.State, LastOnline: d.LastOnline}
+	return Device{ID: d.ID, Name: d.Name, Description: d.Description, State: d.State, LastOnline: d.LastOnline, Attributes: d.Attributes}
 }
 
-// announce publishes a membership change on membership/updated, if there
-// was one and the node's name is configured.
-func announce(u MembershipUpdate) error {
-	if len(u.AddDevices) == 0 && len(u.RemoveDevices) == 0 {
+// asReceived is a device as edgecore's membership/updated carries it
+// (dttype.MarshalMembershipUpdate): as the cloud or the devices directory
+// gave it, its twins without versions and a deleted twin as null. It
+// copies what register changes in place (the twins and their values).
+func asReceived(d *Device) Device {
+	out := *d
+	if d.Twin == nil {
+		return out
+	}
+	out.Twin = make(map[string]*MsgTwin, len(d.Twin))
+	for key, t := range d.Twin {
+		if t == nil || isDeleted(t) {
+			out.Twin[key] = nil
+			continue
+		}
+		c := clone(t, false)
+		for _, side := range [...]**TwinValue{&c.Expected, &c.Actual} {
+			if *side != nil {
+				v := **side
+				*side = &v
+			}
+		}
+		out.Twin[key] = c
+	}
+	return out
+}
+
+// announcements are the devices one membership message added or removed,
+// to be announced on membership/updated.
+type announcements struct {
+	devices []Device // added ones first
+	added   int
+}
+
+// add records an added (or removed) device.
+func (a *announcements) add(d Device, added bool) {
+	if added {
+		a.devices = slices.Insert(a.devices, a.added, d)
+		a.added++
+		return
+	}
+	a.devices = append(a.devices, d)
+}
+
+// publish announces each device on membership/updated in a message of its
+// own with a new event id, as edgecore does, if the node's name is
+// configured.
+func (a *announcements) publish(now int64) error {
+	if len(a.devices) == 0 {
 		return nil
 	}
 	if config.NodeName == "" {
 		sdk.LogWarn("devices added or removed, but node_name is not configured: membership/updated not published")
 		return nil
 	}
-	return publish(nodeTopicPrefix+config.NodeName+suffixMemberUpd, u.appendJSON(doc[:0]))
+	topic := nodeTopicPrefix + config.NodeName + suffixMemberUpd
+	var err error
+	for i := range a.devices {
+		u := MembershipUpdate{BaseMessage: BaseMessage{EventID: newEventID(), Timestamp: now}}
+		if i < a.added {
+			u.AddDevices = a.devices[i : i+1]
+		} else {
+			u.RemoveDevices = a.devices[i : i+1]
+		}
+		err = errors.Join(err, publish(topic, u.appendJSON(doc[:0])))
+	}
+	return err
 }
 
-// membershipGet publishes the registered devices on membership/get/result.
+// membershipGet publishes the registered devices on membership/get/result:
+// the configured node's, whatever node the request named, as edgecore
+// does (the request's own result topic without a node_name).
 func membershipGet(topic string, payload []byte, now int64) error {
 	resultTopic := topic + suffixResult
+	if config.NodeName != "" {
+		resultTopic = nodeTopicPrefix + config.NodeName + suffixMemberGet + suffixResult
+	}
 	var req BaseMessage
 	if err := req.decodeJSON(payload); err != nil {
 		return publishError(resultTopic, "", now, codeBadRequest, "Unmarshal membership get request failed: "+err.Error())
@@ -174,39 +245,48 @@ func membershipGet(topic string, payload []byte, now int64) error {
 	return publish(resultTopic, out.appendJSON(doc[:0]))
 }
 
-// deviceStates are the states state/update accepts.
-var deviceStates = []string{"online", "offline", "unknown"}
+// deviceStates are the states state/update accepts, compared without
+// case (edgecore's dtcommon constants; mapper-framework reports "ok").
+var deviceStates = []string{"online", "offline", "ok", "unknown", "unhealthy"}
 
 // stateUpdate records a device's state, publishes state/update/result and
-// sends the state upstream.
+// sends the state upstream as device/{id}/state/update, as edgecore's
+// dealDeviceStateUpdate does: the state is kept as sent; lastOnlineTime is
+// now for online and ok and cleared for the others; the result has a new
+// event id. A body that does not decode, an unknown device or state gets
+// no answer, as in edgecore; each is logged.
 func stateUpdate(id, topic string, payload []byte, now int64) error {
-	resultTopic := topic + suffixResult
 	var upd StateUpdate
 	if err := upd.decodeJSON(payload); err != nil {
-		return publishError(resultTopic, "", now, codeBadRequest, "Unmarshal device state request failed: "+err.Error())
+		warnLimited("state-body", "state update body does not decode; ignored, as edgecore does", "topic", truncate(topic), "error", err.Error())
+		return nil
 	}
 	state := strings.ToLower(upd.State)
-	valid := false
-	for _, s := range deviceStates {
-		valid = valid || s == state
-	}
-	if !valid {
-		return publishError(resultTopic, upd.EventID, now, codeBadRequest, "Unknown state "+truncate(upd.State)+": want online, offline or unknown")
+	if !slices.Contains(deviceStates, state) {
+		warnLimited("state-value", "state update with an unknown state; ignored, as edgecore does", "device", id,
+			"state", truncate(upd.State), "want", strings.Join(deviceStates, ","))
+		return nil
 	}
 	rec, ok, err := loadDevice(id)
 	if err != nil {
-		return storeFailed(resultTopic, upd.EventID, now, err)
+		return err
 	}
 	if !ok {
-		return publishError(resultTopic, upd.EventID, now, codeNotFound, reasonNoDevice)
+		warnLimited("state-device", "state update for an unknown device; ignored, as edgecore does", "device", id)
+		return nil
 	}
-	rec.State = state
-	rec.LastOnline = time.UnixMilli(now).UTC().Format(time.RFC3339)
+	rec.State, rec.LastOnline = upd.State, ""
+	if state == "online" || state == "ok" {
+		rec.LastOnline = time.UnixMilli(now).UTC().Format(time.RFC3339)
+	}
 	if err := saveDevice(rec); err != nil {
 		return err
 	}
-	res := StateResult{BaseMessage: BaseMessage{EventID: upd.EventID, Timestamp: now},
+	res := StateResult{BaseMessage: BaseMessage{EventID: newEventID(), Timestamp: now},
 		Device: DeviceState{Name: rec.Name, State: rec.State, LastOnline: rec.LastOnline}}
 	b := res.appendJSON(doc[:0])
-	return errors.Join(publish(resultTopic, b), upstream("device/"+id+"/state", b))
+	// The cloud takes this content as a JSON string (§1.1 of the contract):
+	// the document's text, quoted.
+	content := appendString(nil, string(b))
+	return errors.Join(publish(topic+suffixResult, b), upstream(name("device/", id, suffixStateUpdate), content))
 }

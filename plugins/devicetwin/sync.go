@@ -26,7 +26,7 @@ func cloudUpdate(id string, payload []byte, now int64) error {
 	keys := sortKeys(upd.Twin)
 	defer releaseKeys(keys)
 	for _, key := range keys {
-		if msg := upd.Twin[key]; msg != nil && checkProperty(key, msg) == nil {
+		if msg := upd.Twin[key]; msg != nil && checkProperty(key, msg) == "" {
 			applyCloud(rec, key, msg, ch, now)
 		}
 	}

@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"strconv"
+
+	"github.com/edgehost/edgehost/sdk"
 )
 
 // KubeEdge's result codes and limits.
@@ -29,14 +31,21 @@ func (e *reqError) Error() string { return strconv.Itoa(e.code) + " " + e.reason
 
 func badRequest(reason string) *reqError { return &reqError{code: codeBadRequest, reason: reason} }
 
-// reasonNoDevice is KubeEdge's reason for an update of an unknown device.
-const reasonNoDevice = "update rejected due to the device is not existed"
+// Reasons edgecore gives on the device's own result topic.
+const (
+	// reasonNoDevice answers an update of an unknown device.
+	reasonNoDevice = "update rejected due to the device is not existed"
+	// reasonBodyWrong answers the deletion (null) of a property the
+	// device never had.
+	reasonBodyWrong = "the request body is wrong"
+)
 
 // changes collects what one update did, per property.
 type changes struct {
 	result map[string]*MsgTwin // twin/update/result (local updates)
 	sync   map[string]*MsgTwin // edge_updated, with versions
 	doc    map[string]*TwinDoc // twin/update/document
+	dirty  bool                // the device record changed and must be saved
 }
 
 // theChanges are the changes of the update being applied: one at a time,
@@ -49,6 +58,7 @@ func newChanges() *changes {
 	reuse(&ch.result)
 	reuse(&ch.sync)
 	reuse(&ch.doc)
+	ch.dirty = false
 	return ch
 }
 
@@ -65,12 +75,23 @@ func reuse[V any](m *map[string]V) {
 // twinUpdate applies a twin/update from a mapper or app to device id and
 // publishes its result, document and delta, and the edge_updated for the
 // cloud. The whole update is applied or, on any refusal, none of it.
+//
+// As in edgecore, the body is checked first, before the device is looked
+// up: a body that does not decode, lacks the twin key, or has a key or
+// value outside edgecore's character set is answered 400 on
+// topicBodyError with an empty event_id.
 func twinUpdate(id, topic string, payload []byte, now int64) error {
-	resultTopic := topic + suffixResult
 	var upd TwinUpdate
 	if err := upd.decodeJSON(payload); err != nil {
-		return publishError(resultTopic, "", now, codeBadRequest, "Unmarshal update request body failed, Please check the request")
+		sdk.LogDebug("twin update body refused", "topic", truncate(topic), "error", err.Error())
+		return publishError(topicBodyError, "", now, codeBadRequest, reasonUnmarshal)
 	}
+	keys := sortKeys(upd.Twin)
+	defer releaseKeys(keys)
+	if reason := checkUpdate(&upd, keys); reason != "" {
+		return publishError(topicBodyError, "", now, codeBadRequest, reason)
+	}
+	resultTopic := topic + suffixResult
 	rec, ok, err := loadDevice(id)
 	if err != nil {
 		return storeFailed(resultTopic, upd.EventID, now, err)
@@ -78,18 +99,13 @@ func twinUpdate(id, topic string, payload []byte, now int64) error {
 	if !ok {
 		return publishError(resultTopic, upd.EventID, now, codeNotFound, reasonNoDevice)
 	}
-	if upd.Twin == nil {
-		return publishError(resultTopic, upd.EventID, now, codeBadRequest, "Update twin error, the update request body not have key:twin")
-	}
 	ch := newChanges()
-	keys := sortKeys(upd.Twin)
-	defer releaseKeys(keys)
 	for _, key := range keys {
 		if err := applyLocal(rec, key, upd.Twin[key], ch, now); err != nil {
 			return publishError(resultTopic, upd.EventID, now, err.code, err.reason)
 		}
 	}
-	if len(ch.doc) > 0 {
+	if ch.dirty {
 		if err := saveDevice(rec); err != nil {
 			return err
 		}
@@ -101,47 +117,40 @@ func twinUpdate(id, topic string, payload []byte, now int64) error {
 	)
 }
 
-// publishChanges publishes an applied update's document and, when the
-// device's actual values now lag its expected ones, the delta; and sends
-// its edge_updated upstream.
+// publishChanges publishes an applied update's document, then the delta
+// whenever an expected value is not yet the actual one (after every
+// update, even one that changed nothing, as edgecore does), and sends the
+// edge_updated upstream. The delta and edge_updated carry a new event id,
+// as edgecore's do; the document carries the update's.
 func publishChanges(rec *record, base BaseMessage, ch *changes) error {
 	var err error
 	if len(ch.doc) > 0 {
 		err = publish(name(deviceTopicPrefix, rec.ID, suffixTwinUpdate, suffixDocument), (&TwinDocument{BaseMessage: base, Twin: ch.doc}).appendJSON(doc[:0]))
-		if d, ok := delta(rec, base); ok {
-			err = errors.Join(err, publish(name(deviceTopicPrefix, rec.ID, suffixTwinUpdate, suffixDelta), d.appendJSON(doc[:0])))
-		}
+	}
+	if d, ok := delta(rec, base); ok {
+		d.EventID = newEventID()
+		err = errors.Join(err, publish(name(deviceTopicPrefix, rec.ID, suffixTwinUpdate, suffixDelta), d.appendJSON(doc[:0])))
 	}
 	if len(ch.sync) > 0 {
-		err = errors.Join(err, upstream(name("device/", rec.ID, "/twin/edge_updated"), (&TwinUpdate{BaseMessage: base, Twin: ch.sync}).appendJSON(doc[:0])))
+		sync := TwinUpdate{BaseMessage: BaseMessage{EventID: newEventID(), Timestamp: base.Timestamp}, Twin: ch.sync}
+		err = errors.Join(err, upstream(name("device/", rec.ID, "/twin/edge_updated"), sync.appendJSON(doc[:0])))
 	}
 	return err
 }
 
-// applyLocal applies one property of a local update: a value (expected,
-// actual or both) sets it and bumps its edge version; null deletes an
-// optional property. Versions given in the update must not be older than
-// the twin's (409 otherwise).
+// applyLocal applies one property of a local update, already checked by
+// checkUpdate: a value (expected, actual or both) sets it and bumps its
+// edge version; a changed optional flag or metadata is an edit too; null
+// deletes an optional property. Versions given in the update must not be
+// older than the twin's (409 otherwise, an edgehost addition).
 func applyLocal(rec *record, key string, msg *MsgTwin, ch *changes, now int64) *reqError {
-	if err := checkProperty(key, msg); err != nil {
-		return err
-	}
 	cur, exists := rec.Twin[key]
 	live := exists && !isDeleted(cur)
 	if msg == nil {
-		if !live {
-			return badRequest("The request body is wrong: twin " + strconv.Quote(key) + " does not exist")
+		if !exists {
+			return badRequest(reasonBodyWrong)
 		}
-		if !isOptional(cur) {
-			return badRequest("twin " + strconv.Quote(key) + " is not optional and cannot be deleted")
-		}
-		last := clone(cur, false)
-		bump(&cur.ExpectedVersion)
-		bump(&cur.ActualVersion)
-		cur.Expected, cur.Actual, cur.Metadata = nil, nil, &TypeMetadata{Type: typeDeleted}
-		ch.result[key] = nil
-		ch.sync[key] = clone(cur, true)
-		ch.doc[key] = &TwinDoc{Last: last}
+		deleteLocal(cur, key, ch)
 		return nil
 	}
 	if live && (conflict(cur.ExpectedVersion, msg.ExpectedVersion) || conflict(cur.ActualVersion, msg.ActualVersion)) {
@@ -167,22 +176,31 @@ func applyLocal(rec *record, key string, msg *MsgTwin, ch *changes, now int64) *
 	}
 	sync := &c.sync
 	changed := false
-	if !live {
+	switch {
+	case !live:
 		if msg.Optional != nil {
 			cur.Optional = boolPtr(*msg.Optional)
 		}
 		cur.Metadata = &TypeMetadata{Type: valueType}
 		changed = true
-	} else if msg.Optional != nil && !*msg.Optional && isOptional(cur) {
+	case msg.Optional != nil && !*msg.Optional && isOptional(cur):
 		cur.Optional = boolPtr(false)
 		changed = true
 	}
-	if v := valueOf(msg.Expected); v != nil {
+	// edgecore counts metadata that differs from the twin's as an edit,
+	// though it keeps the twin's type (so a mapper's "Updated" changes
+	// nothing but the document).
+	if live && msg.Metadata != nil && msg.Metadata.Type != typeOf(cur) {
+		changed = true
+	}
+	// A new property's empty value is not kept: edgecore stores it, but
+	// its twin (dttype.DeviceTwinToMsgTwin) has no such side.
+	if v := valueOf(msg.Expected); v != nil && (live || *v != "") {
 		cur.Expected, cur.ExpectedVersion = setValue(*v, cur.ExpectedVersion, now)
 		sync.Expected, sync.ExpectedVersion = cur.Expected, cur.ExpectedVersion
 		changed = true
 	}
-	if v := valueOf(msg.Actual); v != nil {
+	if v := valueOf(msg.Actual); v != nil && (live || *v != "") {
 		cur.Actual, cur.ActualVersion = setValue(*v, cur.ActualVersion, now)
 		sync.Actual, sync.ActualVersion = cur.Actual, cur.ActualVersion
 		changed = true
@@ -190,12 +208,38 @@ func applyLocal(rec *record, key string, msg *MsgTwin, ch *changes, now int64) *
 	if !changed {
 		return nil
 	}
+	ch.dirty = true
 	sync.Optional, sync.Metadata = cur.Optional, cur.Metadata
 	ch.sync[key] = sync
 	ch.result[key] = withoutVersions(&c.result, sync)
 	c.doc = TwinDoc{Last: last, Current: withoutVersions(&c.current, cur)}
 	ch.doc[key] = &c.doc
 	return nil
+}
+
+// deleteLocal applies a local delete (null) of property key, cur, as edgecore's
+// dealTwinDelete does: an optional live property becomes a tombstone (type
+// "deleted", kept for its versions; result null, document current null);
+// a non-optional one is left alone, with no result entry; an
+// already-deleted one is left alone too, but, as in edgecore, its document
+// (last = the tombstone, current null) and an empty edge_updated entry
+// still go out.
+func deleteLocal(cur *MsgTwin, key string, ch *changes) {
+	switch {
+	case !isOptional(cur) && !isDeleted(cur):
+	case isDeleted(cur):
+		ch.doc[key] = &TwinDoc{Last: clone(cur, false)}
+		ch.sync[key] = &MsgTwin{}
+	default:
+		last := clone(cur, false)
+		bump(&cur.ExpectedVersion)
+		bump(&cur.ActualVersion)
+		cur.Expected, cur.Actual, cur.Metadata = nil, nil, &TypeMetadata{Type: typeDeleted}
+		ch.result[key] = nil
+		ch.sync[key] = clone(cur, true)
+		ch.doc[key] = &TwinDoc{Last: last}
+		ch.dirty = true
+	}
 }
 
 // change is what a local edit makes of one property, in one allocation:
@@ -232,23 +276,6 @@ type sideEdit struct {
 	text    string
 	stamp   ValueMetadata
 	version TwinVersion
-}
-
-// checkProperty enforces KubeEdge's limits: keys up to 128 bytes, values up
-// to 512.
-func checkProperty(key string, msg *MsgTwin) *reqError {
-	if key == "" || len(key) > maxKeyLen {
-		return badRequest("the twin key " + strconv.Quote(truncate(key)) + " must be 1 to 128 bytes long")
-	}
-	if msg == nil {
-		return nil
-	}
-	for _, v := range []*string{valueOf(msg.Expected), valueOf(msg.Actual)} {
-		if v != nil && len(*v) > maxValueLen {
-			return badRequest("the value of twin " + strconv.Quote(key) + " is " + strconv.Itoa(len(*v)) + " bytes, over the limit of 512")
-		}
-	}
-	return nil
 }
 
 // validateValues checks the update's values against the property's type.
@@ -294,19 +321,21 @@ func conflict(cur, req *TwinVersion) bool {
 	return cur != nil && req != nil && (cur.Cloud > req.Cloud || cur.Edge > req.Edge)
 }
 
-// delta is KubeEdge's twin/update/delta: every live property with an
-// expected value, and the expected values where the actual one differs.
-func delta(rec *record, base BaseMessage) (TwinDelta, bool) {
+// delta is KubeEdge's twin/update/delta (dttype.BuildDeviceTwinDelta):
+// every live property with a non-empty expected value, and those expected
+// values the actual one differs from. ok is false when there are none of
+// the latter: edgecore publishes no delta then.
+func delta(rec *record, base BaseMessage) (d TwinDelta, ok bool) {
 	reuse(&deltaTwin)
 	reuse(&deltaValues)
-	d := TwinDelta{BaseMessage: base, Twin: deltaTwin, Delta: deltaValues}
+	d = TwinDelta{BaseMessage: base, Twin: deltaTwin, Delta: deltaValues}
 	for key, t := range rec.Twin {
-		if isDeleted(t) || t.Expected == nil {
+		exp := valueOf(t.Expected)
+		if isDeleted(t) || exp == nil || *exp == "" {
 			continue
 		}
 		d.Twin[key] = clone(t, false)
-		exp, act := valueOf(t.Expected), valueOf(t.Actual)
-		if exp != nil && *exp != "" && (act == nil || *act != *exp) {
+		if act := valueOf(t.Actual); act == nil || *act != *exp {
 			d.Delta[key] = *exp
 		}
 	}

@@ -120,11 +120,13 @@ type StateUpdate struct {
 	State string `json:"state"`
 }
 
-// DeviceState is a device's state in a state/update result.
+// DeviceState is a device's state in a state/update result: edgecore's
+// DeviceCloudMsg, whose fields are all omitempty (an offline device has no
+// lastOnlineTime).
 type DeviceState struct {
-	Name       string `json:"name"`
-	State      string `json:"state"`
-	LastOnline string `json:"lastOnlineTime"`
+	Name       string `json:"name,omitempty"`
+	State      string `json:"state,omitempty"`
+	LastOnline string `json:"lastOnlineTime,omitempty"`
 }
 
 // StateResult is the content of state/update/result.
