@@ -47,7 +47,7 @@ func run(t *testing.T, name string, mod interface {
 	case <-ready:
 	case err := <-done:
 		t.Fatalf("%s ended before ready: %v", name, err)
-	case <-time.After(30 * time.Second):
+	case <-time.After(5 * time.Minute):
 		t.Fatalf("%s not ready", name)
 	}
 	t.Cleanup(func() {

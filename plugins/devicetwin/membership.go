@@ -9,9 +9,11 @@ import (
 	"github.com/edgehost/edgehost/sdk"
 )
 
-// membershipUpdate applies the cloud's membership update: devices added
-// (registered, or refreshed if known) and removed.
-func membershipUpdate(eventID string, payload []byte, now int64) error {
+// membershipUpdate applies a membership update of origin (the cloud's, or
+// a batch of host/twin's devices dir): devices added (registered, or
+// refreshed if known) and removed. The devices dir removes only its own
+// devices.
+func membershipUpdate(eventID, origin string, payload []byte, now int64) error {
 	var upd MembershipUpdate
 	if err := upd.decodeJSON(payload); err != nil {
 		sdk.LogWarn("membership update is not JSON; ignored", "error", err.Error())
@@ -19,7 +21,7 @@ func membershipUpdate(eventID string, payload []byte, now int64) error {
 	}
 	out := MembershipUpdate{BaseMessage: BaseMessage{EventID: eventID, Timestamp: now}}
 	for i := range upd.AddDevices {
-		added, err := register(&upd.AddDevices[i], originCloud, now)
+		added, err := register(&upd.AddDevices[i], origin, now)
 		if err != nil {
 			return err
 		}
@@ -28,7 +30,11 @@ func membershipUpdate(eventID string, payload []byte, now int64) error {
 		}
 	}
 	for _, d := range upd.RemoveDevices {
-		removed, err := unregister(d.ID)
+		only := ""
+		if origin == originLocal {
+			only = originLocal
+		}
+		removed, err := unregister(d.ID, only)
 		if err != nil {
 			return err
 		}
@@ -70,7 +76,7 @@ func membershipSync(eventID, origin string, payload []byte, now int64) error {
 		if r.Origin != origin || listed[r.ID] {
 			continue
 		}
-		if _, err := unregister(r.ID); err != nil {
+		if _, err := unregister(r.ID, ""); err != nil {
 			return err
 		}
 		out.RemoveDevices = append(out.RemoveDevices, brief(&r.Device))
@@ -129,10 +135,11 @@ func stamp(v *TwinValue, now int64) {
 	}
 }
 
-// unregister removes a device; removed reports whether it was registered.
-func unregister(id string) (removed bool, err error) {
-	_, ok, err := loadDevice(id)
-	if err != nil || !ok {
+// unregister removes a device, of origin only unless that is empty;
+// removed reports whether it was registered (with that origin).
+func unregister(id, only string) (removed bool, err error) {
+	rec, ok, err := loadDevice(id)
+	if err != nil || !ok || (only != "" && rec.Origin != only) {
 		return false, err
 	}
 	return true, deleteDevice(id)
