@@ -29,6 +29,7 @@ func testMessage(source, resource string) abi.Message {
 // what reaches them.
 type rig struct {
 	bus       *bus.Bus
+	twin      *Module
 	published chan abi.Message // to the eventbus
 	upstream  chan abi.Message // to the cloud link
 }
@@ -60,6 +61,20 @@ func run(t *testing.T, name string, mod interface {
 
 func newRig(t *testing.T, devicesDir string) *rig {
 	t.Helper()
+	return newRigWith(t, rigOptions{devicesDir: devicesDir, callTimeout: 5 * time.Second})
+}
+
+// rigOptions vary the rig: the plugin's call timeout, and a module put
+// between the twin and the plugin (named by plugin, started by front).
+type rigOptions struct {
+	devicesDir  string
+	callTimeout time.Duration
+	plugin      string
+	front       func(b *bus.Bus)
+}
+
+func newRigWith(t *testing.T, o rigOptions) *rig {
+	t.Helper()
 	dir := t.TempDir()
 	wasmFile, err := plugintest.Build("plugins/devicetwin")
 	if err != nil {
@@ -81,12 +96,16 @@ func newRig(t *testing.T, devicesDir string) *rig {
 	r.collect(t, eventbus.ModuleName, eventbus.ModuleGroup, r.published)
 	r.collect(t, "hub", eventbus.HubGroup, r.upstream)
 
-	limits := config.Limits{MemoryPages: 256, CallTimeout: 5 * time.Second, MaxMessageBytes: 1 << 20, Instances: 4}
+	limits := config.Limits{MemoryPages: 256, CallTimeout: o.callTimeout, MaxMessageBytes: 1 << 20, Instances: 4}
 	ph := pluginhost.New(b, rt, st, nil, config.Plugins{Enable: true, Dir: dir, Limits: limits, List: []config.Plugin{{
 		Name: DefaultPlugin, Path: wasmFile, Config: config.JSON(`{"node_name":"edge-1"}`), Limits: limits,
 	}}}, nil)
 	run(t, "plugins", ph)
-	run(t, "twin", New(b, Config{DevicesDir: devicesDir, Lanes: 4}, nil))
+	if o.front != nil {
+		o.front(b)
+	}
+	r.twin = New(b, Config{DevicesDir: o.devicesDir, Lanes: 4, Store: st, Plugin: o.plugin}, nil)
+	run(t, "twin", r.twin)
 	return r
 }
 
