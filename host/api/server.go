@@ -129,6 +129,9 @@ func New(backend Backend, token string, log hclog.Logger) *Server {
 	if pb, ok := backend.(PluginBackend); ok {
 		s.registerPlugins(pb)
 	}
+	if db, ok := backend.(DevicesBackend); ok {
+		s.registerDevices(db)
+	}
 	if mb, ok := backend.(MetricsBackend); ok {
 		s.mux.Handle("GET /metrics", mb.Metrics())
 	}

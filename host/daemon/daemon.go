@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime/debug"
 	"time"
@@ -37,6 +38,7 @@ type Daemon struct {
 	runtime *wasm.Runtime
 	events  *eventbus.Module
 	plugins *pluginhost.Module
+	twin    *twin.Module
 	super   *supervisor.Supervisor
 	metrics metricsRegistry
 }
@@ -47,6 +49,8 @@ type Daemon struct {
 // restarted by the supervisor instead.
 func Run(ctx context.Context, cfg *config.Config, version string, log hclog.Logger) error {
 	started := time.Now()
+	hup := reloadSignals()
+	defer signal.Stop(hup)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
@@ -91,8 +95,9 @@ func Run(ctx context.Context, cfg *config.Config, version string, log hclog.Logg
 	}
 	if cfg.Modules.Twin.Enable {
 		// After the plugin host: the twin hands the devices to its plugin.
-		modules = append(modules, twin.New(b, twin.Config{Plugin: cfg.Modules.Twin.Plugin,
-			DevicesDir: cfg.Modules.Devices.Dir, Lanes: cfg.Modules.Twin.Lanes}, log))
+		d.twin = twin.New(b, twin.Config{Plugin: cfg.Modules.Twin.Plugin,
+			DevicesDir: cfg.Modules.Devices.Dir, Lanes: cfg.Modules.Twin.Lanes, Store: st}, log)
+		modules = append(modules, d.twin)
 	}
 	for _, name := range unimplemented(cfg) {
 		log.Warn("module is enabled in the config but not part of this build; ignoring it", "module", name)
@@ -115,7 +120,7 @@ func Run(ctx context.Context, cfg *config.Config, version string, log hclog.Logg
 	// hand it back now rather than whenever the heap next grows, so an
 	// idle daemon stays small.
 	debug.FreeOSMemory()
-	<-ctx.Done()
+	d.serveReloads(ctx, hup)
 	log.Info("shutting down")
 	return d.super.Stop()
 }
