@@ -81,6 +81,7 @@ type registry struct {
 	// Owned by run.
 	warned  map[string]bool // warnings logged at WARN already
 	dirDown bool            // the last reading failed
+	retries int             // failed hand-overs since the last that took
 }
 
 func newRegistry(m *Module, r *router) *registry {
@@ -104,9 +105,11 @@ type plan struct {
 }
 
 // run reads the dir, hands the devices to the plugin, and does it again on
-// a reload; it returns when ctx ends.
-func (g *registry) run(ctx context.Context) {
+// a reload; it calls settled once the first reading is handed over, has
+// failed, or waits for the plugin, and returns when ctx ends.
+func (g *registry) run(ctx context.Context, settled func()) {
 	defer close(g.stopped)
+	settled = sync.OnceFunc(settled)
 	known := g.loadManifest()
 	acked := map[string]uint64{} // what the plugin has, by checksum, while it runs
 	var waiters []chan Report
@@ -136,10 +139,19 @@ func (g *registry) run(ctx context.Context) {
 					return
 				}
 				p.report.Err = fmt.Errorf("hand-over to the twin plugin failed, retrying in %s: %w", backoff, err)
-				g.m.log.Warn("devices not handed to the twin plugin; retrying", "dir", g.m.cfg.DevicesDir,
-					"pending", p.report.Pending, "retry_in", backoff, "error", err)
+				log := g.m.log.Warn
+				if g.retries > 0 {
+					log = g.m.log.Debug
+				}
+				g.retries++
+				log("devices not handed to the twin plugin; retrying", "dir", g.m.cfg.DevicesDir,
+					"pending", p.report.Pending, "retry_in", backoff, "failures", g.retries, "error", err)
 				wait, backoff = backoff, min(2*backoff, retryMax)
 				break
+			}
+			if g.retries > 0 {
+				g.m.log.Info("devices hand-over took after failing", "failures", g.retries)
+				g.retries = 0
 			}
 			backoff = retryMin
 			known = p.next
@@ -155,6 +167,7 @@ func (g *registry) run(ctx context.Context) {
 			w <- p.report
 		}
 		waiters = waiters[:0]
+		settled()
 
 		timer := time.NewTimer(wait)
 		select {

@@ -134,10 +134,14 @@ func (m *Module) Run(ctx context.Context, ready func()) error {
 		m.mu.Lock()
 		m.reg = reg
 		m.mu.Unlock()
-		workers.Go(func() { reg.run(ctx) })
+		// Ready once the first reading is handed over (or has failed, or
+		// waits for the plugin), so a daemon that says it is ready has
+		// its devices.
+		workers.Go(func() { reg.run(ctx, ready) })
+	} else {
+		ready()
 	}
-	ready()
-	m.log.Info("twin ready", "plugin", m.cfg.Plugin, "lanes", m.cfg.Lanes)
+	m.log.Info("twin routing", "plugin", m.cfg.Plugin, "lanes", m.cfg.Lanes)
 	for {
 		msg, err := ep.Receive(ctx)
 		if err != nil {
