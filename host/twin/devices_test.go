@@ -104,6 +104,24 @@ func TestReadDevicesDirWarnings(t *testing.T) {
 	}
 }
 
+// TestReadDevicesDirMergeKey: keys merged from an anchor are checked as
+// the mapping's own, not taken for a field named "<<".
+func TestReadDevicesDirMergeKey(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "a.yaml", "apiVersion: devices.kubeedge.io/v1beta1\nkind: Device\nmetadata: {name: a}\nspec:\n  properties:\n"+
+		"    - &p {name: t, desired: {value: \"1\"}, reportCycle: 5}\n    - <<: *p\n      name: u\n      colectCycle: 5\n")
+	read, err := ReadDevicesDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(read.Refused()) != 0 || len(read.Warnings) != 1 || !strings.Contains(read.Warnings[0], "line 9: field spec.properties[1].colectCycle") {
+		t.Fatalf("refused %q, warnings %q", read.Refused(), read.Warnings)
+	}
+	if d := read.Files[0].Devices[0]; d.Twin["u"] == nil || d.Twin["u"].Expected.Value != "1" {
+		t.Fatalf("device %+v", d)
+	}
+}
+
 func write(t *testing.T, dir, name, body string) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {

@@ -114,7 +114,7 @@ func (g *registry) run(ctx context.Context, settled func()) {
 	acked := map[string]uint64{} // what the plugin has, by checksum, while it runs
 	var waiters []chan Report
 	var p *plan
-	read, present := true, false
+	read, present := true, g.m.pluginPresent()
 	backoff, dirBackoff := retryMin, dirRetryMin
 	for {
 		if read {

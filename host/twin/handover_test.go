@@ -161,6 +161,35 @@ func TestDevicesDirSafety(t *testing.T) {
 	}
 }
 
+// TestDevicesDirAcrossRestarts: a file removed while the module was down
+// removes its device at the next start, and a start on a dir that is gone
+// removes nothing.
+func TestDevicesDirAcrossRestarts(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "a.yaml", deviceYAML("a1", 1))
+	write(t, dir, "b.yaml", deviceYAML("b1", 1))
+	r := newRig(t, dir)
+	r.awaitReady(t)
+	r.mustHave(t, "default/b1", true)
+
+	r.stopTwin()
+	if err := os.Remove(filepath.Join(dir, "b.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	r.startTwin(t, dir, "")
+	r.awaitReady(t)
+	r.mustHave(t, "default/b1", false)
+	r.mustHave(t, "default/a1", true)
+
+	r.stopTwin()
+	missing := filepath.Join(dir, "gone")
+	r.startTwin(t, missing, "")
+	if rep := r.reload(t); rep.Err == nil || !strings.Contains(rep.Err.Error(), missing) || rep.Devices != 1 {
+		t.Fatalf("start on a missing dir: %+v", rep)
+	}
+	r.mustHave(t, "default/a1", true)
+}
+
 // awaitReady waits until the twin module has nothing left to report.
 func (r *rig) awaitReady(t *testing.T) {
 	t.Helper()
@@ -189,6 +218,18 @@ func TestHandOverLargeDir(t *testing.T) {
 		if !found || len(tw) != props {
 			t.Fatalf("device d%d: found %v with %d properties, want %d", d, found, len(tw), props)
 		}
+	}
+	// Every device changed: all of them again, in one reload.
+	for d := range devices {
+		write(t, dir, fmt.Sprintf("d%02d.yaml", d), deviceYAML("d"+strconv.Itoa(d), props+1))
+	}
+	start := time.Now()
+	if rep := r.reload(t); rep.Err != nil || rep.HandedOver != devices || rep.Pending != 0 {
+		t.Fatalf("reload of %d changed devices: %+v", devices, rep)
+	}
+	t.Logf("%d devices of %d properties handed over in %s", devices, props+1, time.Since(start))
+	if tw, _ := r.twinGet(t, "default/d20"); len(tw) != props+1 {
+		t.Fatalf("d20 has %d properties after the reload, want %d", len(tw), props+1)
 	}
 }
 

@@ -104,6 +104,17 @@ func (s *shape) check(n *yaml.Node, path string, warns, errs *[]problem) {
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
+			if k.Tag == "!!merge" {
+				// "<<: *base" merges the keys of base (or of a list of them).
+				if v.Kind == yaml.SequenceNode {
+					for _, m := range v.Content {
+						s.check(m, path, warns, errs)
+					}
+				} else {
+					s.check(v, path, warns, errs)
+				}
+				continue
+			}
 			sub, ok := s.fields[k.Value]
 			if !ok {
 				*warns = append(*warns, problem{k.Line, join(path, k.Value), "unknown field, ignored"})

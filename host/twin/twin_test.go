@@ -29,16 +29,19 @@ func testMessage(source, resource string) abi.Message {
 // what reaches them.
 type rig struct {
 	bus       *bus.Bus
+	store     *store.Store
 	twin      *Module
+	stopTwin  func()
 	published chan abi.Message // to the eventbus
 	upstream  chan abi.Message // to the cloud link
 }
 
 // run starts a module of the rig under the test and returns once it is
-// ready; it stops at the end of the test.
+// ready, with a function that stops it; it stops at the end of the test
+// at the latest.
 func run(t *testing.T, name string, mod interface {
 	Run(context.Context, func()) error
-}) {
+}) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -51,12 +54,14 @@ func run(t *testing.T, name string, mod interface {
 	case <-time.After(5 * time.Minute):
 		t.Fatalf("%s not ready", name)
 	}
-	t.Cleanup(func() {
+	stop = sync.OnceFunc(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
 	})
+	t.Cleanup(stop)
+	return stop
 }
 
 func newRig(t *testing.T, devicesDir string) *rig {
@@ -104,9 +109,16 @@ func newRigWith(t *testing.T, o rigOptions) *rig {
 	if o.front != nil {
 		o.front(b)
 	}
-	r.twin = New(b, Config{DevicesDir: o.devicesDir, Lanes: 4, Store: st, Plugin: o.plugin}, nil)
-	run(t, "twin", r.twin)
+	r.store = st
+	r.startTwin(t, o.devicesDir, o.plugin)
 	return r
+}
+
+// startTwin starts (or, after stopTwin, restarts) the twin module.
+func (r *rig) startTwin(t *testing.T, devicesDir, plugin string) {
+	t.Helper()
+	r.twin = New(r.bus, Config{DevicesDir: devicesDir, Lanes: 4, Store: r.store, Plugin: plugin}, nil)
+	r.stopTwin = run(t, "twin", r.twin)
 }
 
 // collect registers a module that records every message it receives.
