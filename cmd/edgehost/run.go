@@ -18,7 +18,7 @@ func newRunCommand() *cobra.Command {
 	var resetStore bool
 	cmd := &cobra.Command{
 		Use:   "run [--config FILE] [--data-dir DIR]",
-		Short: "Run the daemon until SIGINT or SIGTERM",
+		Short: "Run the daemon until SIGINT or SIGTERM; SIGHUP re-reads the devices dir",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd.InOrStdin(), configPath)

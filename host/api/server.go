@@ -132,6 +132,9 @@ func New(backend Backend, token string, log hclog.Logger) *Server {
 	if sb, ok := backend.(StoreBackend); ok {
 		s.registerStore(sb)
 	}
+	if db, ok := backend.(DevicesBackend); ok {
+		s.registerDevices(db)
+	}
 	if mb, ok := backend.(MetricsBackend); ok {
 		s.mux.Handle("GET /metrics", mb.Metrics())
 	}

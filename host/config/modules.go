@@ -107,7 +107,8 @@ func (t *Twin) validate(p *problems, path string) {
 // Devices declares the node's devices.
 type Devices struct {
 	// Dir holds KubeEdge v1beta1 Device and DeviceModel YAML files, read
-	// at start; empty means none.
+	// at start and on SIGHUP or `edgehost devices reload`; empty means
+	// none.
 	Dir string `yaml:"dir,omitempty"`
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime/debug"
 	"time"
@@ -37,6 +38,7 @@ type Daemon struct {
 	runtime *wasm.Runtime
 	events  *eventbus.Module
 	plugins *pluginhost.Module
+	twin    *twin.Module
 	super   *supervisor.Supervisor
 	metrics metricsRegistry
 }
@@ -64,6 +66,8 @@ func SnapshotDir(dataDir string) string { return filepath.Join(dataDir, "snapsho
 func Run(ctx context.Context, cfg *config.Config, opts Options, log hclog.Logger) error {
 	started := time.Now()
 	version := opts.Version
+	hup := reloadSignals()
+	defer signal.Stop(hup)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
@@ -111,8 +115,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options, log hclog.Logger
 	}
 	if cfg.Modules.Twin.Enable {
 		// After the plugin host: the twin hands the devices to its plugin.
-		modules = append(modules, twin.New(b, twin.Config{Plugin: cfg.Modules.Twin.Plugin,
-			DevicesDir: cfg.Modules.Devices.Dir, Lanes: cfg.Modules.Twin.Lanes}, log))
+		d.twin = twin.New(b, twin.Config{Plugin: cfg.Modules.Twin.Plugin,
+			DevicesDir: cfg.Modules.Devices.Dir, Lanes: cfg.Modules.Twin.Lanes, Store: st}, log)
+		modules = append(modules, d.twin)
 	}
 	for _, name := range unimplemented(cfg) {
 		log.Warn("module is enabled in the config but not part of this build; ignoring it", "module", name)
@@ -135,7 +140,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options, log hclog.Logger
 	// hand it back now rather than whenever the heap next grows, so an
 	// idle daemon stays small.
 	debug.FreeOSMemory()
-	<-ctx.Done()
+	d.serveReloads(ctx, hup)
 	log.Info("shutting down")
 	return d.super.Stop()
 }

@@ -2,7 +2,6 @@ package twin
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,14 +9,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
 	"go.yaml.in/yaml/v3"
 )
 
 // The parts of KubeEdge's devices.kubeedge.io/v1beta1 objects the twin
 // needs; everything else in the files (protocols, visitors, cycles) is for
-// mappers and is ignored here.
+// mappers and is only checked for unknown field names (schema.go).
 
 type object struct {
 	APIVersion string `yaml:"apiVersion"`
@@ -42,13 +40,8 @@ type object struct {
 	} `yaml:"spec"`
 }
 
-// The membership device list handed to the plugin, in KubeEdge's JSON.
+// The devices handed to the plugin, in KubeEdge's membership JSON.
 type (
-	deviceList struct {
-		EventID   string   `json:"event_id"`
-		Timestamp int64    `json:"timestamp"`
-		Devices   []device `json:"devices"`
-	}
 	device struct {
 		ID          string           `json:"id"`
 		Name        string           `json:"name"`
@@ -67,106 +60,274 @@ type (
 	}
 )
 
-// deviceGroup is the API group of KubeEdge's device objects.
-const deviceGroup = "devices.kubeedge.io/"
+// The API version and kinds the loader reads.
+const (
+	deviceAPIVersion = "devices.kubeedge.io/v1beta1"
+	kindDevice       = "Device"
+	kindDeviceModel  = "DeviceModel"
+)
 
-// LoadDevicesDir reads the *.yaml and *.yml files of dir (each may hold
-// several documents) and returns their Device objects as a membership
-// device list (KubeEdge's JSON) and the number of devices. A property's
-// type comes from its desired value's metadata "type", else from the
-// device's DeviceModel, else it is a string. Any file that does not parse
-// fails the whole load, so a typo never drops devices.
-func LoadDevicesDir(dir string) ([]byte, int, error) {
-	var files []string
-	for _, pat := range []string{"*.yaml", "*.yml"} {
-		m, err := filepath.Glob(filepath.Join(dir, pat))
-		if err != nil {
-			return nil, 0, fmt.Errorf("twin: devices dir %s: %w", dir, err)
-		}
-		files = append(files, m...)
-	}
-	slices.Sort(files)
-	var devices []object
-	models := map[string]map[string]string{} // model -> property -> type
-	for _, f := range files {
-		objs, err := readObjects(f)
-		if err != nil {
-			return nil, 0, err
-		}
-		for _, o := range objs {
-			switch o.Kind {
-			case "Device":
-				devices = append(devices, o)
-			case "DeviceModel":
-				types := map[string]string{}
-				for _, p := range o.Spec.Properties {
-					types[p.Name] = twinType(p.Type)
-				}
-				models[namespaced(o.Metadata.Namespace, o.Metadata.Name)] = types
-			}
-		}
-	}
-	list := deviceList{Timestamp: time.Now().UnixMilli(), Devices: make([]device, 0, len(devices))}
-	seen := map[string]bool{}
-	for _, o := range devices {
-		id := namespaced(o.Metadata.Namespace, o.Metadata.Name)
-		if seen[id] {
-			return nil, 0, fmt.Errorf("twin: devices dir %s: device %s is declared twice", dir, id)
-		}
-		seen[id] = true
-		model := models[namespaced(o.Metadata.Namespace, o.Spec.DeviceModelRef.Name)]
-		d := device{ID: id, Name: o.Metadata.Name, Description: o.Metadata.Annotations["description"]}
-		for _, p := range o.Spec.Properties {
-			t := &twin{Metadata: &typeMeta{Type: "string"}}
-			switch {
-			case p.Desired.Metadata["type"] != "":
-				t.Metadata.Type = twinType(p.Desired.Metadata["type"])
-			case model[p.Name] != "":
-				t.Metadata.Type = model[p.Name]
-			}
-			if p.Desired.Value != "" {
-				t.Expected = &value{Value: p.Desired.Value}
-			}
-			if d.Twin == nil {
-				d.Twin = map[string]*twin{}
-			}
-			d.Twin[p.Name] = t
-		}
-		list.Devices = append(list.Devices, d)
-	}
-	b, err := json.Marshal(list)
-	if err != nil {
-		return nil, 0, fmt.Errorf("twin: devices dir %s: %w", dir, err)
-	}
-	return b, len(list.Devices), nil
+// DirRead is one reading of the devices directory.
+type DirRead struct {
+	// Dir is the directory read.
+	Dir string
+	// Files are its *.yaml and *.yml files, by name.
+	Files []FileRead
+	// Warnings name the file, line and key of everything skipped: unknown
+	// fields, documents of another kind or API version, unknown models.
+	Warnings []string
 }
 
-// readObjects decodes every document of a YAML file, keeping KubeEdge
-// device objects.
-func readObjects(path string) ([]object, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("twin: devices dir: %w", err)
+// FileRead is one file of the devices directory.
+type FileRead struct {
+	// Name is the file's name in the directory.
+	Name string
+	// Devices are the devices the file declares, when it was accepted.
+	Devices []device
+	// Skipped are the ids ({namespace}/{name}) of documents skipped for
+	// their kind or API version: a device whose kind has a typo is not
+	// taken as deleted.
+	Skipped []string
+	// Err is why the file was refused: nothing of it is used.
+	Err error
+}
+
+// Devices returns the number of devices the accepted files declare.
+func (r *DirRead) Devices() int {
+	n := 0
+	for _, f := range r.Files {
+		n += len(f.Devices)
 	}
-	var out []object
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	for {
-		var o object
-		err := dec.Decode(&o)
-		if errors.Is(err, io.EOF) {
-			return out, nil
+	return n
+}
+
+// Refused returns "file: reason" for each refused file.
+func (r *DirRead) Refused() []string {
+	var out []string
+	for _, f := range r.Files {
+		if f.Err != nil {
+			out = append(out, f.Err.Error())
 		}
-		if err != nil {
-			return nil, fmt.Errorf("twin: devices dir: %s: %w", path, err)
-		}
-		if !strings.HasPrefix(o.APIVersion, deviceGroup) {
+	}
+	return out
+}
+
+// ReadDevicesDir reads the *.yaml and *.yml files of dir (each may hold
+// several documents) and returns their Device objects, file by file. A
+// property's type comes from its desired value's metadata "type", else from
+// the device's DeviceModel, else it is a string.
+//
+// A directory that cannot be read is an error: that is never "no devices".
+// A file that does not parse, or declares a device without a name or a
+// device another file already declares, is refused (FileRead.Err, naming
+// the file, line and field) and the other files are still read. Unknown
+// fields, kinds and API versions are warnings.
+func ReadDevicesDir(dir string) (*DirRead, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read devices dir %q: %w", dir, err)
+	}
+	read := &DirRead{Dir: dir}
+	type parsed struct {
+		devices []object
+		lines   []int
+	}
+	var files []parsed
+	models := map[string]map[string]string{} // model -> property -> type
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasPrefix(name, ".") || !(strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")) {
 			continue
 		}
-		if o.Metadata.Name == "" {
-			return nil, fmt.Errorf("twin: devices dir: %s: a %s without metadata.name", path, o.Kind)
+		path := filepath.Join(dir, name)
+		if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() {
+			continue // a directory, or a dangling link
 		}
-		out = append(out, o)
+		f := FileRead{Name: name}
+		var p parsed
+		var warns []problem
+		objs, lines, skipped, err := readFile(path, &warns)
+		for _, w := range warns {
+			read.Warnings = append(read.Warnings, fmt.Sprintf("%s: %s", path, w))
+		}
+		if err != nil {
+			f.Err = fmt.Errorf("%s: %w", path, err)
+		} else {
+			f.Skipped = skipped
+			for i, o := range objs {
+				if o.Kind == kindDeviceModel {
+					types := map[string]string{}
+					for _, pr := range o.Spec.Properties {
+						types[pr.Name] = twinType(pr.Type)
+					}
+					models[namespaced(o.Metadata.Namespace, o.Metadata.Name)] = types
+					continue
+				}
+				p.devices = append(p.devices, o)
+				p.lines = append(p.lines, lines[i])
+			}
+		}
+		read.Files = append(read.Files, f)
+		files = append(files, p)
 	}
+	declared := map[string]string{} // device id -> file
+	for i := range read.Files {
+		f := &read.Files[i]
+		if f.Err != nil {
+			continue
+		}
+		path := filepath.Join(dir, f.Name)
+		var devices []device
+		for j, o := range files[i].devices {
+			id := namespaced(o.Metadata.Namespace, o.Metadata.Name)
+			if other, dup := declared[id]; dup {
+				f.Err = fmt.Errorf("%s: line %d: field metadata.name: device %s is already declared in %s", path, files[i].lines[j], id, other)
+				devices = nil
+				break
+			}
+			declared[id] = f.Name
+			model, ok := models[namespaced(o.Metadata.Namespace, o.Spec.DeviceModelRef.Name)]
+			if !ok && o.Spec.DeviceModelRef.Name != "" {
+				read.Warnings = append(read.Warnings, fmt.Sprintf("%s: line %d: field spec.deviceModelRef.name: device %s: no DeviceModel %s in the dir; its properties are typed from their desired metadata, else string",
+					path, files[i].lines[j], id, o.Spec.DeviceModelRef.Name))
+			}
+			devices = append(devices, newDevice(id, &o, model))
+		}
+		if f.Err != nil {
+			// The devices it declared before the duplicate are not taken.
+			for id, file := range declared {
+				if file == f.Name {
+					delete(declared, id)
+				}
+			}
+		}
+		f.Devices = devices
+	}
+	return read, nil
+}
+
+// newDevice is the membership device of o.
+func newDevice(id string, o *object, model map[string]string) device {
+	d := device{ID: id, Name: o.Metadata.Name, Description: o.Metadata.Annotations["description"]}
+	for _, p := range o.Spec.Properties {
+		t := &twin{Metadata: &typeMeta{Type: "string"}}
+		switch {
+		case p.Desired.Metadata["type"] != "":
+			t.Metadata.Type = twinType(p.Desired.Metadata["type"])
+		case model[p.Name] != "":
+			t.Metadata.Type = model[p.Name]
+		}
+		if p.Desired.Value != "" {
+			t.Expected = &value{Value: p.Desired.Value}
+		}
+		if d.Twin == nil {
+			d.Twin = map[string]*twin{}
+		}
+		d.Twin[p.Name] = t
+	}
+	return d
+}
+
+// readFile decodes every document of a YAML file and returns its v1beta1
+// Device and DeviceModel objects with the line each starts on, and the ids
+// of the documents skipped for their kind or API version. Warnings go to
+// warns; an error refuses the whole file.
+func readFile(path string, warns *[]problem) (objs []object, lines []int, skipped []string, err error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return objs, lines, skipped, nil
+		}
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if len(doc.Content) == 0 {
+			continue
+		}
+		n := doc.Content[0]
+		if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+			continue // an empty document
+		}
+		if n.Kind != yaml.MappingNode {
+			return nil, nil, nil, fmt.Errorf("line %d: a document that is %s, want a mapping (a Kubernetes object)", n.Line, kindName(n.Kind))
+		}
+		apiVersion, kind := scalarField(n, "apiVersion"), scalarField(n, "kind")
+		var s *shape
+		switch {
+		case apiVersion == deviceAPIVersion && kind == kindDevice:
+			s = deviceShape
+		case apiVersion == deviceAPIVersion && kind == kindDeviceModel:
+			s = deviceModelShape
+		default:
+			*warns = append(*warns, problem{n.Line, "kind", fmt.Sprintf("apiVersion %q kind %q is not a %s Device or DeviceModel; document skipped", apiVersion, kind, deviceAPIVersion)})
+			var o object
+			if n.Decode(&o) == nil && o.Metadata.Name != "" {
+				skipped = append(skipped, namespaced(o.Metadata.Namespace, o.Metadata.Name))
+			}
+			continue
+		}
+		var errs []problem
+		s.check(n, "", warns, &errs)
+		if len(errs) > 0 {
+			return nil, nil, nil, errors.New(errs[0].String())
+		}
+		var o object
+		if err := n.Decode(&o); err != nil {
+			return nil, nil, nil, err
+		}
+		if o.Metadata.Name == "" {
+			return nil, nil, nil, problemError(n, "metadata.name", "a "+kind+" without a name")
+		}
+		seen := map[string]bool{}
+		props := fieldNode(fieldNode(n, "spec"), "properties")
+		for i, p := range o.Spec.Properties {
+			at := n
+			if props != nil && i < len(props.Content) {
+				at = props.Content[i]
+			}
+			field := fmt.Sprintf("spec.properties[%d].name", i)
+			if p.Name == "" {
+				return nil, nil, nil, problemError(at, field, "a property without a name")
+			}
+			if seen[p.Name] {
+				return nil, nil, nil, problemError(at, field, "property "+p.Name+" is declared twice")
+			}
+			seen[p.Name] = true
+		}
+		objs = append(objs, o)
+		lines = append(lines, n.Line)
+	}
+}
+
+func problemError(n *yaml.Node, field, msg string) error {
+	return errors.New(problem{n.Line, field, msg}.String())
+}
+
+// fieldNode returns the value of key in mapping n, or nil.
+func fieldNode(n *yaml.Node, key string) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// scalarField returns the scalar value of key in mapping n, or "".
+func scalarField(n *yaml.Node, key string) string {
+	if v := fieldNode(n, key); v != nil && v.Kind == yaml.ScalarNode {
+		return v.Value
+	}
+	return ""
 }
 
 // namespaced is KubeEdge's device id, {namespace}/{name}.
@@ -189,4 +350,14 @@ func twinType(t string) string {
 		return "boolean"
 	}
 	return "string"
+}
+
+// sortedKeys returns the keys of m in order.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }

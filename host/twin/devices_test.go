@@ -8,59 +8,123 @@ import (
 	"testing"
 )
 
-func TestLoadDevicesDir(t *testing.T) {
-	b, n, err := LoadDevicesDir("testdata/devices")
+func TestReadDevicesDir(t *testing.T) {
+	read, err := ReadDevicesDir("testdata/devices")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != 2 {
-		t.Fatalf("%d devices, want 2", n)
+	if n := read.Devices(); n != 2 || len(read.Refused()) != 0 {
+		t.Fatalf("%d devices, refused %q; want 2 and none", n, read.Refused())
 	}
-	var got deviceList
-	if err := json.Unmarshal(b, &got); err != nil {
+	var all []device
+	for _, f := range read.Files {
+		all = append(all, f.Devices...)
+	}
+	want := `[{"id":"default/valve","name":"valve","twin":{"pos":{"expected":{"value":"open"},"metadata":{"type":"string"}}}},` +
+		`{"id":"default/thermo-0","name":"thermo-0","description":"boiler room","twin":{"label":{"metadata":{"type":"string"}},"temp":{"expected":{"value":"20"},"metadata":{"type":"int"}}}}]`
+	if g, _ := json.Marshal(all); string(g) != want {
+		t.Fatalf("devices:\n got %s\nwant %s", g, want)
+	}
+	// The ConfigMap in thermo.yaml is named in a warning.
+	if len(read.Warnings) != 1 || !strings.Contains(read.Warnings[0], "thermo.yaml: line 37: field kind") {
+		t.Fatalf("warnings %q", read.Warnings)
+	}
+}
+
+func TestReadDevicesDirMissing(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "typo")
+	if _, err := ReadDevicesDir(dir); err == nil || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("err = %v, want an error naming %s", err, dir)
+	}
+}
+
+const goodDevice = "apiVersion: devices.kubeedge.io/v1beta1\nkind: Device\nmetadata: {name: good}\nspec:\n  properties:\n    - name: temp\n"
+
+// TestReadDevicesDirRefusesBadFile: a bad file is refused by file, line and
+// field, and the devices of the other files are still read.
+func TestReadDevicesDirRefusesBadFile(t *testing.T) {
+	for name, c := range map[string]struct{ body, want string }{
+		"not yaml":       {"apiVersion: [", "yaml: line 1"},
+		"no name":        {"apiVersion: devices.kubeedge.io/v1beta1\nkind: Device\nmetadata: {}\n", "line 1: field metadata.name"},
+		"property list":  {"apiVersion: devices.kubeedge.io/v1beta1\nkind: Device\nmetadata: {name: x}\nspec:\n  properties: temp\n", "line 5: field spec.properties: is a scalar, want a list"},
+		"unnamed prop":   {"apiVersion: devices.kubeedge.io/v1beta1\nkind: Device\nmetadata: {name: x}\nspec:\n  properties:\n    - desired: {value: \"1\"}\n", "line 6: field spec.properties[0].name"},
+		"not an object":  {"- a\n- b\n", "line 1: a document that is a list"},
+		"duplicate":      {"apiVersion: devices.kubeedge.io/v1beta1\nkind: Device\nmetadata: {name: x}\n---\napiVersion: devices.kubeedge.io/v1beta1\nkind: Device\nmetadata: {name: good, namespace: default}\n", "line 5: field metadata.name: device default/good is already declared in a.yaml"},
+		"twice in file":  {"apiVersion: devices.kubeedge.io/v1beta1\nkind: Device\nmetadata: {name: x}\n---\napiVersion: devices.kubeedge.io/v1beta1\nkind: Device\nmetadata: {name: x}\n", "line 5: field metadata.name: device default/x is already declared in b.yaml"},
+		"duplicate prop": {"apiVersion: devices.kubeedge.io/v1beta1\nkind: Device\nmetadata: {name: x}\nspec:\n  properties:\n    - name: t\n    - name: t\n", "line 7: field spec.properties[1].name: property t is declared twice"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			write(t, dir, "a.yaml", goodDevice)
+			write(t, dir, "b.yaml", c.body)
+			read, err := ReadDevicesDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			refused := read.Refused()
+			if len(refused) != 1 || !strings.Contains(refused[0], filepath.Join(dir, "b.yaml")+": "+c.want) {
+				t.Fatalf("refused %q, want one naming b.yaml and %q", refused, c.want)
+			}
+			if len(read.Files) != 2 || len(read.Files[0].Devices) != 1 || read.Files[0].Devices[0].ID != "default/good" || read.Files[1].Devices != nil {
+				t.Fatalf("files %+v, want a.yaml's device and nothing of b.yaml", read.Files)
+			}
+		})
+	}
+}
+
+// TestReadDevicesDirWarnings: unknown kinds, API versions and fields are
+// warnings naming the file and key, and skip only what they name.
+func TestReadDevicesDirWarnings(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "a.yaml", goodDevice)
+	write(t, dir, "b.yaml", "apiVersion: devices.kubeedge.io/v1alpha2\nkind: DeviceModel\nmetadata: {name: old-model}\n---\n"+
+		"apiVersion: devices.kubeedge.io/v1beta1\nkind: Devcie\nmetadata: {name: typo}\n---\n"+
+		"apiVersion: devices.kubeedge.io/v1beta1\nkind: Device\nmetadata: {name: d, labels: {a: b}}\nspec:\n  deviceModelRef: {name: m}\n  properties:\n    - name: temp\n      desird: {value: \"1\"}\n"+
+		"      visitors: {protocolName: modbus, configData: {register: HoldingRegister, offset: 2}}\n")
+	read, err := ReadDevicesDir(dir)
+	if err != nil {
 		t.Fatal(err)
 	}
-	got.Timestamp = 0
-	want := `{"event_id":"","timestamp":0,"devices":[` +
-		`{"id":"default/valve","name":"valve","twin":{"pos":{"expected":{"value":"open"},"metadata":{"type":"string"}}}},` +
-		`{"id":"default/thermo-0","name":"thermo-0","description":"boiler room","twin":{"label":{"metadata":{"type":"string"}},"temp":{"expected":{"value":"20"},"metadata":{"type":"int"}}}}]}`
-	if g, _ := json.Marshal(got); string(g) != want {
-		t.Fatalf("device list:\n got %s\nwant %s", g, want)
+	if r := read.Refused(); len(r) != 0 {
+		t.Fatalf("refused %q", r)
+	}
+	b := filepath.Join(dir, "b.yaml")
+	want := []string{
+		b + `: line 1: field kind: apiVersion "devices.kubeedge.io/v1alpha2" kind "DeviceModel" is not a devices.kubeedge.io/v1beta1 Device or DeviceModel; document skipped`,
+		b + `: line 5: field kind: apiVersion "devices.kubeedge.io/v1beta1" kind "Devcie" is not a devices.kubeedge.io/v1beta1 Device or DeviceModel; document skipped`,
+		b + `: line 16: field spec.properties[0].desird: unknown field, ignored`,
+		b + `: line 9: field spec.deviceModelRef.name: device default/d: no DeviceModel m in the dir; its properties are typed from their desired metadata, else string`,
+	}
+	if strings.Join(read.Warnings, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("warnings:\n%s\nwant:\n%s", strings.Join(read.Warnings, "\n"), strings.Join(want, "\n"))
+	}
+	if got := read.Files[1]; len(got.Devices) != 1 || got.Devices[0].ID != "default/d" || len(got.Devices[0].Twin) != 1 ||
+		strings.Join(got.Skipped, ",") != "default/old-model,default/typo" {
+		t.Fatalf("b.yaml read as %+v", got)
 	}
 }
 
-func TestLoadDevicesDirRefusesBadFiles(t *testing.T) {
-	for name, body := range map[string]string{
-		"not yaml":  "apiVersion: [",
-		"no name":   "apiVersion: devices.kubeedge.io/v1beta1\nkind: Device\nmetadata: {}\n",
-		"duplicate": "apiVersion: devices.kubeedge.io/v1beta1\nkind: Device\nmetadata: {name: a}\n---\napiVersion: devices.kubeedge.io/v1beta1\nkind: Device\nmetadata: {name: a, namespace: default}\n",
-	} {
-		dir := t.TempDir()
-		path := filepath.Join(dir, "d.yaml")
-		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		_, _, err := LoadDevicesDir(dir)
-		if err == nil || !strings.Contains(err.Error(), dir) {
-			t.Errorf("%s: err = %v, want an error naming the file", name, err)
-		}
+// TestReadDevicesDirMergeKey: keys merged from an anchor are checked as
+// the mapping's own, not taken for a field named "<<".
+func TestReadDevicesDirMergeKey(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "a.yaml", "apiVersion: devices.kubeedge.io/v1beta1\nkind: Device\nmetadata: {name: a}\nspec:\n  properties:\n"+
+		"    - &p {name: t, desired: {value: \"1\"}, reportCycle: 5}\n    - <<: *p\n      name: u\n      colectCycle: 5\n")
+	read, err := ReadDevicesDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(read.Refused()) != 0 || len(read.Warnings) != 1 || !strings.Contains(read.Warnings[0], "line 9: field spec.properties[1].colectCycle") {
+		t.Fatalf("refused %q, warnings %q", read.Refused(), read.Warnings)
+	}
+	if d := read.Files[0].Devices[0]; d.Twin["u"] == nil || d.Twin["u"].Expected.Value != "1" {
+		t.Fatalf("device %+v", d)
 	}
 }
 
-func TestLaneKey(t *testing.T) {
-	for _, c := range []struct {
-		source, resource, key string
-		alone                 bool
-	}{
-		{"bus", "JGh3L2V2ZW50cy9kZXZpY2UvZGVmYXVsdC9zLTEvdHdpbi91cGRhdGU=", "default/s-1", false}, // $hw/events/device/default/s-1/twin/update
-		{"devicecontroller", "device/default/s-1/twin/cloud_updated", "default/s-1", false},
-		{"devicecontroller", "membership", "", true},
-		{SourceDevicesDir, "membership/detail", "", true},
-		{"edgehub", "node/connection", "node/connection", false},
-	} {
-		msg := testMessage(c.source, c.resource)
-		if key, alone := laneKey(&msg); key != c.key || alone != c.alone {
-			t.Errorf("laneKey(%s, %s) = %q, %v; want %q, %v", c.source, c.resource, key, alone, c.key, c.alone)
-		}
+func write(t *testing.T, dir, name, body string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -18,6 +18,10 @@ import (
 type router struct {
 	m *Module
 
+	// routing is held while a message is routed or a function runs alone,
+	// so nothing is routed while the queues drain for it.
+	routing sync.Mutex
+
 	mu      sync.Mutex
 	cond    *sync.Cond              // signalled when ready grows, room frees or the router closes
 	devices map[string]*deviceQueue // devices with messages queued or in flight
@@ -58,10 +62,11 @@ func newRouter(ctx context.Context, m *Module, n int, workers *sync.WaitGroup) *
 func (r *router) route(ctx context.Context, msg abi.Message) {
 	key, alone := laneKey(&msg)
 	if alone {
-		r.pending.Wait()
-		r.handOver(ctx, msg)
+		r.alone(func() { r.handOver(ctx, msg) })
 		return
 	}
+	r.routing.Lock()
+	defer r.routing.Unlock()
 	r.pending.Add(1)
 	r.mu.Lock()
 	for r.queued >= maxQueued && !r.closed {
@@ -79,6 +84,15 @@ func (r *router) route(ctx context.Context, msg abi.Message) {
 		r.cond.Broadcast()
 	}
 	r.mu.Unlock()
+}
+
+// alone runs fn once every device queue is empty, with nothing routed
+// meanwhile: a membership change never races a device's twin messages.
+func (r *router) alone(fn func()) {
+	r.routing.Lock()
+	defer r.routing.Unlock()
+	r.pending.Wait()
+	fn()
 }
 
 // lane hands over the oldest message of each ready device in turn until

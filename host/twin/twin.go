@@ -11,8 +11,10 @@
 // in parallel (router.go), so their commits share fsyncs. Membership messages
 // change the registry and run alone, once the lanes are drained.
 //
-// It also reads the devices directory (KubeEdge v1beta1 Device and
-// DeviceModel YAML) at start and hands the plugin the device list; and it
+// It also keeps the plugin's devices in step with the devices directory
+// (KubeEdge v1beta1 Device and DeviceModel YAML, handover.go): read at
+// start and on Reload (SIGHUP, `edgehost devices reload`), handed over in
+// bounded batches that are retried until the plugin takes them; and it
 // carries what the plugin sends upstream to the cloud link with the route
 // KubeEdge's twin module gives it (source "twin", group "resource").
 package twin
@@ -28,6 +30,7 @@ import (
 	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/host/bus"
 	"github.com/edgehost/edgehost/host/eventbus"
+	"github.com/edgehost/edgehost/host/store"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -40,9 +43,11 @@ const (
 	// cloud; the plugin addresses them by group.
 	UpstreamName  = "twin-upstream"
 	UpstreamGroup = "twin-upstream"
-	// SourceDevicesDir is the source of the device list read from the
-	// devices directory.
-	SourceDevicesDir = "devicesdir"
+	// SourceDevicesDir is the source of the membership updates that hand
+	// the plugin the devices of the devices directory, on resource
+	// ResourceDevicesDir.
+	SourceDevicesDir   = "devicesdir"
+	ResourceDevicesDir = "membership/updated"
 )
 
 // Defaults for the zero fields of Config.
@@ -65,6 +70,9 @@ type Config struct {
 	Lanes int
 	// Timeout bounds one hand-over to the plugin (DefaultTimeout when 0).
 	Timeout time.Duration
+	// Store keeps which file declared which device across restarts, so a
+	// device is removed when its file is; nil keeps it in memory only.
+	Store *store.Store
 }
 
 // Module is the twin adapter. Create it with New and run it under the
@@ -73,6 +81,9 @@ type Module struct {
 	bus *bus.Bus
 	cfg Config
 	log hclog.Logger
+
+	mu  sync.Mutex
+	reg *registry // of the current run; nil without a devices dir
 }
 
 // New returns the twin module.
@@ -95,11 +106,14 @@ func New(b *bus.Bus, cfg Config, log hclog.Logger) *Module {
 // Name implements supervisor.Module.
 func (m *Module) Name() string { return ModuleName }
 
-// Run implements supervisor.Module: it reads the devices directory, routes
-// until ctx ends, and hands the devices to the plugin as soon as the plugin
-// is on the bus. A devices directory that does not load fails the run, so
-// the supervisor retries and reports it.
+// Run implements supervisor.Module: it routes until ctx ends, and keeps
+// the plugin's devices in step with the devices directory. A devices
+// directory that cannot be read, or a file that is refused, changes
+// nothing in the plugin and does not fail the run: NotReady says so and
+// the reading is retried.
 func (m *Module) Run(ctx context.Context, ready func()) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	ep, err := m.bus.Register(ModuleName, Group)
 	if err != nil {
 		return fmt.Errorf("twin: %w", err)
@@ -110,26 +124,27 @@ func (m *Module) Run(ctx context.Context, ready func()) error {
 		return fmt.Errorf("twin: %w", err)
 	}
 	defer up.Close()
-	var list []byte
-	if m.cfg.DevicesDir != "" {
-		var n int
-		if list, n, err = LoadDevicesDir(m.cfg.DevicesDir); err != nil {
-			return err
-		}
-		m.log.Info("devices read", "dir", m.cfg.DevicesDir, "devices", n)
-	}
 
 	var workers sync.WaitGroup
 	workers.Go(func() { m.forwardUpstream(ctx, up) })
-	if list != nil {
-		workers.Go(func() { m.handDevices(ctx, list) })
-	}
 	r := newRouter(ctx, m, m.cfg.Lanes, &workers)
-	ready()
-	m.log.Info("twin ready", "plugin", m.cfg.Plugin, "lanes", m.cfg.Lanes)
+	if m.cfg.DevicesDir != "" {
+		reg := newRegistry(m, r)
+		m.mu.Lock()
+		m.reg = reg
+		m.mu.Unlock()
+		// Ready once the first reading is handed over (or has failed, or
+		// waits for the plugin), so a daemon that says it is ready has
+		// its devices.
+		workers.Go(func() { reg.run(ctx, ready) })
+	} else {
+		ready()
+	}
+	m.log.Info("twin routing", "plugin", m.cfg.Plugin, "lanes", m.cfg.Lanes)
 	for {
 		msg, err := ep.Receive(ctx)
 		if err != nil {
+			cancel()
 			r.close()
 			up.Close()
 			workers.Wait()
@@ -142,31 +157,6 @@ func (m *Module) Run(ctx context.Context, ready func()) error {
 			return fmt.Errorf("twin: %w", err)
 		}
 		r.route(ctx, msg)
-	}
-}
-
-// devicesRetry is how often handDevices looks for the plugin.
-const devicesRetry = 250 * time.Millisecond
-
-// handDevices hands the device list to the plugin once it is on the bus
-// (it may be installed after the daemon starts). The list goes through the
-// module's own endpoint, so it runs alone like any membership message.
-func (m *Module) handDevices(ctx context.Context, list []byte) {
-	msg := abi.Message{Route: abi.Route{Source: SourceDevicesDir, Group: Group, Operation: abi.OpUpdate, Resource: "membership/detail"}, Content: list}
-	waiting := false
-	for !m.pluginPresent() {
-		if !waiting {
-			m.log.Info("waiting for the twin plugin to hand it the devices", "plugin", m.cfg.Plugin)
-			waiting = true
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(devicesRetry):
-		}
-	}
-	if err := m.bus.Send(ctx, ModuleName, msg); err != nil && ctx.Err() == nil {
-		m.log.Error("devices not handed to the plugin", "dir", m.cfg.DevicesDir, "error", err)
 	}
 }
 
@@ -251,10 +241,36 @@ func (m *Module) forwardUpstream(ctx context.Context, up *bus.Endpoint) {
 }
 
 // NotReady implements supervisor.Checker: a reason while the twin plugin
-// is not on the bus, when twin traffic would go unanswered.
+// is not on the bus, when twin traffic would go unanswered; while the
+// devices dir cannot be read or is not handed to the plugin yet; and for
+// each refused devices file.
 func (m *Module) NotReady() []string {
-	if m.pluginPresent() {
-		return nil
+	var out []string
+	if !m.pluginPresent() {
+		out = append(out, fmt.Sprintf("twin: the twin plugin %s is not running; twin messages go unanswered", m.cfg.Plugin))
 	}
-	return []string{fmt.Sprintf("twin: the twin plugin %s is not running; twin messages go unanswered", m.cfg.Plugin)}
+	m.mu.Lock()
+	reg := m.reg
+	m.mu.Unlock()
+	if reg != nil {
+		out = append(out, reg.notReady()...)
+	}
+	return out
+}
+
+// ErrNoDevicesDir is Reload's error when no devices dir is configured.
+var ErrNoDevicesDir = errors.New("no devices dir is configured (modules.devices.dir, --devices-dir)")
+
+// Reload re-reads the devices dir and hands the plugin what changed: new
+// and changed devices, and the removal of those whose file was removed.
+// It returns once that is done or has failed once (it is then retried),
+// or when ctx ends.
+func (m *Module) Reload(ctx context.Context) (Report, error) {
+	m.mu.Lock()
+	reg := m.reg
+	m.mu.Unlock()
+	if reg == nil {
+		return Report{}, ErrNoDevicesDir
+	}
+	return reg.Reload(ctx)
 }

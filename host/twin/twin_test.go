@@ -29,15 +29,19 @@ func testMessage(source, resource string) abi.Message {
 // what reaches them.
 type rig struct {
 	bus       *bus.Bus
+	store     *store.Store
+	twin      *Module
+	stopTwin  func()
 	published chan abi.Message // to the eventbus
 	upstream  chan abi.Message // to the cloud link
 }
 
 // run starts a module of the rig under the test and returns once it is
-// ready; it stops at the end of the test.
+// ready, with a function that stops it; it stops at the end of the test
+// at the latest.
 func run(t *testing.T, name string, mod interface {
 	Run(context.Context, func()) error
-}) {
+}) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -47,18 +51,34 @@ func run(t *testing.T, name string, mod interface {
 	case <-ready:
 	case err := <-done:
 		t.Fatalf("%s ended before ready: %v", name, err)
-	case <-time.After(30 * time.Second):
+	case <-time.After(5 * time.Minute):
 		t.Fatalf("%s not ready", name)
 	}
-	t.Cleanup(func() {
+	stop = sync.OnceFunc(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
 	})
+	t.Cleanup(stop)
+	return stop
 }
 
 func newRig(t *testing.T, devicesDir string) *rig {
+	t.Helper()
+	return newRigWith(t, rigOptions{devicesDir: devicesDir, callTimeout: 5 * time.Second})
+}
+
+// rigOptions vary the rig: the plugin's call timeout, and a module put
+// between the twin and the plugin (named by plugin, started by front).
+type rigOptions struct {
+	devicesDir  string
+	callTimeout time.Duration
+	plugin      string
+	front       func(b *bus.Bus)
+}
+
+func newRigWith(t *testing.T, o rigOptions) *rig {
 	t.Helper()
 	dir := t.TempDir()
 	wasmFile, err := plugintest.Build("plugins/devicetwin")
@@ -81,13 +101,24 @@ func newRig(t *testing.T, devicesDir string) *rig {
 	r.collect(t, eventbus.ModuleName, eventbus.ModuleGroup, r.published)
 	r.collect(t, "hub", eventbus.HubGroup, r.upstream)
 
-	limits := config.Limits{MemoryPages: 256, CallTimeout: 5 * time.Second, MaxMessageBytes: 1 << 20, Instances: 4}
+	limits := config.Limits{MemoryPages: 256, CallTimeout: o.callTimeout, MaxMessageBytes: 1 << 20, Instances: 4}
 	ph := pluginhost.New(b, rt, st, nil, config.Plugins{Enable: true, Dir: dir, Limits: limits, List: []config.Plugin{{
 		Name: DefaultPlugin, Path: wasmFile, Config: config.JSON(`{"node_name":"edge-1"}`), Limits: limits,
 	}}}, nil)
 	run(t, "plugins", ph)
-	run(t, "twin", New(b, Config{DevicesDir: devicesDir, Lanes: 4}, nil))
+	if o.front != nil {
+		o.front(b)
+	}
+	r.store = st
+	r.startTwin(t, o.devicesDir, o.plugin)
 	return r
+}
+
+// startTwin starts (or, after stopTwin, restarts) the twin module.
+func (r *rig) startTwin(t *testing.T, devicesDir, plugin string) {
+	t.Helper()
+	r.twin = New(r.bus, Config{DevicesDir: devicesDir, Lanes: 4, Store: r.store, Plugin: plugin}, nil)
+	r.stopTwin = run(t, "twin", r.twin)
 }
 
 // collect registers a module that records every message it receives.

@@ -130,6 +130,16 @@ func fromMQTT(resource string, payload []byte, now int64) error {
 	return nil
 }
 
+// origin is whose devices a membership message changes: host/twin's
+// devices dir (which hands its devices over in batches of membership
+// updates) or the cloud.
+func origin(m *sdk.Message) string {
+	if m.Route.Source == sourceDevicesDir {
+		return originLocal
+	}
+	return originCloud
+}
+
 // topicBuf holds the topic of the MQTT message being handled.
 var topicBuf []byte
 
@@ -138,13 +148,9 @@ func fromCloud(m *sdk.Message, now int64) error {
 	r := m.Route.Resource
 	switch {
 	case r == resourceDetail:
-		origin := originCloud
-		if m.Route.Source == sourceDevicesDir {
-			origin = originLocal
-		}
-		return membershipSync(origin, m.Content, now)
+		return membershipSync(origin(m), m.Content, now)
 	case strings.Contains(r, "membership") && m.Route.Operation == abi.OpUpdate:
-		return membershipUpdate(m.Content, now)
+		return membershipUpdate(origin(m), m.Content, now)
 	case strings.HasPrefix(r, "device/") && strings.HasSuffix(r, suffixCloudTwin):
 		return cloudUpdate(strings.TrimSuffix(strings.TrimPrefix(r, "device/"), suffixCloudTwin), m.Content, now)
 	}

@@ -10,9 +10,11 @@ import (
 	"github.com/edgehost/edgehost/sdk"
 )
 
-// membershipUpdate applies the cloud's membership update: devices added
-// (registered, or refreshed if known) and removed.
-func membershipUpdate(payload []byte, now int64) error {
+// membershipUpdate applies a membership update of origin (the cloud's, or
+// a batch of host/twin's devices dir): devices added (registered, or
+// refreshed if known) and removed. The devices dir removes only its own
+// devices.
+func membershipUpdate(origin string, payload []byte, now int64) error {
 	var upd MembershipUpdate
 	if err := upd.decodeJSON(payload); err != nil {
 		sdk.LogWarn("membership update is not JSON; ignored", "error", err.Error())
@@ -22,7 +24,7 @@ func membershipUpdate(payload []byte, now int64) error {
 	for i := range upd.AddDevices {
 		d := &upd.AddDevices[i]
 		received := asReceived(d)
-		added, err := register(d, originCloud, now)
+		added, err := register(d, origin, now)
 		if err != nil {
 			return err
 		}
@@ -32,7 +34,11 @@ func membershipUpdate(payload []byte, now int64) error {
 	}
 	for i := range upd.RemoveDevices {
 		d := &upd.RemoveDevices[i]
-		removed, err := unregister(d.ID)
+		only := ""
+		if origin == originLocal {
+			only = originLocal
+		}
+		removed, err := unregister(d.ID, only)
 		if err != nil {
 			return err
 		}
@@ -75,7 +81,7 @@ func membershipSync(origin string, payload []byte, now int64) error {
 		if r.Origin != origin || listed[r.ID] {
 			continue
 		}
-		if _, err := unregister(r.ID); err != nil {
+		if _, err := unregister(r.ID, ""); err != nil {
 			return err
 		}
 		out.add(brief(&r.Device), false)
@@ -139,10 +145,11 @@ func stamp(v *TwinValue, now int64) {
 	}
 }
 
-// unregister removes a device; removed reports whether it was registered.
-func unregister(id string) (removed bool, err error) {
-	_, ok, err := loadDevice(id)
-	if err != nil || !ok {
+// unregister removes a device, of origin only unless that is empty;
+// removed reports whether it was registered (with that origin).
+func unregister(id, only string) (removed bool, err error) {
+	rec, ok, err := loadDevice(id)
+	if err != nil || !ok || (only != "" && rec.Origin != only) {
 		return false, err
 	}
 	return true, deleteDevice(id)
