@@ -115,7 +115,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options, log hclog.Logger
 	}
 	if cfg.Modules.Twin.Enable {
 		// After the plugin host: the twin hands the devices to its plugin.
-		d.twin = twin.New(b, twin.Config{Plugin: cfg.Modules.Twin.Plugin,
+		d.twin = twin.New(b, twin.Config{Plugin: cfg.Modules.Twin.Plugin, NodeName: nodeName(cfg),
 			DevicesDir: cfg.Modules.Devices.Dir, Lanes: cfg.Modules.Twin.Lanes, Store: st}, log)
 		modules = append(modules, d.twin)
 	}
@@ -154,13 +154,19 @@ func builtins(cfg *config.Config) []builtin.Plugin {
 		if ps[i].Name != cfg.Modules.Twin.Plugin {
 			continue
 		}
-		node := cfg.Modules.Hub.NodeName
-		if node == "" {
-			node, _ = os.Hostname()
-		}
-		ps[i].Config, _ = json.Marshal(map[string]string{"node_name": node})
+		ps[i].Config, _ = json.Marshal(map[string]string{"node_name": nodeName(cfg)})
 	}
 	return ps
+}
+
+// nodeName is the node's name: modules.hub.nodeName, else the host name,
+// as KubeEdge names a node.
+func nodeName(cfg *config.Config) string {
+	if cfg.Modules.Hub.NodeName != "" {
+		return cfg.Modules.Hub.NodeName
+	}
+	node, _ := os.Hostname()
+	return node
 }
 
 // unimplemented names the enabled config sections that have no module yet.

@@ -23,9 +23,11 @@ type object struct {
 	Metadata   struct {
 		Name        string            `yaml:"name"`
 		Namespace   string            `yaml:"namespace"`
+		Labels      map[string]string `yaml:"labels"`
 		Annotations map[string]string `yaml:"annotations"`
 	} `yaml:"metadata"`
 	Spec struct {
+		NodeName       string `yaml:"nodeName"`
 		DeviceModelRef struct {
 			Name string `yaml:"name"`
 		} `yaml:"deviceModelRef"`
@@ -121,8 +123,11 @@ func (r *DirRead) Refused() []string {
 // A file that does not parse, or declares a device without a name or a
 // device another file already declares, is refused (FileRead.Err, naming
 // the file, line and field) and the other files are still read. Unknown
-// fields, kinds and API versions are warnings.
-func ReadDevicesDir(dir string) (*DirRead, error) {
+// fields, kinds and API versions are warnings. With node set, a device
+// whose spec.nodeName names another node is left out with a warning, as
+// the cloud would not send it to this node; a device without a nodeName
+// is this node's.
+func ReadDevicesDir(dir, node string) (*DirRead, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("read devices dir %q: %w", dir, err)
@@ -180,6 +185,11 @@ func ReadDevicesDir(dir string) (*DirRead, error) {
 		var devices []device
 		for j, o := range files[i].devices {
 			id := namespaced(o.Metadata.Namespace, o.Metadata.Name)
+			if node != "" && o.Spec.NodeName != "" && o.Spec.NodeName != node {
+				read.Warnings = append(read.Warnings, fmt.Sprintf("%s: line %d: field spec.nodeName: device %s is bound to node %q, not this node %q; left out",
+					path, files[i].lines[j], id, o.Spec.NodeName, node))
+				continue
+			}
 			if other, dup := declared[id]; dup {
 				f.Err = fmt.Errorf("%s: line %d: field metadata.name: device %s is already declared in %s", path, files[i].lines[j], id, other)
 				devices = nil
@@ -208,7 +218,13 @@ func ReadDevicesDir(dir string) (*DirRead, error) {
 
 // newDevice is the membership device of o.
 func newDevice(id string, o *object, model map[string]string) device {
-	d := device{ID: id, Name: o.Metadata.Name, Description: o.Metadata.Annotations["description"]}
+	// The cloud takes a device's description from its labels; the
+	// annotation is edgehost's older place for it, still read.
+	desc := o.Metadata.Labels["description"]
+	if desc == "" {
+		desc = o.Metadata.Annotations["description"]
+	}
+	d := device{ID: id, Name: o.Metadata.Name, Description: desc}
 	for _, p := range o.Spec.Properties {
 		t := &twin{Metadata: &typeMeta{Type: "string"}}
 		switch {

@@ -9,7 +9,7 @@ import (
 )
 
 func TestReadDevicesDir(t *testing.T) {
-	read, err := ReadDevicesDir("testdata/devices")
+	read, err := ReadDevicesDir("testdata/devices", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func TestReadDevicesDir(t *testing.T) {
 
 func TestReadDevicesDirMissing(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "typo")
-	if _, err := ReadDevicesDir(dir); err == nil || !strings.Contains(err.Error(), dir) {
+	if _, err := ReadDevicesDir(dir, ""); err == nil || !strings.Contains(err.Error(), dir) {
 		t.Fatalf("err = %v, want an error naming %s", err, dir)
 	}
 }
@@ -57,7 +57,7 @@ func TestReadDevicesDirRefusesBadFile(t *testing.T) {
 			dir := t.TempDir()
 			write(t, dir, "a.yaml", goodDevice)
 			write(t, dir, "b.yaml", c.body)
-			read, err := ReadDevicesDir(dir)
+			read, err := ReadDevicesDir(dir, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -81,7 +81,7 @@ func TestReadDevicesDirWarnings(t *testing.T) {
 		"apiVersion: devices.kubeedge.io/v1beta1\nkind: Devcie\nmetadata: {name: typo}\n---\n"+
 		"apiVersion: devices.kubeedge.io/v1beta1\nkind: Device\nmetadata: {name: d, labels: {a: b}}\nspec:\n  deviceModelRef: {name: m}\n  properties:\n    - name: temp\n      desird: {value: \"1\"}\n"+
 		"      visitors: {protocolName: modbus, configData: {register: HoldingRegister, offset: 2}}\n")
-	read, err := ReadDevicesDir(dir)
+	read, err := ReadDevicesDir(dir, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestReadDevicesDirMergeKey(t *testing.T) {
 	dir := t.TempDir()
 	write(t, dir, "a.yaml", "apiVersion: devices.kubeedge.io/v1beta1\nkind: Device\nmetadata: {name: a}\nspec:\n  properties:\n"+
 		"    - &p {name: t, desired: {value: \"1\"}, reportCycle: 5}\n    - <<: *p\n      name: u\n      colectCycle: 5\n")
-	read, err := ReadDevicesDir(dir)
+	read, err := ReadDevicesDir(dir, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,5 +126,37 @@ func write(t *testing.T, dir, name, body string) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestReadDevicesDirNodeAndLabels: a device bound to another node by
+// spec.nodeName is left out with a warning, as the cloud would not send it
+// here; the description comes from labels["description"], as the cloud
+// takes it, else from the annotation.
+func TestReadDevicesDirNodeAndLabels(t *testing.T) {
+	dir := t.TempDir()
+	doc := func(name, node, meta string) string {
+		return "apiVersion: devices.kubeedge.io/v1beta1\nkind: Device\nmetadata: {name: " + name + meta + "}\n" +
+			"spec:\n  nodeName: " + node + "\n  properties:\n    - name: temp\n"
+	}
+	write(t, dir, "a.yaml", doc("here", "edge-1", ", labels: {description: from-label}, annotations: {description: from-annotation}")+"---\n"+
+		doc("there", "edge-2", ", annotations: {description: from-annotation}")+"---\n"+
+		doc("anywhere", `""`, ", annotations: {description: from-annotation}"))
+	read, err := ReadDevicesDir(dir, "edge-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range read.Files[0].Devices {
+		got = append(got, d.ID+"="+d.Description)
+	}
+	if strings.Join(got, " ") != "default/here=from-label default/anywhere=from-annotation" {
+		t.Fatalf("devices %v", got)
+	}
+	if len(read.Warnings) != 1 || !strings.Contains(read.Warnings[0], `device default/there is bound to node "edge-2", not this node "edge-1"; left out`) {
+		t.Fatalf("warnings %q", read.Warnings)
+	}
+	if all, _ := ReadDevicesDir(dir, ""); len(all.Files[0].Devices) != 3 {
+		t.Fatalf("without a node name every device is read: %+v", all.Files[0].Devices)
 	}
 }

@@ -18,7 +18,7 @@ func FuzzReadDevicesFile(f *testing.F) {
 		if err := os.WriteFile(path, body, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		read, err := ReadDevicesDir(dir)
+		read, err := ReadDevicesDir(dir, "")
 		if err != nil {
 			t.Fatalf("a readable dir: %v", err)
 		}

@@ -200,7 +200,7 @@ func (g *registry) run(ctx context.Context, settled func()) {
 // devices it declared before.
 func (g *registry) plan(known manifest, acked map[string]uint64) *plan {
 	p := &plan{report: Report{Dir: g.m.cfg.DevicesDir}}
-	read, err := ReadDevicesDir(g.m.cfg.DevicesDir)
+	read, err := ReadDevicesDir(g.m.cfg.DevicesDir, g.m.cfg.NodeName)
 	if err != nil {
 		p.report.Err = fmt.Errorf("%w; the devices it declared are kept as they were", err)
 		held := 0

@@ -64,6 +64,9 @@ type Config struct {
 	// DevicesDir holds KubeEdge Device and DeviceModel YAML files; empty
 	// means none.
 	DevicesDir string
+	// NodeName is this node's name: devices whose spec.nodeName names
+	// another node are left out. Empty: every device is this node's.
+	NodeName string
 	// Lanes is how many devices are served at once (DefaultLanes when 0).
 	// A lane waits for its update's commit, an instance does not, so lanes
 	// may well outnumber the plugin's instances.
