@@ -218,9 +218,11 @@ func TestOutboxHoldsSendsUntilCommit(t *testing.T) {
 	}
 }
 
-// TestOutboxHoldsPublishesUntilCommit is the outbox test for mqtt_publish:
-// the embedded broker delivers in process, during the publish, so the
-// subscriber's store read shows exactly when the publish happened.
+// TestOutboxHoldsPublishesUntilCommit is the outbox test for mqtt_publish,
+// like the one for sends: the subscriber reads the store when a message
+// arrives, and each call's publish is awaited before the next call, so the
+// value read is the one committed by the call that published (or a trap's
+// rolled-back publish would show up first, in order).
 func TestOutboxHoldsPublishesUntilCommit(t *testing.T) {
 	dir := t.TempDir()
 	var addr string
@@ -231,7 +233,7 @@ func TestOutboxHoldsPublishesUntilCommit(t *testing.T) {
 	kv := h.store.PluginKV("mqtttest")
 	var mu sync.Mutex
 	var seen []string // payload=store value at delivery
-	unsub, err := h.m.events.Subscribe("held/x", func(_ string, payload []byte) {
+	unsub, err := h.m.events.Subscribe("test", "held/x", func(_ context.Context, _ string, payload []byte) {
 		v, _, _ := kv.Get("held")
 		mu.Lock()
 		seen = append(seen, string(payload)+"="+string(v))
@@ -241,8 +243,18 @@ func TestOutboxHoldsPublishesUntilCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unsub()
+	delivered := 0
 	for _, content := range []string{"trap", "v1", "v2"} {
 		request(t, h.bus, "mqtttest", abi.Message{Route: abi.Route{Operation: "kvpublish"}, Content: []byte(content)})
+		if content == "trap" {
+			continue
+		}
+		delivered++
+		eventuallyTrue(t, "the publish of "+content+" arrives", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(seen) >= delivered
+		})
 	}
 	mu.Lock()
 	defer mu.Unlock()

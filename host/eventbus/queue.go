@@ -1,0 +1,168 @@
+package eventbus
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Handler receives one message of a subscription, on the subscription's
+// own goroutine. ctx ends when the subscription does: a handler that
+// blocks (a bus send with back-pressure) must give up then. payload is the
+// handler's to keep.
+type Handler func(ctx context.Context, topic string, payload []byte)
+
+// BridgeOwner is the Owner of the bridge's queue in SubscriberStats.
+const BridgeOwner = "bridge"
+
+// queue is one subscriber's bounded delivery queue and the goroutine that
+// drains it into the subscriber's handler. The brokers only offer to it, so
+// a slow handler holds back its own queue and nothing else: not the
+// publishing connection, not the other subscribers.
+//
+// A QoS 0 message that finds the queue full is dropped at once; MQTT
+// promises it nothing, and dropping the arrival never evicts a QoS 1
+// message already admitted. A QoS 1 message waits up to wait for room, then
+// is refused. After a refusal the queue is congested: further QoS 1
+// messages are refused without waiting until it has drained to half, so a
+// publisher waits once per congestion, not once per message.
+type queue struct {
+	owner, filter string
+	handler       Handler
+	wait          time.Duration
+	ch            chan delivery
+	ctx           context.Context
+	cancel        context.CancelFunc
+	done          chan struct{}
+	log           hclog.Logger
+	totals        *counters // the module's, which outlive the queue
+
+	congested                   atomic.Bool
+	delivered, dropped, refused atomic.Uint64
+	warned                      atomic.Bool // the first loss was logged at WARN
+}
+
+// delivery is one queued message.
+type delivery struct {
+	topic   string
+	payload []byte
+}
+
+// newQueue starts the goroutine of a queue of length n for handler; close
+// stops it.
+func newQueue(owner, filter string, n int, wait time.Duration, handler Handler, totals *counters, log hclog.Logger) *queue {
+	ctx, cancel := context.WithCancel(context.Background())
+	q := &queue{
+		owner: owner, filter: filter, handler: handler, wait: wait,
+		ch: make(chan delivery, n), ctx: ctx, cancel: cancel, done: make(chan struct{}),
+		log: log, totals: totals,
+	}
+	go q.run()
+	return q
+}
+
+// run hands the queued messages to the handler, in order, until close.
+func (q *queue) run() {
+	defer close(q.done)
+	for {
+		select {
+		case <-q.ctx.Done():
+			return
+		case d := <-q.ch:
+			if q.ctx.Err() != nil {
+				q.dropped.Add(1) // close counts the rest
+				q.totals.subDropped.Add(1)
+				return
+			}
+			if len(q.ch) <= cap(q.ch)/2 {
+				q.congested.Store(false)
+			}
+			q.handler(q.ctx, d.topic, d.payload)
+			q.delivered.Add(1)
+		}
+	}
+}
+
+// offer queues a message for the subscriber, by the policy of its QoS. It
+// copies payload, and never waits longer than the queue's wait.
+func (q *queue) offer(topic string, payload []byte, qos byte) {
+	q.totals.received.Add(1)
+	d := delivery{topic: topic, payload: clonePayload(payload)}
+	select {
+	case q.ch <- d:
+		return
+	default:
+	}
+	if qos == 0 {
+		q.dropped.Add(1)
+		q.totals.subDropped.Add(1)
+		q.lost("dropped a qos 0 message for a subscriber whose queue is full", topic)
+		return
+	}
+	if !q.congested.Load() {
+		t := time.NewTimer(q.wait)
+		defer t.Stop()
+		select {
+		case q.ch <- d:
+			return
+		case <-t.C:
+			q.congested.Store(true)
+		case <-q.ctx.Done():
+		}
+	}
+	q.refused.Add(1)
+	q.totals.subRefused.Add(1)
+	q.lost("refused a qos 1 message for a subscriber whose queue stayed full", topic)
+}
+
+// lost logs a dropped or refused message: the queue's first at WARN, the
+// rest at DEBUG (they are counted).
+func (q *queue) lost(what, topic string) {
+	args := []any{"owner", q.owner, "filter", q.filter, "topic", topic, "queue", cap(q.ch), "backpressure", q.wait}
+	if q.warned.CompareAndSwap(false, true) {
+		q.log.Warn(what+"; further losses are counted", args...)
+		return
+	}
+	q.log.Debug(what, args...)
+}
+
+// close stops the goroutine, after the handler call in progress returns
+// (its ctx is cancelled), and counts the messages still queued as dropped.
+// A handler must not close its own queue.
+func (q *queue) close() {
+	q.cancel()
+	<-q.done
+	if n := uint64(len(q.ch)); n > 0 {
+		q.dropped.Add(n)
+		q.totals.subDropped.Add(n)
+	}
+}
+
+// stats is the queue's row of Stats.Subscribers.
+func (q *queue) stats() SubscriberStats {
+	return SubscriberStats{
+		Owner: q.owner, Filter: q.filter,
+		Delivered: q.delivered.Load(), Dropped: q.dropped.Load(), Refused: q.refused.Load(),
+		Depth: len(q.ch), Capacity: cap(q.ch),
+	}
+}
+
+// SubscriberStats are the counters of one subscriber's queue.
+type SubscriberStats struct {
+	// Owner is who subscribed (a plugin's name, BridgeOwner for the
+	// bridge); Filter is the topic filter (empty for the bridge, which
+	// serves every bridged filter).
+	Owner, Filter string
+	// Delivered counts messages handed to the subscriber.
+	Delivered uint64
+	// Dropped counts QoS 0 messages that found the queue full, and
+	// messages still queued when the subscription ended.
+	Dropped uint64
+	// Refused counts QoS 1 messages that found the queue full for
+	// subscriberBackpressure (or while it was congested).
+	Refused uint64
+	// Depth is how many messages wait now; Capacity how many may.
+	Depth, Capacity int
+}
