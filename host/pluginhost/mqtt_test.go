@@ -13,6 +13,7 @@ import (
 	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/host/bus"
 	"github.com/edgehost/edgehost/host/config"
+	"github.com/edgehost/edgehost/host/eventbus"
 	"github.com/edgehost/edgehost/host/plugins"
 	"github.com/edgehost/edgehost/internal/plugintest"
 )
@@ -290,5 +291,55 @@ func TestConfigPluginTopicsAndTicks(t *testing.T) {
 	info, _ := h.m.Info("mqtttest")
 	if !slices.Equal(info.Subscriptions, []string{"cfg/+/x", "cfg/in"}) || info.TickFailed != 0 {
 		t.Fatalf("info = %+v", info)
+	}
+}
+
+// TestPublisherNotFaultedBySlowSubscriber is finding 3 of issue 18 through
+// a real plugin: mqtttest publishes on a topic whose other subscriber is
+// stuck (as a plugin is whose queue stays full). Before, the embedded
+// broker delivered to it during the publish, so the plugin's call timed out
+// and counted as its fault; now each call returns at once, the plugin has
+// no fault, and the stuck subscriber's messages wait in its own queue.
+func TestPublisherNotFaultedBySlowSubscriber(t *testing.T) {
+	const n = 10
+	dir := t.TempDir()
+	var addr string
+	h := startHostWith(t, dir, testPluginsConfig(dir), startEventBus(t, "embedded", &addr))
+	if _, err := h.m.Install(context.Background(), pack(t, mqttTestPlugin, mqttTestManifest(`,"mqtt":{"publish":["slow/#"],"subscribe":["slow/#"]}`)), SourceLocal); err != nil {
+		t.Fatal(err)
+	}
+	stuck, release := make(chan struct{}, 1), make(chan struct{})
+	defer close(release)
+	unsub, err := h.m.events.Subscribe("stuck", "slow/x", func(ctx context.Context, _ string, _ []byte) {
+		select {
+		case stuck <- struct{}{}:
+		default:
+		}
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
+	for i := range n {
+		if r := request(t, h.bus, "mqtttest", abi.Message{Route: abi.Route{Operation: "publish"}, Content: []byte("slow/x")}); string(r.Content) != "ok" {
+			t.Fatalf("publish %d: reply %q", i, r.Content)
+		}
+	}
+	<-stuck
+	if info, _ := h.m.Info("mqtttest"); info.Faults != 0 || info.Calls != n {
+		t.Fatalf("publisher: %d calls, %d faults; want %d, 0", info.Calls, info.Faults, n)
+	}
+	var row eventbus.SubscriberStats
+	for _, r := range h.m.events.(*eventbus.Module).Stats().Subscribers {
+		if r.Owner == "stuck" {
+			row = r
+		}
+	}
+	if row.Delivered != 0 || row.Depth != n-1 || row.Dropped != 0 {
+		t.Fatalf("stuck subscriber: %+v; want its first message in hand and %d queued", row, n-1)
 	}
 }
