@@ -120,8 +120,12 @@ func (q *queue) offer(topic string, payload []byte, qos byte) {
 // lost logs a dropped or refused message: the queue's first at WARN, the
 // rest at DEBUG (they are counted).
 func (q *queue) lost(what, topic string) {
+	first := q.warned.CompareAndSwap(false, true)
+	if !first && !q.log.IsDebug() {
+		return
+	}
 	args := []any{"owner", q.owner, "filter", q.filter, "topic", topic, "queue", cap(q.ch), "backpressure", q.wait}
-	if q.warned.CompareAndSwap(false, true) {
+	if first {
 		q.log.Warn(what+"; further losses are counted", args...)
 		return
 	}
