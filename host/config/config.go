@@ -139,7 +139,7 @@ func (c *Config) Validate() error {
 	for _, s := range c.Modules.sections() {
 		s.validate(&p, "modules."+s.name)
 	}
-	// A plugin publishing to a congested subscriber waits up to
+	// A plugin publishing to a stuck subscriber waits up to
 	// subscriberBackpressure; that must not time its call out.
 	if eb, ps := c.Modules.EventBus, c.Modules.Plugins; eb.Enable && ps.Enable && eb.SubscriberBackpressure >= ps.Limits.CallTimeout {
 		p.add("modules.eventbus.subscriberBackpressure", "must be shorter than modules.plugins.limits.callTimeout (%s), got %s",

@@ -344,10 +344,12 @@ type EventBus struct {
 	// others. At most SubscriberQueue payloads wait per subscriber.
 	SubscriberQueue int `yaml:"subscriberQueue"`
 	// SubscriberBackpressure bounds how long a QoS 1 message waits for room
-	// in a full subscriber queue before it is refused (and counted); a QoS
-	// 0 message finding the queue full is dropped at once (and counted).
-	// Keep it below plugins.limits.callTimeout: a plugin that publishes
-	// waits this long at most once per congested subscriber.
+	// in a full subscriber queue before it is refused (and counted); until
+	// that subscriber takes its next message, further QoS 1 messages for
+	// it are refused without waiting. A QoS 0 message finding the queue
+	// full is dropped at once (and counted). It must be shorter than
+	// plugins.limits.callTimeout: a plugin that publishes to a stuck
+	// subscriber waits this long once.
 	SubscriberBackpressure time.Duration `yaml:"subscriberBackpressure"`
 	// Embedded configures the built-in broker.
 	Embedded Embedded `yaml:"embedded"`

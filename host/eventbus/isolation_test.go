@@ -149,7 +149,7 @@ func TestSlowSubscriberDoesNotStallOthers(t *testing.T) {
 
 // A message for a full queue is lost by its QoS's policy and counted: QoS
 // 0 dropped at once, QoS 1 refused after subscriberBackpressure (and at
-// once while the queue stays congested). The publisher is not failed:
+// once while the subscriber, stuck, takes nothing). The publisher is not failed:
 // every Publish returns nil, all of them while the subscriber is still
 // stuck on its first message (finding 3's faulted publisher). At QoS 1 a
 // fast neighbour gets every message.
@@ -206,6 +206,65 @@ func TestSlowSubscriberLosesByQoSWithoutFailingThePublisher(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// A QoS 1 message for a full queue waits for room: a subscriber that is
+// slow but moving throttles the publisher and loses nothing. One stuck past
+// subscriberBackpressure costs a refusal, then refusals without waiting
+// until it takes its next message; then waiting resumes, though the queue
+// is still nearly full.
+func TestStalledSubscriberResumesBackpressure(t *testing.T) {
+	const queueLen, more = 8, 50
+	s := newSetup(t, "embedded", func(c *config.EventBus) {
+		c.SubscriberQueue, c.SubscriberBackpressure = queueLen, 200*time.Millisecond
+	})
+	m := s.start()
+	started, gate := make(chan struct{}, 1), make(chan struct{})
+	var gateOnce sync.Once
+	release := func() { gateOnce.Do(func() { close(gate) }) }
+	t.Cleanup(release)
+	got := &recorder{}
+	subscribe(t, m, "sub", "iso/s", func(ctx context.Context, topic string, payload []byte) {
+		select {
+		case started <- struct{}{}:
+			<-gate
+		default:
+			time.Sleep(2 * time.Millisecond) // slow, but moving
+		}
+		got.handler(ctx, topic, payload)
+	})
+	publish := func(i int) {
+		t.Helper()
+		if err := m.Publish(context.Background(), "iso/s", []byte(fmt.Sprint(i)), 1, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(0)
+	<-started
+	for i := 1; i <= queueLen+2; i++ { // queueLen queued; one waits and is refused, one is refused at once
+		publish(i)
+	}
+	if st := subscriber(t, m, "sub", "iso/s"); st.Refused != 2 || st.Depth != queueLen {
+		t.Fatalf("stuck subscriber: %+v; want %d queued, 2 refused", st, queueLen)
+	}
+	release()
+	eventually(t, "the subscriber moves again", func() bool { return subscriber(t, m, "sub", "iso/s").Delivered >= 2 })
+	for i := queueLen + 3; i < queueLen+3+more; i++ { // faster than it takes them: they wait for room
+		publish(i)
+	}
+	eventually(t, "every message not refused is delivered", func() bool { return got.len() == 1+queueLen+more })
+	if st := subscriber(t, m, "sub", "iso/s"); st.Refused != 2 {
+		t.Fatalf("after it moved again: %+v; want only the 2 refused while it was stuck", st)
+	}
+	var want []string
+	for i := range queueLen + 3 + more {
+		if i != queueLen+1 && i != queueLen+2 {
+			want = append(want, "iso/s="+fmt.Sprint(i))
+		}
+	}
+	if g := got.list(); !slices.Equal(g, want) {
+		t.Fatalf("delivered %q, want %q", g, want)
 	}
 }
 

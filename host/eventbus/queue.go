@@ -24,10 +24,13 @@ const BridgeOwner = "bridge"
 //
 // A QoS 0 message that finds the queue full is dropped at once; MQTT
 // promises it nothing, and dropping the arrival never evicts a QoS 1
-// message already admitted. A QoS 1 message waits up to wait for room, then
-// is refused. After a refusal the queue is congested: further QoS 1
-// messages are refused without waiting until it has drained to half, so a
-// publisher waits once per congestion, not once per message.
+// message already admitted. A QoS 1 message waits up to wait for room (the
+// publisher's back-pressure), then is refused. After a refusal the queue is
+// stalled until the subscriber takes its next message: QoS 1 messages
+// meanwhile are refused without waiting. So a subscriber that is slow but
+// moving (a twin taking a burst) throttles its publishers and loses
+// nothing, while one that is stuck costs a publisher one wait, not one per
+// message.
 type queue struct {
 	owner, filter string
 	handler       Handler
@@ -39,7 +42,10 @@ type queue struct {
 	log           hclog.Logger
 	totals        *counters // the module's, which outlive the queue
 
-	congested                   atomic.Bool
+	// taken counts the messages the goroutine took from ch; stalledAt is
+	// taken+1 as of the last refusal, so the queue is stalled while
+	// stalledAt == taken+1 (0: never refused).
+	taken, stalledAt            atomic.Uint64
 	delivered, dropped, refused atomic.Uint64
 	warned                      atomic.Bool // the first loss was logged at WARN
 }
@@ -76,9 +82,7 @@ func (q *queue) run() {
 				q.totals.subDropped.Add(1)
 				return
 			}
-			if len(q.ch) <= cap(q.ch)/2 {
-				q.congested.Store(false)
-			}
+			q.taken.Add(1)
 			q.handler(q.ctx, d.topic, d.payload)
 			q.delivered.Add(1)
 		}
@@ -101,14 +105,14 @@ func (q *queue) offer(topic string, payload []byte, qos byte) {
 		q.lost("dropped a qos 0 message for a subscriber whose queue is full", topic)
 		return
 	}
-	if !q.congested.Load() {
+	if q.stalledAt.Load() != q.taken.Load()+1 {
 		t := time.NewTimer(q.wait)
 		defer t.Stop()
 		select {
 		case q.ch <- d:
 			return
 		case <-t.C:
-			q.congested.Store(true)
+			q.stalledAt.Store(q.taken.Load() + 1)
 		case <-q.ctx.Done():
 		}
 	}
@@ -165,7 +169,7 @@ type SubscriberStats struct {
 	// messages still queued when the subscription ended.
 	Dropped uint64
 	// Refused counts QoS 1 messages that found the queue full for
-	// subscriberBackpressure (or while it was congested).
+	// subscriberBackpressure, or while it was stalled after such a refusal.
 	Refused uint64
 	// Depth is how many messages wait now; Capacity how many may.
 	Depth, Capacity int
