@@ -151,6 +151,11 @@ func (m *Module) Run(ctx context.Context, ready func()) error {
 	m.publishFilters()
 	m.mu.Unlock()
 
+	// The bridge's queue is closed after the brokers (defers run last
+	// first), so no broker offers to it once it is closed.
+	bq := newQueue(BridgeOwner, "", m.cfg.SubscriberQueue, m.cfg.SubscriberBackpressure, m.bridge, &m.stats, m.log)
+	defer bq.close()
+	m.bridgeQ.Store(bq)
 	var brokers []broker
 	stop := func() {
 		m.mu.Lock()
@@ -162,9 +167,6 @@ func (m *Module) Run(ctx context.Context, ready func()) error {
 		}
 	}
 	defer stop()
-	bq := newQueue(BridgeOwner, "", m.cfg.SubscriberQueue, m.cfg.SubscriberBackpressure, m.bridge, &m.stats, m.log)
-	defer bq.close() // after stop: no broker offers to it any more
-	m.bridgeQ.Store(bq)
 	if m.cfg.Mode != "external" {
 		e, err := startEmbedded(m)
 		if err != nil {
@@ -211,11 +213,15 @@ func (m *Module) attach(brokers []broker) error {
 
 // Publish sends payload on topic with the given QoS (0 or 1) to every
 // broker of the mode. With the embedded broker it returns once the message
-// is delivered to the local subscribers; with an external broker once it
-// is written (QoS 0) or acknowledged (QoS 1), or once it is queued while
-// the broker is unreachable. An invalid topic (ErrInvalidTopic), a payload
-// over the limit (ErrPayloadTooLarge) and a full queue (ErrQueueFull) are
-// rejected and counted. Publish does not keep payload after it returns.
+// is queued for the local subscribers (and sent or queued for the
+// broker's clients): a subscriber's full queue makes it wait at most
+// subscriberBackpressure (QoS 1) and never fails it. With an external
+// broker it returns once the message is written (QoS 0) or acknowledged
+// (QoS 1), or once it is queued while the broker is unreachable. An
+// invalid topic (ErrInvalidTopic), a payload over the limit
+// (ErrPayloadTooLarge) and a full queue of publishes for the external
+// broker (ErrQueueFull) are rejected and counted. Publish does not keep
+// payload after it returns.
 func (m *Module) Publish(ctx context.Context, topic string, payload []byte, qos byte, retain bool) error {
 	if err := m.checkPublish(topic, payload, qos); err != nil {
 		m.stats.rejected.Add(1)
