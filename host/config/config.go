@@ -140,10 +140,10 @@ func (c *Config) Validate() error {
 		s.validate(&p, "modules."+s.name)
 	}
 	// A plugin publishing to a stuck subscriber waits up to
-	// subscriberBackpressure; that must not time its call out.
-	if eb, ps := c.Modules.EventBus, c.Modules.Plugins; eb.Enable && ps.Enable && eb.SubscriberBackpressure >= ps.Limits.CallTimeout {
-		p.add("modules.eventbus.subscriberBackpressure", "must be shorter than modules.plugins.limits.callTimeout (%s), got %s",
-			ps.Limits.CallTimeout, eb.SubscriberBackpressure)
+	// localBackpressure; that must not time its call out.
+	if eb, ps := c.Modules.EventBus, c.Modules.Plugins; eb.Enable && ps.Enable && eb.LocalBackpressure >= ps.Limits.CallTimeout {
+		p.add("modules.eventbus.localBackpressure", "must be shorter than modules.plugins.limits.callTimeout (%s), got %s",
+			ps.Limits.CallTimeout, eb.LocalBackpressure)
 	}
 	return p.err()
 }

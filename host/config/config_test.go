@@ -317,7 +317,8 @@ func TestEventBusSection(t *testing.T) {
 		},
 		"modules.eventbus.subscriberQueue: must be > 0":              func(c *Config) { c.Modules.EventBus.SubscriberQueue = 0 },
 		"modules.eventbus.subscriberBackpressure: must be > 0":       func(c *Config) { c.Modules.EventBus.SubscriberBackpressure = 0 },
-		"modules.eventbus.subscriberBackpressure: must be shorter":   func(c *Config) { c.Modules.EventBus.SubscriberBackpressure = time.Second },
+		"modules.eventbus.localBackpressure: must be > 0":            func(c *Config) { c.Modules.EventBus.LocalBackpressure = -1 },
+		"modules.eventbus.localBackpressure: must be shorter":        func(c *Config) { c.Modules.EventBus.LocalBackpressure = time.Second },
 		"modules.eventbus.embedded.maxInflight: must be in 1..65535": func(c *Config) { c.Modules.EventBus.Embedded.MaxInflight = 65536 },
 		"modules.eventbus.embedded.maxPendingWrites: must be > 0":    func(c *Config) { c.Modules.EventBus.Embedded.MaxPendingWrites = 0 },
 		"modules.eventbus.external.tls: certFile and keyFile go": func(c *Config) {

@@ -70,10 +70,12 @@ func defaultModules() Modules {
 			Mode:            "embedded",
 			QoS:             1,
 			MaxPayloadBytes: 1 << 20,
-			// Subscriber queues as long as the bus's module queues; a
-			// plugin's callTimeout is 1 s, well above the wait.
+			// Subscriber queues as long as the bus's module queues. A
+			// client's connection waits as long as a bus send may; an
+			// in-process publisher well within a plugin's 1 s callTimeout.
 			SubscriberQueue:        1024,
-			SubscriberBackpressure: 250 * time.Millisecond,
+			SubscriberBackpressure: 2 * time.Second,
+			LocalBackpressure:      200 * time.Millisecond,
 			// Twice the 8192 of mochi's defaults: a mapper's burst of
 			// 10,000 QoS 1 updates gets all its results.
 			Embedded: Embedded{Address: "127.0.0.1:1883", MaxInflight: 16384, MaxPendingWrites: 16384},
@@ -343,14 +345,19 @@ type EventBus struct {
 	// of its own, so a slow one never holds back the publisher or the
 	// others. At most SubscriberQueue payloads wait per subscriber.
 	SubscriberQueue int `yaml:"subscriberQueue"`
-	// SubscriberBackpressure bounds how long a QoS 1 message waits for room
-	// in a full subscriber queue before it is refused (and counted); until
-	// that subscriber takes its next message, further QoS 1 messages for
-	// it are refused without waiting. A QoS 0 message finding the queue
-	// full is dropped at once (and counted). It must be shorter than
-	// plugins.limits.callTimeout: a plugin that publishes to a stuck
-	// subscriber waits this long once.
+	// SubscriberBackpressure bounds how long a QoS 1 message from a client
+	// of the embedded broker waits for room in a full subscriber queue
+	// before it is refused (and counted): the wait holds back that client's
+	// connection alone. Until the subscriber takes its next message,
+	// further QoS 1 messages for it are refused without waiting. A QoS 0
+	// message finding the queue full is dropped at once (and counted).
 	SubscriberBackpressure time.Duration `yaml:"subscriberBackpressure"`
+	// LocalBackpressure is the same bound for a QoS 1 message published in
+	// process (a plugin's mqtt_publish, a publish over the bus) or taken
+	// from the external broker (whose one delivery goroutine serves every
+	// subscriber). It must be shorter than plugins.limits.callTimeout: a
+	// plugin that publishes to a stuck subscriber waits this long once.
+	LocalBackpressure time.Duration `yaml:"localBackpressure"`
 	// Embedded configures the built-in broker.
 	Embedded Embedded `yaml:"embedded"`
 	// External configures the connection to an external broker.
@@ -444,6 +451,7 @@ func (e *EventBus) validate(p *problems, path string) {
 	}
 	p.positive(path+".subscriberQueue", e.SubscriberQueue)
 	p.positiveDuration(path+".subscriberBackpressure", e.SubscriberBackpressure)
+	p.positiveDuration(path+".localBackpressure", e.LocalBackpressure)
 	if e.Mode == "embedded" || e.Mode == "both" {
 		e.Embedded.validate(p, path+".embedded")
 	}

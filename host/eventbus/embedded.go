@@ -82,13 +82,17 @@ func (e *embedded) publish(_ context.Context, topic string, payload []byte, qos 
 
 func (e *embedded) subscribe(s *subscription) error {
 	err := e.srv.Subscribe(s.filter, s.id, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
-		s.q.offer(pk.TopicName, pk.Payload, pk.FixedHeader.Qos)
+		s.q.offer(pk.TopicName, pk.Payload, pk.FixedHeader.Qos, fromClient(pk))
 	})
 	if err != nil {
 		return fmt.Errorf("embedded broker: %w", err)
 	}
 	return nil
 }
+
+// fromClient tells whether a client connection published pk, rather than
+// the module itself through the inline client.
+func fromClient(pk packets.Packet) bool { return pk.Origin != mqtt.InlineClientId }
 
 func (e *embedded) unsubscribe(s *subscription) {
 	if err := e.srv.Unsubscribe(s.filter, s.id); err != nil {
@@ -98,7 +102,7 @@ func (e *embedded) unsubscribe(s *subscription) {
 
 func (e *embedded) bridge(filter string) error {
 	err := e.srv.Subscribe(filter, bridgeID, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
-		e.m.offerBridge(pk.TopicName, pk.Payload, pk.FixedHeader.Qos)
+		e.m.offerBridge(pk.TopicName, pk.Payload, pk.FixedHeader.Qos, fromClient(pk))
 	})
 	if err != nil {
 		return fmt.Errorf("embedded broker: %w", err)

@@ -153,7 +153,7 @@ func (m *Module) Run(ctx context.Context, ready func()) error {
 
 	// The bridge's queue is closed after the brokers (defers run last
 	// first), so no broker offers to it once it is closed.
-	bq := newQueue(BridgeOwner, "", m.cfg.SubscriberQueue, m.cfg.SubscriberBackpressure, m.bridge, &m.stats, m.log)
+	bq := newQueue(BridgeOwner, "", m.cfg, m.bridge, &m.stats, m.log)
 	defer bq.close()
 	m.bridgeQ.Store(bq)
 	var brokers []broker
@@ -215,7 +215,7 @@ func (m *Module) attach(brokers []broker) error {
 // broker of the mode. With the embedded broker it returns once the message
 // is queued for the local subscribers (and sent or queued for the
 // broker's clients): a subscriber's full queue makes it wait at most
-// subscriberBackpressure (QoS 1) and never fails it. With an external
+// localBackpressure (QoS 1) and never fails it. With an external
 // broker it returns once the message is written (QoS 0) or acknowledged
 // (QoS 1), or once it is queued while the broker is unreachable. An
 // invalid topic (ErrInvalidTopic), a payload over the limit
@@ -259,7 +259,7 @@ func (m *Module) checkPublish(topic string, payload []byte, qos byte) error {
 // messages go through a queue of subscriberQueue messages drained by a
 // goroutine of the subscription's own, which calls handler in order: a
 // slow handler delays only its own messages, and loses those its full queue
-// cannot take (QoS 0 at once, QoS 1 after subscriberBackpressure), counted
+// cannot take (QoS 0 at once, QoS 1 after a bounded wait), counted
 // under owner, who subscribes (a plugin's name), in Stats.Subscribers. The
 // returned function unsubscribes: it cancels the ctx of the handler call in
 // progress, waits for it to return and drops what is still queued. It is
@@ -271,7 +271,7 @@ func (m *Module) Subscribe(owner, filter string, handler Handler) (unsubscribe f
 	if handler == nil {
 		return nil, fmt.Errorf("eventbus: subscribe %q: nil handler: %w", filter, ErrUnsupported)
 	}
-	q := newQueue(owner, filter, m.cfg.SubscriberQueue, m.cfg.SubscriberBackpressure, handler, &m.stats, m.log)
+	q := newQueue(owner, filter, m.cfg, handler, &m.stats, m.log)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := &subscription{id: m.nextID, filter: filter, q: q}
@@ -330,21 +330,22 @@ func (m *Module) dispatch(topic string, payload []byte, qos byte) {
 		return
 	}
 	if f := m.filters.Load(); f != nil && slices.ContainsFunc(*f, func(f string) bool { return Match(f, topic) }) {
-		m.offerBridge(topic, payload, qos)
+		m.offerBridge(topic, payload, qos, false)
 	}
 	if subs := m.subList.Load(); subs != nil {
 		for _, s := range *subs {
 			if Match(s.filter, topic) {
-				s.q.offer(topic, payload, qos)
+				s.q.offer(topic, payload, qos, false)
 			}
 		}
 	}
 }
 
-// offerBridge queues a message for the bridge.
-func (m *Module) offerBridge(topic string, payload []byte, qos byte) {
+// offerBridge queues a message for the bridge; fromClient tells whether a
+// client connection of the embedded broker published it.
+func (m *Module) offerBridge(topic string, payload []byte, qos byte, fromClient bool) {
 	if q := m.bridgeQ.Load(); q != nil {
-		q.offer(topic, payload, qos)
+		q.offer(topic, payload, qos, fromClient)
 	}
 }
 

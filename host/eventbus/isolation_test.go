@@ -102,7 +102,9 @@ func TestSlowSubscriberDoesNotStallOthers(t *testing.T) {
 	const n, queueLen = 50, 4
 	for _, kind := range brokerKinds {
 		t.Run(kind, func(t *testing.T) {
-			s := newSetup(t, kind, func(c *config.EventBus) { c.SubscriberQueue = queueLen })
+			s := newSetup(t, kind, func(c *config.EventBus) {
+				c.SubscriberQueue, c.SubscriberBackpressure, c.LocalBackpressure = queueLen, 50*time.Millisecond, 50*time.Millisecond
+			})
 			m := s.start()
 			slow, fast, other := newGated(t), &recorder{}, &recorder{}
 			subscribe(t, m, "slow", "iso/t", slow.handler)
@@ -148,7 +150,7 @@ func TestSlowSubscriberDoesNotStallOthers(t *testing.T) {
 }
 
 // A message for a full queue is lost by its QoS's policy and counted: QoS
-// 0 dropped at once, QoS 1 refused after subscriberBackpressure (and at
+// 0 dropped at once, QoS 1 refused after localBackpressure (and at
 // once while the subscriber, stuck, takes nothing). The publisher is not failed:
 // every Publish returns nil, all of them while the subscriber is still
 // stuck on its first message (finding 3's faulted publisher). At QoS 1 a
@@ -159,7 +161,7 @@ func TestSlowSubscriberLosesByQoSWithoutFailingThePublisher(t *testing.T) {
 		for _, qos := range []byte{0, 1} {
 			t.Run(fmt.Sprintf("%s/qos%d", kind, qos), func(t *testing.T) {
 				s := newSetup(t, kind, func(c *config.EventBus) {
-					c.SubscriberQueue, c.SubscriberBackpressure = queueLen, 20*time.Millisecond
+					c.SubscriberQueue, c.LocalBackpressure = queueLen, 20*time.Millisecond
 				})
 				m := s.start()
 				slow, fast := newGated(t), &recorder{}
@@ -211,13 +213,13 @@ func TestSlowSubscriberLosesByQoSWithoutFailingThePublisher(t *testing.T) {
 
 // A QoS 1 message for a full queue waits for room: a subscriber that is
 // slow but moving throttles the publisher and loses nothing. One stuck past
-// subscriberBackpressure costs a refusal, then refusals without waiting
+// its back-pressure bound costs a refusal, then refusals without waiting
 // until it takes its next message; then waiting resumes, though the queue
 // is still nearly full.
 func TestStalledSubscriberResumesBackpressure(t *testing.T) {
 	const queueLen, more = 8, 50
 	s := newSetup(t, "embedded", func(c *config.EventBus) {
-		c.SubscriberQueue, c.SubscriberBackpressure = queueLen, 200*time.Millisecond
+		c.SubscriberQueue, c.LocalBackpressure = queueLen, 200*time.Millisecond
 	})
 	m := s.start()
 	started, gate := make(chan struct{}, 1), make(chan struct{})
@@ -265,6 +267,49 @@ func TestStalledSubscriberResumesBackpressure(t *testing.T) {
 	}
 	if g := got.list(); !slices.Equal(g, want) {
 		t.Fatalf("delivered %q, want %q", g, want)
+	}
+}
+
+// A QoS 1 message from a client connection waits for room up to
+// subscriberBackpressure, which holds back that connection alone; one
+// published in process waits only localBackpressure, shorter than a
+// plugin's call. Here the client's message outlasts the local bound many
+// times over and is still delivered once the subscriber moves, while an
+// in-process one at the same point is refused.
+func TestClientMessagesWaitLongerThanInProcessOnes(t *testing.T) {
+	s := newSetup(t, "embedded", func(c *config.EventBus) {
+		c.SubscriberQueue, c.SubscriberBackpressure, c.LocalBackpressure = 1, waitFor, 10*time.Millisecond
+	})
+	m := s.start()
+	fromClient, inProcess := newGated(t), newGated(t)
+	subscribe(t, m, "client", "iso/c", fromClient.handler)
+	subscribe(t, m, "local", "iso/l", inProcess.handler)
+
+	c := client(t, s.addr)
+	for i := range 3 { // 0 taken, 1 queued, 2 waits for room
+		mustToken(t, c.Publish("iso/c", 1, false, fmt.Sprint(i)))
+		if i == 0 {
+			<-fromClient.started
+		}
+	}
+	eventually(t, "the third message is being offered", func() bool { return m.Stats().Received == 3 })
+	time.Sleep(10 * 10 * time.Millisecond) // ten times the local bound
+	if st := subscriber(t, m, "client", "iso/c"); st.Refused != 0 {
+		t.Fatalf("a client's message was refused after the local bound: %+v", st)
+	}
+	fromClient.release()
+	eventually(t, "the client's messages are all delivered", func() bool { return subscriber(t, m, "client", "iso/c").Delivered == 3 })
+
+	for i := range 3 {
+		if err := m.Publish(context.Background(), "iso/l", []byte(fmt.Sprint(i)), 1, false); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			<-inProcess.started
+		}
+	}
+	if st := subscriber(t, m, "local", "iso/l"); st.Refused != 1 {
+		t.Fatalf("in-process publisher's third message: %+v, want it refused", st)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edgehost/edgehost/host/config"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -24,23 +25,26 @@ const BridgeOwner = "bridge"
 //
 // A QoS 0 message that finds the queue full is dropped at once; MQTT
 // promises it nothing, and dropping the arrival never evicts a QoS 1
-// message already admitted. A QoS 1 message waits up to wait for room (the
-// publisher's back-pressure), then is refused. After a refusal the queue is
+// message already admitted. A QoS 1 message waits for room (the
+// publisher's back-pressure) up to its bound, then is refused: the
+// clientWait for a message from a client connection of the embedded
+// broker, which the wait holds back alone, and the shorter localWait for
+// one published in process or taken from the external broker. After a refusal the queue is
 // stalled until the subscriber takes its next message: QoS 1 messages
 // meanwhile are refused without waiting. So a subscriber that is slow but
 // moving (a twin taking a burst) throttles its publishers and loses
 // nothing, while one that is stuck costs a publisher one wait, not one per
 // message.
 type queue struct {
-	owner, filter string
-	handler       Handler
-	wait          time.Duration
-	ch            chan delivery
-	ctx           context.Context
-	cancel        context.CancelFunc
-	done          chan struct{}
-	log           hclog.Logger
-	totals        *counters // the module's, which outlive the queue
+	owner, filter         string
+	handler               Handler
+	clientWait, localWait time.Duration
+	ch                    chan delivery
+	ctx                   context.Context
+	cancel                context.CancelFunc
+	done                  chan struct{}
+	log                   hclog.Logger
+	totals                *counters // the module's, which outlive the queue
 
 	// taken counts the messages the goroutine took from ch; stalledAt is
 	// taken+1 as of the last refusal, so the queue is stalled while
@@ -56,13 +60,14 @@ type delivery struct {
 	payload []byte
 }
 
-// newQueue starts the goroutine of a queue of length n for handler; close
-// stops it.
-func newQueue(owner, filter string, n int, wait time.Duration, handler Handler, totals *counters, log hclog.Logger) *queue {
+// newQueue starts the goroutine of a queue for handler, sized and bounded
+// by cfg; close stops it.
+func newQueue(owner, filter string, cfg config.EventBus, handler Handler, totals *counters, log hclog.Logger) *queue {
 	ctx, cancel := context.WithCancel(context.Background())
 	q := &queue{
-		owner: owner, filter: filter, handler: handler, wait: wait,
-		ch: make(chan delivery, n), ctx: ctx, cancel: cancel, done: make(chan struct{}),
+		owner: owner, filter: filter, handler: handler,
+		clientWait: cfg.SubscriberBackpressure, localWait: cfg.LocalBackpressure,
+		ch: make(chan delivery, cfg.SubscriberQueue), ctx: ctx, cancel: cancel, done: make(chan struct{}),
 		log: log, totals: totals,
 	}
 	go q.run()
@@ -90,8 +95,9 @@ func (q *queue) run() {
 }
 
 // offer queues a message for the subscriber, by the policy of its QoS. It
-// copies payload, and never waits longer than the queue's wait.
-func (q *queue) offer(topic string, payload []byte, qos byte) {
+// copies payload, and never waits longer than the bound for a message from
+// a client connection (fromClient) or for any other.
+func (q *queue) offer(topic string, payload []byte, qos byte, fromClient bool) {
 	q.totals.received.Add(1)
 	d := delivery{topic: topic, payload: clonePayload(payload)}
 	select {
@@ -106,7 +112,11 @@ func (q *queue) offer(topic string, payload []byte, qos byte) {
 		return
 	}
 	if q.stalledAt.Load() != q.taken.Load()+1 {
-		t := time.NewTimer(q.wait)
+		wait := q.localWait
+		if fromClient {
+			wait = q.clientWait
+		}
+		t := time.NewTimer(wait)
 		defer t.Stop()
 		select {
 		case q.ch <- d:
@@ -128,7 +138,7 @@ func (q *queue) lost(what, topic string) {
 	if !first && !q.log.IsDebug() {
 		return
 	}
-	args := []any{"owner", q.owner, "filter", q.filter, "topic", topic, "queue", cap(q.ch), "backpressure", q.wait}
+	args := []any{"owner", q.owner, "filter", q.filter, "topic", topic, "queue", cap(q.ch)}
 	if first {
 		q.log.Warn(what+"; further losses are counted", args...)
 		return
@@ -169,7 +179,9 @@ type SubscriberStats struct {
 	// messages still queued when the subscription ended.
 	Dropped uint64
 	// Refused counts QoS 1 messages that found the queue full for
-	// subscriberBackpressure, or while it was stalled after such a refusal.
+	// subscriberBackpressure (localBackpressure for one published in
+	// process or from the external broker), or while it was stalled after
+	// such a refusal.
 	Refused uint64
 	// Depth is how many messages wait now; Capacity how many may.
 	Depth, Capacity int
