@@ -271,24 +271,32 @@ func (m *Module) Subscribe(owner, filter string, handler Handler) (unsubscribe f
 	if handler == nil {
 		return nil, fmt.Errorf("eventbus: subscribe %q: nil handler: %w", filter, ErrUnsupported)
 	}
-	q := newQueue(owner, filter, m.cfg, handler, &m.stats, m.log)
+	s := &subscription{filter: filter, q: newQueue(owner, filter, m.cfg, handler, &m.stats, m.log)}
+	if err := m.add(s); err != nil {
+		s.q.close() // not under mu, as in unsubscribe
+		return nil, fmt.Errorf("eventbus: subscribe %q: %w", filter, err)
+	}
+	var once sync.Once
+	return func() { once.Do(func() { m.unsubscribe(s) }) }, nil
+}
+
+// add gives s an id and subscribes it on the running brokers, or on none.
+func (m *Module) add(s *subscription) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s := &subscription{id: m.nextID, filter: filter, q: q}
+	s.id = m.nextID
 	for i, b := range m.running {
 		if err := b.subscribe(s); err != nil {
 			for _, b := range m.running[:i] {
 				b.unsubscribe(s)
 			}
-			q.close()
-			return nil, fmt.Errorf("eventbus: subscribe %q: %w", filter, err)
+			return err
 		}
 	}
 	m.nextID++
 	m.subs[s.id] = s
 	m.publishSubs()
-	var once sync.Once
-	return func() { once.Do(func() { m.unsubscribe(s) }) }, nil
+	return nil
 }
 
 // unsubscribe takes s off the brokers, then stops its queue; not under mu,

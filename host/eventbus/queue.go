@@ -26,10 +26,10 @@ const BridgeOwner = "bridge"
 // A QoS 0 message that finds the queue full is dropped at once; MQTT
 // promises it nothing, and dropping the arrival never evicts a QoS 1
 // message already admitted. A QoS 1 message waits for room (the
-// publisher's back-pressure) up to its bound, then is refused: the
-// clientWait for a message from a client connection of the embedded
-// broker, which the wait holds back alone, and the shorter localWait for
-// one published in process or taken from the external broker. After a refusal the queue is
+// publisher's back-pressure) up to its bound, then is refused: clientWait
+// for a message from a client connection of the embedded broker, which the
+// wait holds back alone, the shorter localWait for one published in
+// process or taken from the external broker. After a refusal the queue is
 // stalled until the subscriber takes its next message: QoS 1 messages
 // meanwhile are refused without waiting. So a subscriber that is slow but
 // moving (a twin taking a burst) throttles its publishers and loses
