@@ -362,8 +362,9 @@ type Stats struct {
 	// Published counts messages handed to a broker: one per broker (two in
 	// mode both), and a queued one when it goes out.
 	Published uint64
-	// Received counts messages taken from a broker by the bridge or by a
-	// Subscribe handler.
+	// Received counts messages taken from a broker for the bridge or a
+	// subscription: offered to its queue, so including those the queue
+	// then dropped or refused (once per queue).
 	Received uint64
 	// Bridged counts messages the bridge put on the bus.
 	Bridged uint64
