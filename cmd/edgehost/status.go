@@ -76,6 +76,25 @@ func printStatus(out io.Writer, st api.Status) {
 			mib(int64(p.MemoryPages)<<16), mib(int64(p.ModuleBytes)), p.Calls, p.Faults, p.LastFault)
 	}
 	w.Flush()
+	if eb := st.EventBus; eb != nil {
+		printEventBus(out, eb)
+	}
+}
+
+// printEventBus prints the eventbus's subscriber queues and, when there
+// were any, the MQTT clients' drops.
+func printEventBus(out io.Writer, eb *api.EventBusStatus) {
+	fmt.Fprintln(out)
+	w := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "MQTT SUBSCRIBER\tFILTER\tDELIVERED\tDROPPED\tREFUSED\tQUEUED")
+	for _, s := range eb.Subscribers {
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%d\n", s.Subscriber, s.Filter, s.Delivered, s.Dropped, s.Refused, s.QueueDepth)
+	}
+	w.Flush()
+	if eb.ClientInflightDropped+eb.ClientWritesDropped > 0 {
+		fmt.Fprintf(out, "  mqtt clients: %d messages dropped at the in-flight limit, %d at the pending-writes limit\n",
+			eb.ClientInflightDropped, eb.ClientWritesDropped)
+	}
 }
 
 // mib formats a byte count in MiB with one decimal.

@@ -39,6 +39,31 @@ type Status struct {
 	Modules   []ModuleStatus `json:"modules"`
 	Plugins   []PluginStatus `json:"plugins"`
 	Bus       []BusStats     `json:"bus"`
+	// EventBus is what the eventbus delivered and lost, by subscriber and
+	// by MQTT client; nil when the daemon runs no eventbus.
+	EventBus *EventBusStatus `json:"eventbus,omitempty"`
+}
+
+// EventBusStatus is the eventbus's delivery counters.
+type EventBusStatus struct {
+	// Subscribers has one entry per subscriber queue: a plugin's
+	// subscription to a filter, or the bridge (empty filter).
+	Subscribers []SubscriberStatus `json:"subscribers"`
+	// ClientInflightDropped and ClientWritesDropped count messages the
+	// embedded broker dropped for clients at their in-flight limit or
+	// their limit of packets waiting to be written.
+	ClientInflightDropped uint64 `json:"client_inflight_dropped"`
+	ClientWritesDropped   uint64 `json:"client_writes_dropped"`
+}
+
+// SubscriberStatus is one subscriber queue's counters.
+type SubscriberStatus struct {
+	Subscriber string `json:"subscriber"`
+	Filter     string `json:"filter"`
+	Delivered  uint64 `json:"delivered"`
+	Dropped    uint64 `json:"dropped"`
+	Refused    uint64 `json:"refused"`
+	QueueDepth int    `json:"queue_depth"`
 }
 
 // ModuleStatus is one daemon module's lifecycle state.

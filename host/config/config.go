@@ -165,6 +165,12 @@ func (c *Config) Validate() error {
 	for _, s := range c.Modules.sections() {
 		s.validate(&p, "modules."+s.name)
 	}
+	// A plugin publishing to a stuck subscriber waits up to
+	// localBackpressure; that must not time its call out.
+	if eb, ps := c.Modules.EventBus, c.Modules.Plugins; eb.Enable && ps.Enable && eb.LocalBackpressure >= ps.Limits.CallTimeout {
+		p.add("modules.eventbus.localBackpressure", "must be shorter than modules.plugins.limits.callTimeout (%s), got %s",
+			ps.Limits.CallTimeout, eb.LocalBackpressure)
+	}
 	return p.err()
 }
 

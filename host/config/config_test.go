@@ -321,6 +321,12 @@ func TestEventBusSection(t *testing.T) {
 		"modules.eventbus.external.queueLen: must be > 0": func(c *Config) {
 			c.Modules.EventBus.Mode, c.Modules.EventBus.External.URL, c.Modules.EventBus.External.QueueLen = "external", "tcp://b:1883", 0
 		},
+		"modules.eventbus.subscriberQueue: must be > 0":              func(c *Config) { c.Modules.EventBus.SubscriberQueue = 0 },
+		"modules.eventbus.subscriberBackpressure: must be > 0":       func(c *Config) { c.Modules.EventBus.SubscriberBackpressure = 0 },
+		"modules.eventbus.localBackpressure: must be > 0":            func(c *Config) { c.Modules.EventBus.LocalBackpressure = -1 },
+		"modules.eventbus.localBackpressure: must be shorter":        func(c *Config) { c.Modules.EventBus.LocalBackpressure = time.Second },
+		"modules.eventbus.embedded.maxInflight: must be in 1..65535": func(c *Config) { c.Modules.EventBus.Embedded.MaxInflight = 65536 },
+		"modules.eventbus.embedded.maxPendingWrites: must be > 0":    func(c *Config) { c.Modules.EventBus.Embedded.MaxPendingWrites = 0 },
 		"modules.eventbus.external.tls: certFile and keyFile go": func(c *Config) {
 			c.Modules.EventBus.Mode, c.Modules.EventBus.External.URL, c.Modules.EventBus.External.TLS = "external", "ssl://b:8883", &TLSFiles{KeyFile: "k"}
 		},

@@ -70,7 +70,15 @@ func defaultModules() Modules {
 			Mode:            "embedded",
 			QoS:             1,
 			MaxPayloadBytes: 1 << 20,
-			Embedded:        Embedded{Address: "127.0.0.1:1883"},
+			// Subscriber queues as long as the bus's module queues. A
+			// client's connection waits as long as a bus send may; an
+			// in-process publisher well within a plugin's 1 s callTimeout.
+			SubscriberQueue:        1024,
+			SubscriberBackpressure: 2 * time.Second,
+			LocalBackpressure:      200 * time.Millisecond,
+			// Twice the 8192 of mochi's defaults: a mapper's burst of
+			// 10,000 QoS 1 updates gets all its results.
+			Embedded: Embedded{Address: "127.0.0.1:1883", MaxInflight: 16384, MaxPendingWrites: 16384},
 			External: External{
 				ClientID:     "edgehost-eventbus",
 				QueueLen:     1024,
@@ -333,6 +341,24 @@ type EventBus struct {
 	// MaxPayloadBytes caps one MQTT payload; a bigger one is rejected and
 	// counted, in both directions.
 	MaxPayloadBytes int `yaml:"maxPayloadBytes"`
+	// SubscriberQueue bounds the messages waiting for one subscriber (a
+	// plugin's subscription, the bridge): each has a queue and a goroutine
+	// of its own, so a slow one never holds back the publisher or the
+	// others. At most SubscriberQueue payloads wait per subscriber.
+	SubscriberQueue int `yaml:"subscriberQueue"`
+	// SubscriberBackpressure bounds how long a QoS 1 message from a client
+	// of the embedded broker waits for room in a full subscriber queue
+	// before it is refused (and counted): the wait holds back that client's
+	// connection alone. Until the subscriber takes its next message,
+	// further QoS 1 messages for it are refused without waiting. A QoS 0
+	// message finding the queue full is dropped at once (and counted).
+	SubscriberBackpressure time.Duration `yaml:"subscriberBackpressure"`
+	// LocalBackpressure is the same bound for a QoS 1 message published in
+	// process (a plugin's mqtt_publish, a publish over the bus) or taken
+	// from the external broker (whose one delivery goroutine serves every
+	// subscriber). It must be shorter than plugins.limits.callTimeout: a
+	// plugin that publishes to a stuck subscriber waits this long once.
+	LocalBackpressure time.Duration `yaml:"localBackpressure"`
 	// Embedded configures the built-in broker.
 	Embedded Embedded `yaml:"embedded"`
 	// External configures the connection to an external broker.
@@ -352,6 +378,15 @@ type Embedded struct {
 	// grants is denied. When empty every client may use every topic. The
 	// daemon's own publishes and subscriptions are not subject to it.
 	ACL []ACLRule `yaml:"acl,omitempty"`
+	// MaxInflight bounds the QoS 1 messages sent to one client and not yet
+	// acknowledged (1..65535, the packet id space). A message past it is
+	// dropped, logged and counted. A client that publishes a burst and reads
+	// the replies on the same connection acknowledges them only after the
+	// broker has read its burst, so this must exceed the burst.
+	MaxInflight int `yaml:"maxInflight"`
+	// MaxPendingWrites bounds the packets queued for writing to one client;
+	// a message past it is dropped, logged and counted.
+	MaxPendingWrites int `yaml:"maxPendingWrites"`
 }
 
 // TLSFiles names PEM files for a TLS endpoint.
@@ -415,6 +450,9 @@ func (e *EventBus) validate(p *problems, path string) {
 	if e.MaxPayloadBytes <= 0 || e.MaxPayloadBytes > maxMQTTPayload {
 		p.add(path+".maxPayloadBytes", "must be in 1..%d, got %d", maxMQTTPayload, e.MaxPayloadBytes)
 	}
+	p.positive(path+".subscriberQueue", e.SubscriberQueue)
+	p.positiveDuration(path+".subscriberBackpressure", e.SubscriberBackpressure)
+	p.positiveDuration(path+".localBackpressure", e.LocalBackpressure)
 	if e.Mode == "embedded" || e.Mode == "both" {
 		e.Embedded.validate(p, path+".embedded")
 	}
@@ -437,6 +475,10 @@ func (e *EventBus) validate(p *problems, path string) {
 
 func (e *Embedded) validate(p *problems, path string) {
 	p.hostPort(path+".address", e.Address)
+	if e.MaxInflight < 1 || e.MaxInflight > 65535 {
+		p.add(path+".maxInflight", "must be in 1..65535, got %d", e.MaxInflight)
+	}
+	p.positive(path+".maxPendingWrites", e.MaxPendingWrites)
 	if e.TLS != nil && (e.TLS.CertFile == "" || e.TLS.KeyFile == "") {
 		p.add(path+".tls", "certFile and keyFile are required")
 	}

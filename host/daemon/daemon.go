@@ -201,6 +201,14 @@ func (d *Daemon) Status() api.Status {
 		st.Bus = append(st.Bus, api.BusStats{Name: m.Name, Group: m.Group, Sent: m.Sent, Received: m.Received,
 			Failed: m.Failed, QueueDepth: m.Queued})
 	}
+	if d.events != nil {
+		es := d.events.Stats()
+		st.EventBus = &api.EventBusStatus{ClientInflightDropped: es.InflightDropped, ClientWritesDropped: es.WritesDropped}
+		for _, s := range es.Subscribers {
+			st.EventBus.Subscribers = append(st.EventBus.Subscribers, api.SubscriberStatus{Subscriber: s.Owner, Filter: s.Filter,
+				Delivered: s.Delivered, Dropped: s.Dropped, Refused: s.Refused, QueueDepth: s.Depth})
+		}
+	}
 	return st
 }
 

@@ -185,6 +185,35 @@ var eventbusMetrics = []metric[eventbus.Stats]{
 		func(s eventbus.Stats) float64 { return float64(s.Reconnects) }),
 	gauge("edgehost_eventbus_external_connected", "1 while the external broker is connected, else 0 (always 0 in embedded mode).",
 		func(s eventbus.Stats) float64 { return boolValue(s.Connected) }),
+	counter("edgehost_eventbus_subscriber_dropped_all_total",
+		"Messages lost by any subscriber queue, ended ones included: QoS 0 finding it full, or still queued when it ended.",
+		func(s eventbus.Stats) float64 { return float64(s.SubscriberDropped) }),
+	counter("edgehost_eventbus_subscriber_refused_all_total",
+		"QoS 1 messages refused by any subscriber queue, ended ones included, after their back-pressure bound.",
+		func(s eventbus.Stats) float64 { return float64(s.SubscriberRefused) }),
+	counter("edgehost_eventbus_client_inflight_dropped_total",
+		"Messages the embedded broker dropped for a client with maxInflight unacknowledged QoS 1 messages (or no packet id left).",
+		func(s eventbus.Stats) float64 { return float64(s.InflightDropped) }),
+	counter("edgehost_eventbus_client_writes_dropped_total",
+		"Messages the embedded broker dropped for a client with maxPendingWrites packets waiting to be written.",
+		func(s eventbus.Stats) float64 { return float64(s.WritesDropped) }),
+}
+
+// eventbusSubscriberMetrics are labelled with the subscriber (a plugin's
+// name, or "bridge") and its filter.
+var eventbusSubscriberMetrics = []metric[eventbus.SubscriberStats]{
+	counter("edgehost_eventbus_subscriber_delivered_total", "MQTT messages the subscriber's queue handed to it.",
+		func(s eventbus.SubscriberStats) float64 { return float64(s.Delivered) }, "subscriber", "filter"),
+	counter("edgehost_eventbus_subscriber_dropped_total",
+		"MQTT messages the subscriber lost: QoS 0 finding its queue full, or still queued when it unsubscribed.",
+		func(s eventbus.SubscriberStats) float64 { return float64(s.Dropped) }, "subscriber", "filter"),
+	counter("edgehost_eventbus_subscriber_refused_total",
+		"QoS 1 MQTT messages refused because the subscriber's queue stayed full past their back-pressure bound.",
+		func(s eventbus.SubscriberStats) float64 { return float64(s.Refused) }, "subscriber", "filter"),
+	gauge("edgehost_eventbus_subscriber_queue_depth", "MQTT messages waiting in the subscriber's queue now.",
+		func(s eventbus.SubscriberStats) float64 { return float64(s.Depth) }, "subscriber", "filter"),
+	gauge("edgehost_eventbus_subscriber_queue_capacity", "MQTT messages the subscriber's queue holds at most (subscriberQueue).",
+		func(s eventbus.SubscriberStats) float64 { return float64(s.Capacity) }, "subscriber", "filter"),
 }
 
 var runtimeMetrics = []metric[*wasm.Runtime]{
@@ -240,6 +269,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	describe(ch, pluginMetrics)
 	ch <- pluginState
 	describe(ch, eventbusMetrics)
+	describe(ch, eventbusSubscriberMetrics)
 	describe(ch, storeMetrics)
 	describe(ch, storeErrors)
 	describe(ch, runtimeMetrics)
@@ -269,7 +299,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	if d.events != nil {
-		emit(ch, eventbusMetrics, d.events.Stats())
+		s := d.events.Stats()
+		emit(ch, eventbusMetrics, s)
+		for _, sub := range s.Subscribers {
+			emit(ch, eventbusSubscriberMetrics, sub, sub.Owner, sub.Filter)
+		}
 	}
 	if d.store != nil {
 		st := d.store.Stats()

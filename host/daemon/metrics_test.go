@@ -84,7 +84,12 @@ func TestMetrics(t *testing.T) {
 	})
 	// The eventbus is not run: its counters stay zero, which is enough to
 	// show they are exported.
-	events := eventbus.New(config.EventBus{}, b, st, nil)
+	events := eventbus.New(config.EventBus{SubscriberQueue: 4}, b, st, nil)
+	unsub, err := events.Subscribe("metrics-test", "a/+", func(context.Context, string, []byte) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(unsub)
 	d := &Daemon{log: hclog.NewNullLogger(), bus: b, store: st, events: events, plugins: plugins, super: super}
 
 	// Bus: three messages to sink, two taken; one to nobody.
@@ -144,6 +149,13 @@ func TestMetrics(t *testing.T) {
 		`edgehost_plugin_state{plugin="missing",state="ready"} 0`,
 		"edgehost_eventbus_bridged_total 0",
 		"edgehost_eventbus_external_connected 0",
+		"edgehost_eventbus_client_inflight_dropped_total 0",
+		"edgehost_eventbus_client_writes_dropped_total 0",
+		"edgehost_eventbus_subscriber_refused_all_total 0",
+		`edgehost_eventbus_subscriber_dropped_total{filter="a/+",subscriber="metrics-test"} 0`,
+		`edgehost_eventbus_subscriber_refused_total{filter="a/+",subscriber="metrics-test"} 0`,
+		`edgehost_eventbus_subscriber_queue_depth{filter="a/+",subscriber="metrics-test"} 0`,
+		`edgehost_eventbus_subscriber_queue_capacity{filter="a/+",subscriber="metrics-test"} 4`,
 		"edgehost_store_commits_total " + strconv.FormatUint(before.Commits+3, 10),
 		"edgehost_store_updates_total " + strconv.FormatUint(before.Updates+3, 10),
 		`edgehost_module_up{module="plugins"} 1`,

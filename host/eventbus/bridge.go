@@ -23,7 +23,6 @@ const sourceBus = "bus"
 // upload with the topic as the resource. It never fails: a message it
 // cannot deliver is logged and counted.
 func (m *Module) bridge(ctx context.Context, topic string, payload []byte) {
-	m.stats.received.Add(1)
 	var msg abi.Message
 	group := HubGroup
 	if IsTwinTopic(topic) {
@@ -34,7 +33,7 @@ func (m *Module) bridge(ctx context.Context, topic string, payload []byte) {
 	} else {
 		msg.Route = abi.Route{Source: sourceBus, Group: UserGroup, Operation: abi.OpUpload, Resource: topic}
 	}
-	msg.Content = clonePayload(payload)
+	msg.Content = payload // the bridge queue's copy
 	err := m.bus.SendToGroup(ctx, group, msg)
 	switch {
 	case err == nil:

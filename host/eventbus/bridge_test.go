@@ -113,7 +113,7 @@ func TestAPIPublishSubscribe(t *testing.T) {
 			s := newSetup(t, kind, nil)
 			m := s.start()
 			got := make(chan string, 4)
-			unsub, err := m.Subscribe("app/+/cmd", func(topic string, payload []byte) { got <- topic + "=" + string(payload) })
+			unsub, err := m.Subscribe("test", "app/+/cmd", func(_ context.Context, topic string, payload []byte) { got <- topic + "=" + string(payload) })
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -138,7 +138,7 @@ func TestAPIPublishSubscribe(t *testing.T) {
 			// After unsubscribing, the handler sees nothing: a message on
 			// a still-subscribed topic, published after, is the barrier.
 			barrier := make(chan struct{}, 1)
-			if _, err := m.Subscribe("barrier", func(string, []byte) { barrier <- struct{}{} }); err != nil {
+			if _, err := m.Subscribe("test", "barrier", func(context.Context, string, []byte) { barrier <- struct{}{} }); err != nil {
 				t.Fatal(err)
 			}
 			mustToken(t, c.Publish("app/a2/cmd", 1, false, "off"))
@@ -150,7 +150,7 @@ func TestAPIPublishSubscribe(t *testing.T) {
 			if err := m.Publish(context.Background(), "a/+", nil, 0, false); !errors.Is(err, ErrInvalidTopic) {
 				t.Fatalf("Publish on a wildcard = %v", err)
 			}
-			if _, err := m.Subscribe("a/#/b", func(string, []byte) {}); !errors.Is(err, ErrInvalidTopic) {
+			if _, err := m.Subscribe("test", "a/#/b", func(context.Context, string, []byte) {}); !errors.Is(err, ErrInvalidTopic) {
 				t.Fatalf("Subscribe bad filter = %v", err)
 			}
 		})

@@ -25,25 +25,32 @@ import (
 // subscribes through mochi's inline client, in process.
 type embedded struct {
 	m   *Module
-	ctx context.Context
 	srv *mqtt.Server
 }
 
 // startEmbedded starts the broker listening on the configured address.
-func startEmbedded(ctx context.Context, m *Module) (*embedded, error) {
+func startEmbedded(m *Module) (*embedded, error) {
 	cfg := m.cfg.Embedded
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumQos = 1
+	// Per client, at most MaxInflight unacknowledged QoS 1 messages and
+	// MaxPendingWrites packets waiting for the socket: the broker's memory
+	// bound per client is their sum times the largest packet.
+	caps.MaximumInflight = uint16(cfg.MaxInflight)
+	caps.MaximumClientWritesPending = int32(cfg.MaxPendingWrites)
 	// A hard cap on what a client may make the broker buffer: the payload
 	// limit plus the largest topic and header. OnPublish applies the exact
 	// payload limit.
 	caps.MaximumPacketSize = uint32(m.cfg.MaxPayloadBytes + 65535 + 16)
+	over := &overflows{m: m, warned: map[string]bool{}}
 	srv := mqtt.New(&mqtt.Options{
 		InlineClient: true,
 		Capabilities: caps,
-		Logger:       slog.New(&slogAdapter{log: m.log.Named("broker")}),
+		Logger: slog.New(&slogAdapter{log: m.log.Named("broker"), quota: func(client string) {
+			over.drop(client, "maxInflight unacknowledged qos 1 messages", "", &m.stats.inflightDropped)
+		}}),
 	})
-	h := &hook{m: m, users: map[string][]byte{}, acl: cfg.ACL}
+	h := &hook{m: m, users: map[string][]byte{}, acl: cfg.ACL, over: over}
 	for _, u := range cfg.Users {
 		h.users[u.Username] = []byte(u.Password)
 	}
@@ -62,7 +69,7 @@ func startEmbedded(ctx context.Context, m *Module) (*embedded, error) {
 		srv.Close()
 		return nil, fmt.Errorf("eventbus: embedded broker on %s: %w", cfg.Address, err)
 	}
-	return &embedded{m: m, ctx: ctx, srv: srv}, nil
+	return &embedded{m: m, srv: srv}, nil
 }
 
 func (e *embedded) publish(_ context.Context, topic string, payload []byte, qos byte, retain bool) error {
@@ -75,13 +82,17 @@ func (e *embedded) publish(_ context.Context, topic string, payload []byte, qos 
 
 func (e *embedded) subscribe(s *subscription) error {
 	err := e.srv.Subscribe(s.filter, s.id, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
-		s.handler(pk.TopicName, pk.Payload)
+		s.q.offer(pk.TopicName, pk.Payload, pk.FixedHeader.Qos, fromClient(pk))
 	})
 	if err != nil {
 		return fmt.Errorf("embedded broker: %w", err)
 	}
 	return nil
 }
+
+// fromClient tells whether a client connection published pk, rather than
+// the module itself through the inline client.
+func fromClient(pk packets.Packet) bool { return pk.Origin != mqtt.InlineClientId }
 
 func (e *embedded) unsubscribe(s *subscription) {
 	if err := e.srv.Unsubscribe(s.filter, s.id); err != nil {
@@ -91,7 +102,7 @@ func (e *embedded) unsubscribe(s *subscription) {
 
 func (e *embedded) bridge(filter string) error {
 	err := e.srv.Subscribe(filter, bridgeID, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
-		e.m.bridge(e.ctx, pk.TopicName, pk.Payload)
+		e.m.offerBridge(pk.TopicName, pk.Payload, pk.FixedHeader.Qos, fromClient(pk))
 	})
 	if err != nil {
 		return fmt.Errorf("embedded broker: %w", err)
@@ -282,12 +293,14 @@ func loadCA(path string) (*x509.CertPool, error) {
 }
 
 // hook is the embedded broker's policy: credentials, the topic ACL, the
-// payload limit, and counting of malformed packets.
+// payload limit, and counting of malformed packets and of messages dropped
+// for a client the broker cannot send to fast enough.
 type hook struct {
 	mqtt.HookBase
 	m     *Module
 	users map[string][]byte
 	acl   []config.ACLRule
+	over  *overflows
 }
 
 // ID implements mqtt.Hook.
@@ -295,7 +308,8 @@ func (h *hook) ID() string { return "edgehost-eventbus" }
 
 // Provides implements mqtt.Hook.
 func (h *hook) Provides(b byte) bool {
-	return bytes.IndexByte([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnDisconnect}, b) >= 0
+	return bytes.IndexByte([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnDisconnect,
+		mqtt.OnPublishDropped, mqtt.OnPacketIDExhausted}, b) >= 0
 }
 
 // OnConnectAuthenticate accepts anyone when no users are configured, else
@@ -338,8 +352,22 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	return pk, packets.ErrRejectPacket
 }
 
-// OnDisconnect counts clients dropped for a malformed or oversized packet.
+// OnPublishDropped counts a message dropped because the client had
+// MaxPendingWrites packets waiting to be written.
+func (h *hook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
+	h.over.drop(cl.ID, "maxPendingWrites packets waiting to be written", pk.TopicName, &h.m.stats.writesDropped)
+}
+
+// OnPacketIDExhausted counts a QoS 1 message dropped because every packet
+// id of the client was in flight.
+func (h *hook) OnPacketIDExhausted(cl *mqtt.Client, pk packets.Packet) {
+	h.over.drop(cl.ID, "no free packet id", pk.TopicName, &h.m.stats.inflightDropped)
+}
+
+// OnDisconnect counts clients dropped for a malformed or oversized packet,
+// and ends the client's rate limit on overflow warnings.
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
+	h.over.forget(cl.ID)
 	var code packets.Code
 	if errors.As(err, &code) && (code == packets.ErrPacketTooLarge || code.Code == packets.ErrMalformedPacket.Code || code.Code == packets.ErrProtocolViolation.Code) {
 		h.m.stats.rejected.Add(1)

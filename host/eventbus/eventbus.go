@@ -14,7 +14,10 @@
 // (resource = topic, content = payload).
 //
 // Other host code publishes and subscribes with Module.Publish and
-// Module.Subscribe, which work in every mode. With an external broker,
+// Module.Subscribe, which work in every mode. Every subscription, and the
+// bridge, has a bounded queue and a goroutine of its own (queue.go), so a
+// slow subscriber holds back only itself; what its full queue loses is
+// counted per subscriber in Stats.Subscribers. With an external broker,
 // publishes made while it is unreachable wait in a bounded queue and go out,
 // in order, once it is back; a full queue fails the publish with
 // ErrQueueFull. Every rejection is counted in Stats.
@@ -22,6 +25,7 @@ package eventbus
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -85,15 +89,17 @@ type Module struct {
 	brokers atomic.Pointer[[]broker]        // nil when not running
 	filters atomic.Pointer[[]string]        // copy of bridged for the external dispatch
 	subList atomic.Pointer[[]*subscription] // copy of subs for the external dispatch
+	bridgeQ atomic.Pointer[queue]           // the bridge's queue; nil before the first Run
 
 	stats counters
 }
 
-// subscription is one Subscribe call.
+// subscription is one Subscribe call: its filter and the queue its
+// messages go through.
 type subscription struct {
-	id      int
-	filter  string
-	handler func(topic string, payload []byte)
+	id     int
+	filter string
+	q      *queue
 }
 
 // broker is one MQTT side the module publishes to and subscribes on: the
@@ -149,6 +155,11 @@ func (m *Module) Run(ctx context.Context, ready func()) error {
 	m.publishFilters()
 	m.mu.Unlock()
 
+	// The bridge's queue is closed after the brokers (defers run last
+	// first), so no broker offers to it once it is closed.
+	bq := newQueue(BridgeOwner, "", m.cfg, m.bridge, &m.stats, m.log)
+	defer bq.close()
+	m.bridgeQ.Store(bq)
 	var brokers []broker
 	stop := func() {
 		m.mu.Lock()
@@ -161,7 +172,7 @@ func (m *Module) Run(ctx context.Context, ready func()) error {
 	}
 	defer stop()
 	if m.cfg.Mode != "external" {
-		e, err := startEmbedded(ctx, m)
+		e, err := startEmbedded(m)
 		if err != nil {
 			return err
 		}
@@ -206,11 +217,15 @@ func (m *Module) attach(brokers []broker) error {
 
 // Publish sends payload on topic with the given QoS (0 or 1) to every
 // broker of the mode. With the embedded broker it returns once the message
-// is delivered to the local subscribers; with an external broker once it
-// is written (QoS 0) or acknowledged (QoS 1), or once it is queued while
-// the broker is unreachable. An invalid topic (ErrInvalidTopic), a payload
-// over the limit (ErrPayloadTooLarge) and a full queue (ErrQueueFull) are
-// rejected and counted. Publish does not keep payload after it returns.
+// is queued for the local subscribers (and sent or queued for the
+// broker's clients): a subscriber's full queue makes it wait at most
+// localBackpressure (QoS 1) and never fails it. With an external
+// broker it returns once the message is written (QoS 0) or acknowledged
+// (QoS 1), or once it is queued while the broker is unreachable. An
+// invalid topic (ErrInvalidTopic), a payload over the limit
+// (ErrPayloadTooLarge) and a full queue of publishes for the external
+// broker (ErrQueueFull) are rejected and counted. Publish does not keep
+// payload after it returns.
 func (m *Module) Publish(ctx context.Context, topic string, payload []byte, qos byte, retain bool) error {
 	if err := m.checkPublish(topic, payload, qos); err != nil {
 		m.stats.rejected.Add(1)
@@ -244,47 +259,62 @@ func (m *Module) checkPublish(topic string, payload []byte, qos byte) error {
 }
 
 // Subscribe calls handler for every message matching filter on every broker
-// of the mode (so twice in mode both if both brokers carry it), from the
-// broker's delivery goroutine: handler must be quick and must not keep
-// payload after it returns. The returned function unsubscribes; it is safe
-// to call more than once.
-func (m *Module) Subscribe(filter string, handler func(topic string, payload []byte)) (unsubscribe func(), err error) {
+// of the mode (so twice in mode both if both brokers carry it). The
+// messages go through a queue of subscriberQueue messages drained by a
+// goroutine of the subscription's own, which calls handler in order: a
+// slow handler delays only its own messages, and loses those its full queue
+// cannot take (QoS 0 at once, QoS 1 after a bounded wait), counted
+// under owner, who subscribes (a plugin's name), in Stats.Subscribers. The
+// returned function unsubscribes: it cancels the ctx of the handler call in
+// progress, waits for it to return and drops what is still queued. It is
+// safe to call more than once, but not from handler.
+func (m *Module) Subscribe(owner, filter string, handler Handler) (unsubscribe func(), err error) {
 	if err := ValidFilter(filter); err != nil {
 		return nil, fmt.Errorf("eventbus: subscribe: %w", err)
 	}
 	if handler == nil {
 		return nil, fmt.Errorf("eventbus: subscribe %q: nil handler: %w", filter, ErrUnsupported)
 	}
+	s := &subscription{filter: filter, q: newQueue(owner, filter, m.cfg, handler, &m.stats, m.log)}
+	if err := m.add(s); err != nil {
+		s.q.close() // not under mu, as in unsubscribe
+		return nil, fmt.Errorf("eventbus: subscribe %q: %w", filter, err)
+	}
+	var once sync.Once
+	return func() { once.Do(func() { m.unsubscribe(s) }) }, nil
+}
+
+// add gives s an id and subscribes it on the running brokers, or on none.
+func (m *Module) add(s *subscription) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s := &subscription{id: m.nextID, filter: filter}
-	s.handler = func(topic string, payload []byte) {
-		m.stats.received.Add(1)
-		handler(topic, payload)
-	}
+	s.id = m.nextID
 	for i, b := range m.running {
 		if err := b.subscribe(s); err != nil {
 			for _, b := range m.running[:i] {
 				b.unsubscribe(s)
 			}
-			return nil, fmt.Errorf("eventbus: subscribe %q: %w", filter, err)
+			return err
 		}
 	}
 	m.nextID++
 	m.subs[s.id] = s
 	m.publishSubs()
-	var once sync.Once
-	return func() { once.Do(func() { m.unsubscribe(s) }) }, nil
+	return nil
 }
 
+// unsubscribe takes s off the brokers, then stops its queue; not under mu,
+// so a handler call that subscribes or unsubscribes something else can
+// finish meanwhile.
 func (m *Module) unsubscribe(s *subscription) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	delete(m.subs, s.id)
 	m.publishSubs()
 	for _, b := range m.running {
 		b.unsubscribe(s)
 	}
+	m.mu.Unlock()
+	s.q.close()
 }
 
 // publishSubs refreshes the lock-free copy of subs; mu is held.
@@ -305,21 +335,29 @@ func (m *Module) publishFilters() {
 // dispatch hands a message that arrived from the external broker to the
 // bridge (once, if any bridge filter matches) and to each matching
 // subscription: paho delivers it once for all of them.
-func (m *Module) dispatch(ctx context.Context, topic string, payload []byte) {
+func (m *Module) dispatch(topic string, payload []byte, qos byte) {
 	if len(payload) > m.cfg.MaxPayloadBytes {
 		m.stats.rejected.Add(1)
 		m.log.Warn("dropped a message larger than maxPayloadBytes from the external broker", "topic", topic, "bytes", len(payload))
 		return
 	}
 	if f := m.filters.Load(); f != nil && slices.ContainsFunc(*f, func(f string) bool { return Match(f, topic) }) {
-		m.bridge(ctx, topic, payload)
+		m.offerBridge(topic, payload, qos, false)
 	}
 	if subs := m.subList.Load(); subs != nil {
 		for _, s := range *subs {
 			if Match(s.filter, topic) {
-				s.handler(topic, payload)
+				s.q.offer(topic, payload, qos, false)
 			}
 		}
+	}
+}
+
+// offerBridge queues a message for the bridge; fromClient tells whether a
+// client connection of the embedded broker published it.
+func (m *Module) offerBridge(topic string, payload []byte, qos byte, fromClient bool) {
+	if q := m.bridgeQ.Load(); q != nil {
+		q.offer(topic, payload, qos, fromClient)
 	}
 }
 
@@ -328,8 +366,9 @@ type Stats struct {
 	// Published counts messages handed to a broker: one per broker (two in
 	// mode both), and a queued one when it goes out.
 	Published uint64
-	// Received counts messages taken from a broker by the bridge or by a
-	// Subscribe handler.
+	// Received counts messages taken from a broker for the bridge or a
+	// subscription: offered to its queue, so including those the queue
+	// then dropped or refused (once per queue).
 	Received uint64
 	// Bridged counts messages the bridge put on the bus.
 	Bridged uint64
@@ -351,12 +390,26 @@ type Stats struct {
 	// lost or failed; Connected tells whether it is up now.
 	Reconnects uint64
 	Connected  bool
+	// Subscribers has a row per subscriber queue: the bridge's and one per
+	// owner and filter of Subscribe (subscriptions with both the same are
+	// summed). An ended subscription's row goes with it.
+	Subscribers []SubscriberStats
+	// SubscriberDropped and SubscriberRefused are the sums of the rows'
+	// Dropped and Refused over every queue there has been, ended ones too.
+	SubscriberDropped, SubscriberRefused uint64
+	// InflightDropped counts messages the embedded broker dropped for a
+	// client that had MaxInflight QoS 1 messages unacknowledged (or no
+	// packet id left); WritesDropped those dropped for a client with
+	// MaxPendingWrites packets waiting to be written.
+	InflightDropped, WritesDropped uint64
 }
 
 // counters are the module's live counters.
 type counters struct {
 	published, received, bridged, unrouted, busFailed atomic.Uint64
 	rejected, queueFull, queued, reconnects           atomic.Uint64
+	subDropped, subRefused                            atomic.Uint64
+	inflightDropped, writesDropped                    atomic.Uint64
 	depth                                             atomic.Int64
 	connected                                         atomic.Bool
 }
@@ -369,7 +422,38 @@ func (m *Module) Stats() Stats {
 		Unrouted: c.unrouted.Load(), BusFailed: c.busFailed.Load(), Rejected: c.rejected.Load(),
 		QueueFull: c.queueFull.Load(), Queued: c.queued.Load(), QueueDepth: int(c.depth.Load()),
 		Reconnects: c.reconnects.Load(), Connected: c.connected.Load(),
+		Subscribers:       m.subscriberStats(),
+		SubscriberDropped: c.subDropped.Load(), SubscriberRefused: c.subRefused.Load(),
+		InflightDropped: c.inflightDropped.Load(), WritesDropped: c.writesDropped.Load(),
 	}
+}
+
+// subscriberStats returns the rows of Stats.Subscribers: the bridge's
+// first, then by owner and filter.
+func (m *Module) subscriberStats() []SubscriberStats {
+	var rows []SubscriberStats
+	if q := m.bridgeQ.Load(); q != nil {
+		rows = append(rows, q.stats())
+	}
+	m.mu.Lock()
+	subs := make([]SubscriberStats, 0, len(m.subs))
+	for _, s := range m.subs {
+		subs = append(subs, s.q.stats())
+	}
+	m.mu.Unlock()
+	slices.SortFunc(subs, func(a, b SubscriberStats) int {
+		return cmp.Or(cmp.Compare(a.Owner, b.Owner), cmp.Compare(a.Filter, b.Filter))
+	})
+	for _, r := range subs {
+		if n := len(rows); n > 0 && rows[n-1].Owner == r.Owner && rows[n-1].Filter == r.Filter {
+			last := &rows[n-1]
+			last.Delivered, last.Dropped, last.Refused = last.Delivered+r.Delivered, last.Dropped+r.Dropped, last.Refused+r.Refused
+			last.Depth, last.Capacity = last.Depth+r.Depth, last.Capacity+r.Capacity
+			continue
+		}
+		rows = append(rows, r)
+	}
+	return rows
 }
 
 // clonePayload copies a payload that outlives the call it came with.

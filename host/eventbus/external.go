@@ -76,7 +76,7 @@ func startExternal(ctx context.Context, m *Module) (*external, error) {
 		SetConnectTimeout(opTimeout).
 		SetWriteTimeout(opTimeout).
 		SetDefaultPublishHandler(func(_ paho.Client, msg paho.Message) {
-			m.dispatch(ctx, msg.Topic(), msg.Payload())
+			m.dispatch(msg.Topic(), msg.Payload(), msg.Qos())
 		}).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			m.log.Warn("external broker connection lost; queueing publishes", "url", cfg.URL, "error", err)

@@ -56,6 +56,9 @@ type setup struct {
 	addr  string // where MQTT clients connect
 	mod   *Module
 	stop  func()
+	// quiet logs errors only, for a benchmark whose expected WARNs would
+	// break its result line.
+	quiet bool
 }
 
 var clientSeq atomic.Int64
@@ -94,7 +97,11 @@ func newSetup(tb testing.TB, kind string, change func(*config.EventBus)) *setup 
 // broker, connected.
 func (s *setup) start() *Module {
 	s.tb.Helper()
-	log := hclog.New(&hclog.LoggerOptions{Name: "test", Level: hclog.Warn, Output: os.Stderr})
+	level := hclog.Warn
+	if s.quiet {
+		level = hclog.Error
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "test", Level: level, Output: os.Stderr})
 	m := New(s.cfg, s.bus, s.store, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	ready, done := make(chan struct{}), make(chan error, 1)

@@ -1,7 +1,6 @@
 package pluginhost
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,8 +20,10 @@ type EventBus interface {
 	// Publish sends payload on topic; it does not keep payload.
 	Publish(ctx context.Context, topic string, payload []byte, qos byte, retain bool) error
 	// Subscribe calls handler for every message matching filter until the
-	// returned function is called. handler must not keep payload.
-	Subscribe(filter string, handler func(topic string, payload []byte)) (unsubscribe func(), err error)
+	// returned function is called, from a goroutine of the subscription's
+	// own, so a plugin slow to take its messages holds back no one else;
+	// owner (the plugin's name) labels the subscription's counters.
+	Subscribe(owner, filter string, handler eventbus.Handler) (unsubscribe func(), err error)
 }
 
 // subscriptions are one plugin's MQTT subscriptions. They belong to the
@@ -121,9 +122,9 @@ func (m *Module) subscribe(h *hosted, filter string) error {
 	if _, ok := h.subs.unsub[filter]; ok {
 		return nil
 	}
-	unsub, err := m.events.Subscribe(filter, func(topic string, payload []byte) {
+	unsub, err := m.events.Subscribe(h.name, filter, func(ctx context.Context, topic string, payload []byte) {
 		if h.subs.first(filter, topic) {
-			m.deliver(h, topic, payload)
+			m.deliver(ctx, h, topic, payload)
 		}
 	})
 	if err != nil {
@@ -157,13 +158,15 @@ func (m *Module) unsubscribeAll(h *hosted) {
 }
 
 // deliver hands an MQTT message to h's own bus endpoint as the envelope of
-// abi/SPEC.md section 5.1. It runs on the eventbus's delivery goroutine: a
-// full queue holds it back (the bus's back-pressure) up to the bus's send
-// timeout, then the message is dropped and counted.
-func (m *Module) deliver(h *hosted, topic string, payload []byte) {
-	err := m.bus.Send(context.Background(), h.name, abi.Message{
+// abi/SPEC.md section 5.1. It runs on the subscription's goroutine, never
+// the broker's: a full plugin queue holds it back (the bus's back-pressure)
+// up to the bus's send timeout, or until the subscription ends (ctx), then
+// the message is dropped and counted. Meanwhile the subscription's own
+// eventbus queue fills and loses what it cannot hold, counted there.
+func (m *Module) deliver(ctx context.Context, h *hosted, topic string, payload []byte) {
+	err := m.bus.Send(ctx, h.name, abi.Message{
 		Route:   abi.Route{Source: eventbus.ModuleName, Group: eventbus.ModuleGroup, Operation: abi.OpPublish, Resource: topic},
-		Content: bytes.Clone(payload),
+		Content: payload, // the subscription queue's own copy
 	})
 	if err != nil {
 		if h.mqttDropped.Add(1) == 1 {

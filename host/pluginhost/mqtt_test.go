@@ -13,6 +13,7 @@ import (
 	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/host/bus"
 	"github.com/edgehost/edgehost/host/config"
+	"github.com/edgehost/edgehost/host/eventbus"
 	"github.com/edgehost/edgehost/host/plugins"
 	"github.com/edgehost/edgehost/internal/plugintest"
 )
@@ -218,9 +219,11 @@ func TestOutboxHoldsSendsUntilCommit(t *testing.T) {
 	}
 }
 
-// TestOutboxHoldsPublishesUntilCommit is the outbox test for mqtt_publish:
-// the embedded broker delivers in process, during the publish, so the
-// subscriber's store read shows exactly when the publish happened.
+// TestOutboxHoldsPublishesUntilCommit is the outbox test for mqtt_publish,
+// like the one for sends: the subscriber reads the store when a message
+// arrives, and each call's publish is awaited before the next call, so the
+// value read is the one committed by the call that published (or a trap's
+// rolled-back publish would show up first, in order).
 func TestOutboxHoldsPublishesUntilCommit(t *testing.T) {
 	dir := t.TempDir()
 	var addr string
@@ -231,7 +234,7 @@ func TestOutboxHoldsPublishesUntilCommit(t *testing.T) {
 	kv := h.store.PluginKV("mqtttest")
 	var mu sync.Mutex
 	var seen []string // payload=store value at delivery
-	unsub, err := h.m.events.Subscribe("held/x", func(_ string, payload []byte) {
+	unsub, err := h.m.events.Subscribe("test", "held/x", func(_ context.Context, _ string, payload []byte) {
 		v, _, _ := kv.Get("held")
 		mu.Lock()
 		seen = append(seen, string(payload)+"="+string(v))
@@ -241,8 +244,18 @@ func TestOutboxHoldsPublishesUntilCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unsub()
+	delivered := 0
 	for _, content := range []string{"trap", "v1", "v2"} {
 		request(t, h.bus, "mqtttest", abi.Message{Route: abi.Route{Operation: "kvpublish"}, Content: []byte(content)})
+		if content == "trap" {
+			continue
+		}
+		delivered++
+		eventuallyTrue(t, "the publish of "+content+" arrives", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(seen) >= delivered
+		})
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -278,5 +291,55 @@ func TestConfigPluginTopicsAndTicks(t *testing.T) {
 	info, _ := h.m.Info("mqtttest")
 	if !slices.Equal(info.Subscriptions, []string{"cfg/+/x", "cfg/in"}) || info.TickFailed != 0 {
 		t.Fatalf("info = %+v", info)
+	}
+}
+
+// TestPublisherNotFaultedBySlowSubscriber is finding 3 of issue 18 through
+// a real plugin: mqtttest publishes on a topic whose other subscriber is
+// stuck (as a plugin is whose queue stays full). Before, the embedded
+// broker delivered to it during the publish, so the plugin's call timed out
+// and counted as its fault; now each call returns at once, the plugin has
+// no fault, and the stuck subscriber's messages wait in its own queue.
+func TestPublisherNotFaultedBySlowSubscriber(t *testing.T) {
+	const n = 10
+	dir := t.TempDir()
+	var addr string
+	h := startHostWith(t, dir, testPluginsConfig(dir), startEventBus(t, "embedded", &addr))
+	if _, err := h.m.Install(context.Background(), pack(t, mqttTestPlugin, mqttTestManifest(`,"mqtt":{"publish":["slow/#"],"subscribe":["slow/#"]}`)), SourceLocal); err != nil {
+		t.Fatal(err)
+	}
+	stuck, release := make(chan struct{}, 1), make(chan struct{})
+	defer close(release)
+	unsub, err := h.m.events.Subscribe("stuck", "slow/x", func(ctx context.Context, _ string, _ []byte) {
+		select {
+		case stuck <- struct{}{}:
+		default:
+		}
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
+	for i := range n {
+		if r := request(t, h.bus, "mqtttest", abi.Message{Route: abi.Route{Operation: "publish"}, Content: []byte("slow/x")}); string(r.Content) != "ok" {
+			t.Fatalf("publish %d: reply %q", i, r.Content)
+		}
+	}
+	<-stuck
+	if info, _ := h.m.Info("mqtttest"); info.Faults != 0 || info.Calls != n {
+		t.Fatalf("publisher: %d calls, %d faults; want %d, 0", info.Calls, info.Faults, n)
+	}
+	var row eventbus.SubscriberStats
+	for _, r := range h.m.events.(*eventbus.Module).Stats().Subscribers {
+		if r.Owner == "stuck" {
+			row = r
+		}
+	}
+	if row.Delivered != 0 || row.Depth != n-1 || row.Dropped != 0 {
+		t.Fatalf("stuck subscriber: %+v; want its first message in hand and %d queued", row, n-1)
 	}
 }

@@ -23,7 +23,9 @@ type result struct {
 	extra       []string
 }
 
-// ratio is a figure an issue asks for: a benchmark against its baseline.
+// ratio is a figure an issue asks for: a benchmark against its baseline,
+// by time/op, or by a custom metric when num and den name its unit after
+// the benchmark ("Name p99-µs").
 type ratio struct {
 	label, num, den, goal string
 }
@@ -39,6 +41,10 @@ var ratios = []ratio{
 	{"store apply serial / parallel (group commit)", "StoreApplySerial", "StoreApplyParallel", "> 1×"},
 	{"MQTT plugin round trip, mosquitto / embedded", "MQTTPluginRoundTrip/mosquitto", "MQTTPluginRoundTrip/embedded", "—"},
 	{"MQTT native round trip, mosquitto / embedded", "MQTTRoundTripNative/mosquitto", "MQTTRoundTripNative/embedded", "—"},
+	{"fast subscriber p99, 1 s/message neighbour / alone (embedded)",
+		"FastSubscriberLatency/embedded/slowNeighbour p99-µs", "FastSubscriberLatency/embedded/alone p99-µs", "≈ 1×"},
+	{"fast subscriber p99, 1 s/message neighbour / alone (mosquitto)",
+		"FastSubscriberLatency/mosquitto/slowNeighbour p99-µs", "FastSubscriberLatency/mosquitto/alone p99-µs", "≈ 1×"},
 }
 
 var line = regexp.MustCompile(`^Benchmark(\S+?)(?:-\d+)?\s+\d+\s+([\d.]+) ns/op(.*)$`)
@@ -106,9 +112,16 @@ func main() {
 	fmt.Println()
 	fmt.Println("| benchmark | time/op | B/op | allocs/op | other |")
 	fmt.Println("|---|---:|---:|---:|---|")
-	byName := map[string]float64{}
+	byName := map[string]float64{} // "Name" -> ns/op, "Name unit" -> the metric
 	for _, r := range results {
 		byName[r.name] = r.nsPerOp
+		for _, e := range r.extra {
+			if v, unit, ok := strings.Cut(e, " "); ok {
+				if f, err := strconv.ParseFloat(v, 64); err == nil {
+					byName[r.name+" "+unit] = f
+				}
+			}
+		}
 		fmt.Printf("| %s | %s | %s | %s | %s |\n", r.name, human(r.nsPerOp), r.bytesPerOp, r.allocsPerOp, strings.Join(r.extra, ", "))
 	}
 	fmt.Println()
