@@ -152,6 +152,7 @@ func (c *Config) derived() []derivedPath {
 	return []derivedPath{
 		{&c.Modules.API.Socket, "admin.sock"},
 		{&c.Modules.Plugins.Dir, "plugins"},
+		{&c.Modules.Devices.DMISocket, "dmi.sock"},
 	}
 }
 

@@ -219,6 +219,13 @@ func TestBadValues(t *testing.T) {
 		`modules.hub.nodeName: must be 1-253 characters`:                    func(c *Config) { c.Modules.Hub.Enable = true; c.Modules.Hub.Server = "h:10000" },
 		`modules.hub.projectID: must be 1-253 characters`:                   func(c *Config) { c.Modules.Hub.ProjectID = "a/b" },
 		`log.format: must be one of text, json, got "xml"`:                  func(c *Config) { c.Log.Format = "xml" },
+		"modules.devices.dmiSocket: longer than 107 bytes":                  func(c *Config) { c.Modules.Devices.DMISocket = "/" + strings.Repeat("s", 120) },
+		"modules.devices.dmiRate: must be a positive number":                func(c *Config) { c.Modules.Devices.DMIRate = 0 },
+		"modules.devices.dmiBurst: must be > 0":                             func(c *Config) { c.Modules.Devices.DMIBurst = -1 },
+		"modules.devices.dmiCallTimeout: must be > 0":                       func(c *Config) { c.Modules.Devices.DMICallTimeout = 0 },
+		`modules.devices.wasmProtocols[1]: "virtual" is listed twice`: func(c *Config) {
+			c.Modules.Devices.WasmProtocols = []string{"virtual", "virtual"}
+		},
 	} {
 		c := Default()
 		edit(c)
@@ -253,8 +260,8 @@ func unwrapAll(err error) error {
 func TestSetDataDir(t *testing.T) {
 	c := Default()
 	c.SetDataDir("/data")
-	if c.Modules.API.Socket != "/data/admin.sock" || c.Modules.Plugins.Dir != "/data/plugins" {
-		t.Errorf("after SetDataDir: socket %q, dir %q", c.Modules.API.Socket, c.Modules.Plugins.Dir)
+	if c.Modules.API.Socket != "/data/admin.sock" || c.Modules.Plugins.Dir != "/data/plugins" || c.Modules.Devices.DMISocket != "/data/dmi.sock" {
+		t.Errorf("after SetDataDir: socket %q, dir %q, dmi socket %q", c.Modules.API.Socket, c.Modules.Plugins.Dir, c.Modules.Devices.DMISocket)
 	}
 	c, err := Parse([]byte("dataDir: /a\nmodules:\n  api:\n    socket: /run/edgehost.sock\n"), "s.yaml")
 	if err != nil {
