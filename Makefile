@@ -79,6 +79,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzModule -fuzztime 30s ./host/wasm/internal/instrument/
 	$(GO) test -run '^$$' -fuzz FuzzCodec -fuzztime 30s ./plugins/devicetwin/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeView -fuzztime 30s ./sdk/
+	$(GO) test -run '^$$' -fuzz FuzzParseObjects -fuzztime 30s ./host/dmi/
 
 fmt:
 	gofmt -w .

@@ -188,9 +188,17 @@ func listenUnix(path string) (net.Listener, error) {
 }
 
 // setCatalog takes the source's latest catalog and wakes the sync loop.
+// The first catalog is what the mappers restored from the store are taken
+// to hold.
 func (m *Module) setCatalog(c *Catalog) {
 	m.mu.Lock()
+	first := m.catalog == nil
 	m.catalog = c
+	for p, mp := range m.mappers {
+		if first && mp.held == nil {
+			mp.held, mp.heldModels = m.boundDevices(p)
+		}
+	}
 	m.mu.Unlock()
 	m.log.Info("devices for dmi", "devices", len(c.Devices), "models", len(c.Models))
 	m.wake()

@@ -14,9 +14,10 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// mapper is one registered mapper and what it has been handed. held and
-// heldModels are written only by the sync loop once the mapper is in
-// Module.mappers.
+// mapper is one registered mapper and what it has been handed. Once the
+// mapper is in Module.mappers, held and heldModels are written only by the
+// sync loop, and, for a mapper restored from the store, by the first
+// setCatalog, before any pass.
 type mapper struct {
 	info       *pb.MapperInfo
 	conn       *grpc.ClientConn
@@ -91,9 +92,9 @@ func (m *Module) saveMapper(info *pb.MapperInfo) error {
 }
 
 // loadMappers restores the persisted mappers. Each is taken to hold the
-// devices of its protocol in the first catalog, which is what it held when
-// the daemon stopped unless the devices changed meanwhile; a mapper that
-// registers again gets them afresh.
+// devices of its protocol in the first catalog (setCatalog), which is what
+// it held when the daemon stopped unless the devices changed meanwhile; a
+// mapper that registers again gets them afresh.
 func (m *Module) loadMappers() error {
 	var infos []*pb.MapperInfo
 	err := m.ns.View(func(bk *bolt.Bucket) error {
@@ -179,10 +180,6 @@ func (m *Module) syncPass(ctx context.Context) bool {
 	m.mu.Unlock()
 	ok := true
 	for _, j := range jobs {
-		if j.mp.held == nil { // restored from the store: in step with the first catalog
-			j.mp.held, j.mp.heldModels = j.devices, j.models
-			continue
-		}
 		ok = m.syncMapper(ctx, j.mp, j.devices, j.models) && ok
 	}
 	return ok

@@ -215,8 +215,9 @@ type mapperCall struct {
 // DeviceMapperService on its own unix socket, recording each call.
 type testMapper struct {
 	pb.UnimplementedDeviceMapperServiceServer
-	sock  string
-	calls chan mapperCall
+	sock    string
+	calls   chan mapperCall
+	refused chan struct{} // a call was refused while fail was set
 
 	mu   sync.Mutex
 	fail bool // answer every call with an error
@@ -224,7 +225,7 @@ type testMapper struct {
 
 func startMapper(t *testing.T) *testMapper {
 	t.Helper()
-	m := &testMapper{sock: filepath.Join(shortDir(t), "mapper.sock"), calls: make(chan mapperCall, 100)}
+	m := &testMapper{sock: filepath.Join(shortDir(t), "mapper.sock"), calls: make(chan mapperCall, 100), refused: make(chan struct{}, 1)}
 	l, err := net.Listen("unix", m.sock)
 	if err != nil {
 		t.Fatal(err)
@@ -241,6 +242,10 @@ func (m *testMapper) record(c mapperCall) error {
 	fail := m.fail
 	m.mu.Unlock()
 	if fail {
+		select {
+		case m.refused <- struct{}{}:
+		default:
+		}
 		return errMapperDown
 	}
 	m.calls <- c
