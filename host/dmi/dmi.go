@@ -76,6 +76,7 @@ type Module struct {
 
 	mu      sync.Mutex
 	catalog *Catalog           // nil until the source delivers one
+	loaded  chan struct{}      // closed with the first catalog
 	mappers map[string]*mapper // by protocol
 	kick    chan struct{}      // wakes the sync loop
 }
@@ -97,7 +98,7 @@ func New(cfg Config, b *bus.Bus, st *store.Store, source Source, log hclog.Logge
 		log = hclog.NewNullLogger()
 	}
 	return &Module{cfg: cfg, bus: b, source: source, ns: st.Namespace(ModuleName, "mappers"), log: log.Named(ModuleName),
-		limit: newLimiter(cfg.Rate, cfg.Burst), mappers: map[string]*mapper{}, kick: make(chan struct{}, 1)}
+		limit: newLimiter(cfg.Rate, cfg.Burst), mappers: map[string]*mapper{}, kick: make(chan struct{}, 1), loaded: make(chan struct{})}
 }
 
 // Name implements supervisor.Module.
@@ -200,6 +201,9 @@ func (m *Module) setCatalog(c *Catalog) {
 		}
 	}
 	m.mu.Unlock()
+	if first {
+		close(m.loaded)
+	}
 	m.log.Info("devices for dmi", "devices", len(c.Devices), "models", len(c.Models))
 	m.wake()
 }

@@ -123,28 +123,16 @@ func TestMapperFrameworkMapperOverDMI(t *testing.T) {
 	source := make(feed, 1)
 	source <- load(t, devicesDir)
 	node := newNodeRig(t, devicesDir, source, Config{WasmProtocols: []string{"virtual"}})
-	results := subscribe(t, node.mqttAddr, "$hw/events/device/#")
+	results := node.mqtt
 	mapper := startMapper(t)
 	dmi := dial(t, node.dmiSock)
 	ctx := context.Background()
 
-	// The twin hands the plugin the devices in the background; the DMI
-	// module gets the catalog likewise. Registering before the catalog
-	// would answer no devices, so wait for it as a mapper would retry.
-	var resp *pb.MapperRegisterResponse
-	deadline := time.Now().Add(waitFor)
-	for {
-		var err error
-		resp, err = dmi.MapperRegister(ctx, &pb.MapperRegisterRequest{WithData: true, Mapper: &pb.MapperInfo{
-			Name: "modbus-mapper", Version: "v1.23.0", ApiVersion: "v1beta1", Protocol: "modbus-tcp",
-			Address: []byte(mapper.sock), State: "ok"}})
-		if err != nil {
-			t.Fatalf("MapperRegister: %v", err)
-		}
-		if len(resp.GetDeviceList()) > 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+	resp, err := dmi.MapperRegister(ctx, &pb.MapperRegisterRequest{WithData: true, Mapper: &pb.MapperInfo{
+		Name: "modbus-mapper", Version: "v1.23.0", ApiVersion: "v1beta1", Protocol: "modbus-tcp",
+		Address: []byte(mapper.sock), State: "ok"}})
+	if err != nil {
+		t.Fatalf("MapperRegister: %v", err)
 	}
 
 	t.Run("register with data answers the protocol's devices and models", func(t *testing.T) {

@@ -6,7 +6,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -103,6 +105,7 @@ type nodeRig struct {
 	dmiSock  string
 	mqttAddr string
 	hub      chan abi.Message
+	mqtt     chan mqttMessage // every $hw/events/# publish, from before the twin starts
 }
 
 func newNodeRig(t *testing.T, devicesDir string, source Source, cfg Config) *nodeRig {
@@ -127,11 +130,15 @@ func newNodeRig(t *testing.T, devicesDir string, source Source, cfg Config) *nod
 	evCfg.Mode, evCfg.Embedded.Address = "embedded", r.mqttAddr
 	ev := eventbus.New(evCfg, b, st, nil)
 	run(t, "eventbus", ev)
+	r.mqtt = subscribe(t, r.mqttAddr, "$hw/events/#")
 	limits := config.Limits{MemoryPages: 256, CallTimeout: 5 * time.Second, MaxMessageBytes: 1 << 20, Instances: 2}
 	ph := pluginhost.New(b, rt, st, ev, config.Plugins{Enable: true, Dir: filepath.Join(dir, "plugins"), Limits: limits,
 		List: []config.Plugin{{Name: twin.DefaultPlugin, Path: wasmFile, Config: config.JSON(`{"node_name":"edge-1"}`), Limits: limits}}}, nil)
 	run(t, "plugins", ph)
 	run(t, "twin", twin.New(b, twin.Config{DevicesDir: devicesDir, Lanes: 4}, nil))
+	// The twin hands the plugin the devices in the background; reports
+	// before that would find no device.
+	waitMQTT(t, r.mqtt, "$hw/events/node/edge-1/membership/updated")
 	cfg.Socket = r.dmiSock
 	run(t, "dmi", New(cfg, b, st, source, nil))
 	return r
@@ -173,12 +180,14 @@ type mqttMessage struct {
 	payload []byte
 }
 
+var clientSeq atomic.Int64
+
 // subscribe connects a real paho client to addr and records what arrives on
 // filter.
 func subscribe(t *testing.T, addr, filter string) chan mqttMessage {
 	t.Helper()
 	got := make(chan mqttMessage, 1000)
-	o := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("dmi-test-app").
+	o := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("dmi-test-app-" + strconv.Itoa(int(clientSeq.Add(1)))).
 		SetAutoReconnect(false).SetConnectTimeout(waitFor)
 	c := paho.NewClient(o)
 	if tok := c.Connect(); !tok.WaitTimeout(waitFor) || tok.Error() != nil {

@@ -26,7 +26,11 @@ type server struct {
 // answers the devices of that protocol and their models. Unlike edgecore,
 // a registration without data also makes the mapper a client target: it
 // is taken to hold its devices already and gets their later changes.
-func (s *server) MapperRegister(_ context.Context, req *pb.MapperRegisterRequest) (*pb.MapperRegisterResponse, error) {
+//
+// A registration that comes before the source has delivered the devices
+// waits for them, within the request's deadline, so it never gets an empty
+// answer only for being early.
+func (s *server) MapperRegister(ctx context.Context, req *pb.MapperRegisterRequest) (*pb.MapperRegisterResponse, error) {
 	info := req.GetMapper()
 	switch {
 	case info.GetProtocol() == "":
@@ -36,6 +40,11 @@ func (s *server) MapperRegister(_ context.Context, req *pb.MapperRegisterRequest
 	case s.m.wasmBound(info.GetProtocol()):
 		return nil, status.Errorf(codes.FailedPrecondition,
 			"protocol %q is served by a wasm mapper (modules.devices.wasmProtocols); a device is bound to one mapper", info.GetProtocol())
+	}
+	select {
+	case <-s.m.loaded:
+	case <-ctx.Done():
+		return nil, status.Error(codes.Unavailable, "the node has not loaded its devices yet; register again")
 	}
 	resp, err := s.m.register(info, req.GetWithData())
 	if err != nil {

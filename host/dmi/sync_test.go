@@ -204,3 +204,39 @@ func TestSocketInUse(t *testing.T) {
 		t.Errorf("second server on %s: %v, want a refusal", sock, err)
 	}
 }
+
+// TestRegisterWaitsForDevices checks a mapper that registers before the
+// node has its devices waits for them instead of getting an empty answer,
+// within its deadline.
+func TestRegisterWaitsForDevices(t *testing.T) {
+	b := bus.New(bus.Options{})
+	t.Cleanup(b.Close)
+	source := make(feed)
+	sock, stop := startDMI(t, b, shortDir(t), source, Config{})
+	defer stop()
+	dmi := dial(t, sock)
+	req := &pb.MapperRegisterRequest{WithData: true, Mapper: &pb.MapperInfo{Name: "m", Protocol: "modbus-tcp", Address: []byte("/nonexistent.sock")}}
+
+	short, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := dmi.MapperRegister(short, req)
+	wantCode(t, "register before the devices, deadline passed", err, codes.DeadlineExceeded)
+
+	answered := make(chan *pb.MapperRegisterResponse, 1)
+	go func() {
+		resp, err := dmi.MapperRegister(context.Background(), req)
+		if err != nil {
+			t.Errorf("MapperRegister: %v", err)
+		}
+		answered <- resp
+	}()
+	source <- catalogOf(t, model("m1"), device("thermo-0", "m1", "modbus-tcp", "20"))
+	select {
+	case resp := <-answered:
+		if len(resp.GetDeviceList()) != 1 || len(resp.GetModelList()) != 1 {
+			t.Errorf("a waiting registration got %v, want thermo-0 and m1", resp)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("the registration was never answered")
+	}
+}
