@@ -116,13 +116,14 @@ func load(t *testing.T, dir string) *Catalog {
 // with data and gets its device (model defaults merged, config values
 // Any-wrapped), serves DeviceMapperService on its own socket and gets the
 // device's change there, and reports twins and states, whose results appear
-// on MQTT and toward the hub as edgecore sends them.
+// on MQTT and toward the hub as edgecore sends them; a wasm mapper plugin
+// serves another protocol's device on the same node meanwhile.
 func TestMapperFrameworkMapperOverDMI(t *testing.T) {
 	devicesDir := t.TempDir()
 	writeDevices(t, devicesDir, "20")
 	source := make(feed, 1)
 	source <- load(t, devicesDir)
-	node := newNodeRig(t, devicesDir, source, Config{WasmProtocols: []string{"virtual"}})
+	node := newNodeRig(t, devicesDir, source, Config{WasmProtocols: []string{"virtual"}}, true)
 	results := node.mqtt
 	mapper := startMapper(t)
 	dmi := dial(t, node.dmiSock)
@@ -256,6 +257,20 @@ func TestMapperFrameworkMapperOverDMI(t *testing.T) {
 		if up.Route.Resource != "device/default/thermo-0/state/update" || stateOf(t, up.Content) != "ok" {
 			t.Errorf("upstream %q %s, want device/default/thermo-0/state/update with state ok", up.Route.Resource, up.Content)
 		}
+	})
+
+	t.Run("a wasm mapper serves valve beside the DMI mapper", func(t *testing.T) {
+		// The wasm mapper reports valve at every tick, through the same
+		// twin, while the DMI mapper serves thermo-0.
+		res := waitMQTT(t, results, "$hw/events/device/default/valve/twin/update/result")
+		var result struct {
+			Twin map[string]struct{ Actual struct{ Value string } }
+		}
+		mustJSON(t, res.payload, &result)
+		if v := result.Twin["pos"].Actual.Value; !strings.HasPrefix(v, "read-") {
+			t.Errorf("valve result = %s, want pos actual read-N from the wasm mapper", res.payload)
+		}
+		waitHub(t, node.hub, "device/default/valve/twin/edge_updated")
 	})
 
 	t.Run("a wasm mapper's protocol and devices are not a DMI mapper's", func(t *testing.T) {

@@ -108,10 +108,19 @@ type nodeRig struct {
 	mqtt     chan mqttMessage // every $hw/events/# publish, from before the twin starts
 }
 
-func newNodeRig(t *testing.T, devicesDir string, source Source, cfg Config) *nodeRig {
+// wasmMapperPlugin is the test wasm mapper of protocol "virtual".
+const wasmMapperPlugin = "host/dmi/testdata/plugins/wasmmapper"
+
+// newNodeRig starts the node; with wasmMapper the test wasm mapper plugin
+// runs too, reporting the device valve at every tick.
+func newNodeRig(t *testing.T, devicesDir string, source Source, cfg Config, wasmMapper bool) *nodeRig {
 	t.Helper()
 	dir := shortDir(t)
 	wasmFile, err := plugintest.Build("plugins/devicetwin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapperFile, err := plugintest.Build(wasmMapperPlugin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +132,7 @@ func newNodeRig(t *testing.T, devicesDir string, source Source, cfg Config) *nod
 	t.Cleanup(func() { rt.Close(context.Background()) })
 	b := bus.New(bus.Options{})
 	t.Cleanup(b.Close)
-	r := &nodeRig{bus: b, dmiSock: filepath.Join(dir, "dmi.sock"), mqttAddr: freeAddr(t), hub: make(chan abi.Message, 1000)}
+	r := &nodeRig{bus: b, dmiSock: filepath.Join(dir, "dmi.sock"), mqttAddr: freeAddr(t), hub: make(chan abi.Message, 10000)}
 	collect(t, b, "hub", eventbus.HubGroup, r.hub)
 
 	evCfg := config.Default().Modules.EventBus
@@ -132,8 +141,12 @@ func newNodeRig(t *testing.T, devicesDir string, source Source, cfg Config) *nod
 	run(t, "eventbus", ev)
 	r.mqtt = subscribe(t, r.mqttAddr, "$hw/events/#")
 	limits := config.Limits{MemoryPages: 256, CallTimeout: 5 * time.Second, MaxMessageBytes: 1 << 20, Instances: 2}
-	ph := pluginhost.New(b, rt, st, ev, config.Plugins{Enable: true, Dir: filepath.Join(dir, "plugins"), Limits: limits,
-		List: []config.Plugin{{Name: twin.DefaultPlugin, Path: wasmFile, Config: config.JSON(`{"node_name":"edge-1"}`), Limits: limits}}}, nil)
+	list := []config.Plugin{{Name: twin.DefaultPlugin, Path: wasmFile, Config: config.JSON(`{"node_name":"edge-1"}`), Limits: limits}}
+	if wasmMapper {
+		list = append(list, config.Plugin{Name: "wasmmapper", Path: mapperFile, Config: config.JSON(`{"device":"default/valve"}`),
+			Limits: limits, TickInterval: 250 * time.Millisecond})
+	}
+	ph := pluginhost.New(b, rt, st, ev, config.Plugins{Enable: true, Dir: filepath.Join(dir, "plugins"), Limits: limits, List: list}, nil)
 	run(t, "plugins", ph)
 	run(t, "twin", twin.New(b, twin.Config{DevicesDir: devicesDir, Lanes: 4}, nil))
 	// The twin hands the plugin the devices in the background; reports
@@ -186,7 +199,7 @@ var clientSeq atomic.Int64
 // filter.
 func subscribe(t *testing.T, addr, filter string) chan mqttMessage {
 	t.Helper()
-	got := make(chan mqttMessage, 1000)
+	got := make(chan mqttMessage, 10000)
 	o := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("dmi-test-app-" + strconv.Itoa(int(clientSeq.Add(1)))).
 		SetAutoReconnect(false).SetConnectTimeout(waitFor)
 	c := paho.NewClient(o)
