@@ -334,3 +334,23 @@ func TestEventBusSection(t *testing.T) {
 		}
 	}
 }
+
+func TestDevicesDMI(t *testing.T) {
+	c, err := Parse([]byte("dataDir: /srv/eh\nmodules:\n  devices:\n    dmiRate: 0.5\n    wasmProtocols: [virtual]\n"), "d.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := c.Modules.Devices; d.DMISocket != "/srv/eh/dmi.sock" || d.DMIRate != 0.5 || d.DMIBurst != 400 || !d.DMIEnable || len(d.WasmProtocols) != 1 {
+		t.Errorf("devices = %+v", d)
+	}
+	c, err = Parse([]byte("modules:\n  devices:\n    dmiSocket: /etc/kubeedge/dmi.sock\n"), "d.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Modules.Devices.DMISocket != "/etc/kubeedge/dmi.sock" {
+		t.Errorf("dmiSocket = %q, want edgecore's path", c.Modules.Devices.DMISocket)
+	}
+	if _, err := Parse([]byte("modules:\n  devices:\n    dmiSocket: run/dmi.sock\n"), "d.yaml"); err == nil || !strings.Contains(err.Error(), "modules.devices.dmiSocket") {
+		t.Errorf("relative dmiSocket: %v, want an error naming modules.devices.dmiSocket", err)
+	}
+}

@@ -81,7 +81,7 @@ func defaultModules() Modules {
 		},
 		Hub:     Hub{ProjectID: DefaultProjectID},
 		Twin:    Twin{Enable: true, Plugin: "devicetwin", Lanes: 16},
-		Devices: Devices{DMIEnable: true, DMIRate: 200, DMIBurst: 400, DMICallTimeout: 10 * time.Second},
+		Devices: Devices{DMIEnable: true, DMIRate: 200, DMIBurst: 400, DMICallTimeout: 10 * time.Second, WasmProtocols: []string{}},
 	}
 }
 
@@ -128,7 +128,7 @@ type Devices struct {
 	DMICallTimeout time.Duration `yaml:"dmiCallTimeout"`
 	// WasmProtocols are the device protocols served by wasm mapper
 	// plugins; a DMI mapper may not register them.
-	WasmProtocols []string `yaml:"wasmProtocols,omitempty"`
+	WasmProtocols []string `yaml:"wasmProtocols"`
 }
 
 func (d *Devices) validate(p *problems, path string) {
