@@ -76,7 +76,7 @@ type Module struct {
 
 	mu      sync.Mutex
 	catalog *Catalog           // nil until the source delivers one
-	loaded  chan struct{}      // closed with the first catalog
+	loaded  chan struct{}      // closed with the run's first catalog
 	mappers map[string]*mapper // by protocol
 	kick    chan struct{}      // wakes the sync loop
 }
@@ -98,7 +98,7 @@ func New(cfg Config, b *bus.Bus, st *store.Store, source Source, log hclog.Logge
 		log = hclog.NewNullLogger()
 	}
 	return &Module{cfg: cfg, bus: b, source: source, ns: st.Namespace(ModuleName, "mappers"), log: log.Named(ModuleName),
-		limit: newLimiter(cfg.Rate, cfg.Burst), mappers: map[string]*mapper{}, kick: make(chan struct{}, 1), loaded: make(chan struct{})}
+		limit: newLimiter(cfg.Rate, cfg.Burst), mappers: map[string]*mapper{}, kick: make(chan struct{}, 1)}
 }
 
 // Name implements supervisor.Module.
@@ -107,6 +107,11 @@ func (m *Module) Name() string { return ModuleName }
 // Run implements supervisor.Module: it serves the DMI socket and keeps the
 // registered mappers' devices in step with the source until ctx ends.
 func (m *Module) Run(ctx context.Context, ready func()) error {
+	// A run after a failed one starts afresh: the mappers come back from
+	// the store and take the source's next first catalog as theirs.
+	m.mu.Lock()
+	m.catalog, m.loaded = nil, make(chan struct{})
+	m.mu.Unlock()
 	if err := m.loadMappers(); err != nil {
 		return err
 	}
@@ -200,10 +205,10 @@ func (m *Module) setCatalog(c *Catalog) {
 			mp.held, mp.heldModels = m.boundDevices(p)
 		}
 	}
-	m.mu.Unlock()
 	if first {
 		close(m.loaded)
 	}
+	m.mu.Unlock()
 	m.log.Info("devices for dmi", "devices", len(c.Devices), "models", len(c.Models))
 	m.wake()
 }
@@ -239,6 +244,13 @@ func (m *Module) boundDevices(protocol string) (map[string]*pb.Device, map[strin
 		}
 	}
 	return devices, models
+}
+
+// loadedCh is closed once the run has its first catalog.
+func (m *Module) loadedCh() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.loaded
 }
 
 // mapperCount is how many mappers are registered.

@@ -42,7 +42,7 @@ func (s *server) MapperRegister(ctx context.Context, req *pb.MapperRegisterReque
 			"protocol %q is served by a wasm mapper (modules.devices.wasmProtocols); a device is bound to one mapper", info.GetProtocol())
 	}
 	select {
-	case <-s.m.loaded:
+	case <-s.m.loadedCh():
 	case <-ctx.Done():
 		return nil, status.Error(codes.Unavailable, "the node has not loaded its devices yet; register again")
 	}

@@ -3,6 +3,7 @@ package dmi
 import (
 	"context"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -238,5 +239,43 @@ func TestRegisterWaitsForDevices(t *testing.T) {
 		}
 	case <-time.After(waitFor):
 		t.Fatal("the registration was never answered")
+	}
+}
+
+// TestRunAgain checks the module runs again after its run ends, as the
+// supervisor restarts a failed module: the mapper comes back from the
+// store and gets the changes after the new run's first catalog.
+func TestRunAgain(t *testing.T) {
+	b := bus.New(bus.Options{})
+	t.Cleanup(b.Close)
+	dir := shortDir(t)
+	st := openStore(t, dir)
+	mod := New(Config{Socket: filepath.Join(dir, "dmi.sock"), CallTimeout: 2 * time.Second}, b, st, nil, nil)
+	mapper := startMapper(t)
+	for run := range 2 {
+		source := make(feed)
+		mod.source = source
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		ready := make(chan struct{})
+		go func() { done <- mod.Run(ctx, func() { close(ready) }) }()
+		<-ready
+		source <- catalogOf(t, model("m1"), device("thermo-0", "m1", "modbus-tcp", "20"))
+		if run == 0 {
+			_, err := dial(t, mod.cfg.Socket).MapperRegister(context.Background(), &pb.MapperRegisterRequest{WithData: true,
+				Mapper: &pb.MapperInfo{Name: "m", Protocol: "modbus-tcp", Address: []byte(mapper.sock)}})
+			if err != nil {
+				t.Fatalf("MapperRegister: %v", err)
+			}
+		}
+		source <- catalogOf(t, model("m1"), device("thermo-0", "m1", "modbus-tcp", strconv.Itoa(30+run)))
+		c := wantCalls(t, mapper, "UpdateDevice default/thermo-0")[0]
+		if got := c.device.GetSpec().GetProperties()[0].GetDesired().GetValue(); got != strconv.Itoa(30+run) {
+			t.Errorf("run %d: desired %q", run, got)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
 	}
 }
