@@ -74,11 +74,12 @@ type Module struct {
 	log    hclog.Logger
 	limit  *limiter
 
-	mu      sync.Mutex
-	catalog *Catalog           // nil until the source delivers one
-	loaded  chan struct{}      // closed with the run's first catalog
-	mappers map[string]*mapper // by protocol
-	kick    chan struct{}      // wakes the sync loop
+	mu       sync.Mutex
+	catalog  *Catalog           // nil until the source delivers one
+	loaded   chan struct{}      // closed with the run's first catalog
+	stopping <-chan struct{}    // closed when the run ends
+	mappers  map[string]*mapper // by protocol
+	kick     chan struct{}      // wakes the sync loop
 }
 
 // New returns the module. Devices come from source; registered mappers are
@@ -109,8 +110,10 @@ func (m *Module) Name() string { return ModuleName }
 func (m *Module) Run(ctx context.Context, ready func()) error {
 	// A run after a failed one starts afresh: the mappers come back from
 	// the store and take the source's next first catalog as theirs.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	m.mu.Lock()
-	m.catalog, m.loaded = nil, make(chan struct{})
+	m.catalog, m.loaded, m.stopping = nil, make(chan struct{}), ctx.Done()
 	m.mu.Unlock()
 	if err := m.loadMappers(); err != nil {
 		return err
@@ -124,8 +127,6 @@ func (m *Module) Run(ctx context.Context, ready func()) error {
 	pb.RegisterDeviceManagerServiceServer(srv, &server{m: m})
 	reflection.Register(srv)
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var workers sync.WaitGroup
 	errc := make(chan error, 2)
 	workers.Go(func() {
@@ -246,11 +247,12 @@ func (m *Module) boundDevices(protocol string) (map[string]*pb.Device, map[strin
 	return devices, models
 }
 
-// loadedCh is closed once the run has its first catalog.
-func (m *Module) loadedCh() <-chan struct{} {
+// runState returns the run's channels: loaded is closed once the run has
+// its first catalog, stopping when the run ends.
+func (m *Module) runState() (loaded, stopping <-chan struct{}) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.loaded
+	return m.loaded, m.stopping
 }
 
 // mapperCount is how many mappers are registered.

@@ -41,10 +41,13 @@ func (s *server) MapperRegister(ctx context.Context, req *pb.MapperRegisterReque
 		return nil, status.Errorf(codes.FailedPrecondition,
 			"protocol %q is served by a wasm mapper (modules.devices.wasmProtocols); a device is bound to one mapper", info.GetProtocol())
 	}
+	loaded, stopping := s.m.runState()
 	select {
-	case <-s.m.loadedCh():
+	case <-loaded:
 	case <-ctx.Done():
-		return nil, status.Error(codes.Unavailable, "the node has not loaded its devices yet; register again")
+		return nil, status.FromContextError(ctx.Err()).Err()
+	case <-stopping:
+		return nil, status.Error(codes.Unavailable, "the DMI server is stopping; register again")
 	}
 	resp, err := s.m.register(info, req.GetWithData())
 	if err != nil {
