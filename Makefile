@@ -16,7 +16,7 @@ BUILTINDIR := host/builtin/wasm
 # wasm-plugin DIR OUT builds the Go plugin in DIR to OUT.
 wasm-plugin = GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 $(GO) build -buildmode=c-shared -trimpath -o $(2) ./$(1)
 
-.PHONY: all build builtin plugins run test bench fuzz vet fmt clean deps
+.PHONY: all build builtin plugins run test bench fuzz vet fmt clean deps proto
 
 all: build plugins
 
@@ -81,9 +81,24 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeView -fuzztime 30s ./sdk/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeMeta -fuzztime 30s ./host/store/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeMarker -fuzztime 30s ./host/store/
+	$(GO) test -run '^$$' -fuzz FuzzParseObjects -fuzztime 30s ./host/dmi/
+	$(GO) test -run '^$$' -fuzz FuzzReadDevicesFile -fuzztime 30s ./host/twin/
 
 fmt:
 	gofmt -w .
+
+# The DMI gRPC code (host/dmi/v1beta1) from its .proto. Installs protoc
+# (Debian's protobuf-compiler) and the two Go plugins when missing; the
+# generated files are committed, so only a .proto change needs this.
+PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+GOBIN_DIR          := $(shell $(GO) env GOPATH)/bin
+proto:
+	@command -v protoc >/dev/null || apt-get install -y protobuf-compiler
+	@test -x $(GOBIN_DIR)/protoc-gen-go || $(GO) install $(PROTOC_GEN_GO)
+	@test -x $(GOBIN_DIR)/protoc-gen-go-grpc || $(GO) install $(PROTOC_GEN_GO_GRPC)
+	PATH="$(GOBIN_DIR):$$PATH" protoc -I . --go_out=. --go_opt=paths=source_relative \
+		--go-grpc_out=. --go-grpc_opt=paths=source_relative host/dmi/v1beta1/api.proto
 
 clean:
 	rm -rf $(BUILD) $(BUILTINDIR)/*.wasm

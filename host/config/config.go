@@ -184,6 +184,7 @@ func (c *Config) derived() []derivedPath {
 	return []derivedPath{
 		{&c.Modules.API.Socket, "admin.sock"},
 		{&c.Modules.Plugins.Dir, "plugins"},
+		{&c.Modules.Devices.DMISocket, "dmi.sock"},
 	}
 }
 

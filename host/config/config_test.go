@@ -225,6 +225,13 @@ func TestBadValues(t *testing.T) {
 		`modules.hub.nodeName: must be 1-253 characters`:                    func(c *Config) { c.Modules.Hub.Enable = true; c.Modules.Hub.Server = "h:10000" },
 		`modules.hub.projectID: must be 1-253 characters`:                   func(c *Config) { c.Modules.Hub.ProjectID = "a/b" },
 		`log.format: must be one of text, json, got "xml"`:                  func(c *Config) { c.Log.Format = "xml" },
+		"modules.devices.dmiSocket: longer than 107 bytes":                  func(c *Config) { c.Modules.Devices.DMISocket = "/" + strings.Repeat("s", 120) },
+		"modules.devices.dmiRate: must be a positive number":                func(c *Config) { c.Modules.Devices.DMIRate = 0 },
+		"modules.devices.dmiBurst: must be > 0":                             func(c *Config) { c.Modules.Devices.DMIBurst = -1 },
+		"modules.devices.dmiCallTimeout: must be > 0":                       func(c *Config) { c.Modules.Devices.DMICallTimeout = 0 },
+		`modules.devices.wasmProtocols[1]: "virtual" is listed twice`: func(c *Config) {
+			c.Modules.Devices.WasmProtocols = []string{"virtual", "virtual"}
+		},
 	} {
 		c := Default()
 		edit(c)
@@ -259,8 +266,8 @@ func unwrapAll(err error) error {
 func TestSetDataDir(t *testing.T) {
 	c := Default()
 	c.SetDataDir("/data")
-	if c.Modules.API.Socket != "/data/admin.sock" || c.Modules.Plugins.Dir != "/data/plugins" {
-		t.Errorf("after SetDataDir: socket %q, dir %q", c.Modules.API.Socket, c.Modules.Plugins.Dir)
+	if c.Modules.API.Socket != "/data/admin.sock" || c.Modules.Plugins.Dir != "/data/plugins" || c.Modules.Devices.DMISocket != "/data/dmi.sock" {
+		t.Errorf("after SetDataDir: socket %q, dir %q, dmi socket %q", c.Modules.API.Socket, c.Modules.Plugins.Dir, c.Modules.Devices.DMISocket)
 	}
 	c, err := Parse([]byte("dataDir: /a\nmodules:\n  api:\n    socket: /run/edgehost.sock\n"), "s.yaml")
 	if err != nil {
@@ -337,5 +344,25 @@ func TestEventBusSection(t *testing.T) {
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v, want %q", err, want)
 		}
+	}
+}
+
+func TestDevicesDMI(t *testing.T) {
+	c, err := Parse([]byte("dataDir: /srv/eh\nmodules:\n  devices:\n    dmiRate: 0.5\n    wasmProtocols: [virtual]\n"), "d.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := c.Modules.Devices; d.DMISocket != "/srv/eh/dmi.sock" || d.DMIRate != 0.5 || d.DMIBurst != 400 || !d.DMIEnable || len(d.WasmProtocols) != 1 {
+		t.Errorf("devices = %+v", d)
+	}
+	c, err = Parse([]byte("modules:\n  devices:\n    dmiSocket: /etc/kubeedge/dmi.sock\n"), "d.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Modules.Devices.DMISocket != "/etc/kubeedge/dmi.sock" {
+		t.Errorf("dmiSocket = %q, want edgecore's path", c.Modules.Devices.DMISocket)
+	}
+	if _, err := Parse([]byte("modules:\n  devices:\n    dmiSocket: run/dmi.sock\n"), "d.yaml"); err == nil || !strings.Contains(err.Error(), "modules.devices.dmiSocket") {
+		t.Errorf("relative dmiSocket: %v, want an error naming modules.devices.dmiSocket", err)
 	}
 }

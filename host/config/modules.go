@@ -1,8 +1,10 @@
 package config
 
 import (
+	"math"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -85,8 +87,9 @@ func defaultModules() Modules {
 				ReconnectMax: 30 * time.Second,
 			},
 		},
-		Hub:  Hub{ProjectID: DefaultProjectID},
-		Twin: Twin{Enable: true, Plugin: "devicetwin", Lanes: 64},
+		Hub:     Hub{ProjectID: DefaultProjectID},
+		Twin:    Twin{Enable: true, Plugin: "devicetwin", Lanes: 64},
+		Devices: Devices{DMIEnable: true, DMIRate: 200, DMIBurst: 400, DMICallTimeout: 10 * time.Second, WasmProtocols: []string{}},
 	}
 }
 
@@ -112,18 +115,56 @@ func (t *Twin) validate(p *problems, path string) {
 	p.positive(path+".lanes", t.Lanes)
 }
 
-// Devices declares the node's devices.
+// Devices declares the node's devices and how mappers reach them
+// (docs/dmi.md).
 type Devices struct {
 	// Dir holds KubeEdge v1beta1 Device and DeviceModel YAML files, read
 	// at start and on SIGHUP or `edgehost devices reload`; empty means
 	// none.
 	Dir string `yaml:"dir,omitempty"`
+	// DMIEnable serves KubeEdge's DMI, the gRPC API mapper-framework
+	// mappers use, on DMISocket.
+	DMIEnable bool `yaml:"dmiEnable"`
+	// DMISocket is DMI's unix socket; default <dataDir>/dmi.sock. Set it
+	// to /etc/kubeedge/dmi.sock for mappers built for edgecore.
+	DMISocket string `yaml:"dmiSocket"`
+	// DMIRate is how many DMI requests a second all mappers together may
+	// make beyond DMIBurst (edgecore fixes 1/s).
+	DMIRate float64 `yaml:"dmiRate"`
+	// DMIBurst is how many DMI requests may come at once.
+	DMIBurst int `yaml:"dmiBurst"`
+	// DMICallTimeout bounds each call to a mapper.
+	DMICallTimeout time.Duration `yaml:"dmiCallTimeout"`
+	// WasmProtocols are the device protocols served by wasm mapper
+	// plugins; a DMI mapper may not register them.
+	WasmProtocols []string `yaml:"wasmProtocols"`
 }
 
 func (d *Devices) validate(p *problems, path string) {
 	if d.Dir != "" {
 		p.absPath(path+".dir", d.Dir)
 	}
+	for i, proto := range d.WasmProtocols {
+		key := p.index(path+".wasmProtocols", i)
+		switch {
+		case proto == "":
+			p.add(key, "must not be empty")
+		case slices.Contains(d.WasmProtocols[:i], proto):
+			p.add(key, "%q is listed twice", proto)
+		}
+	}
+	if !d.DMIEnable {
+		return
+	}
+	p.absPath(path+".dmiSocket", d.DMISocket)
+	if len(d.DMISocket) > maxSocketPath {
+		p.add(path+".dmiSocket", "longer than %d bytes, the unix socket limit: %q", maxSocketPath, d.DMISocket)
+	}
+	if !(d.DMIRate > 0) || math.IsInf(d.DMIRate, 0) {
+		p.add(path+".dmiRate", "must be a positive number of requests a second, got %v", d.DMIRate)
+	}
+	p.positive(path+".dmiBurst", d.DMIBurst)
+	p.positiveDuration(path+".dmiCallTimeout", d.DMICallTimeout)
 }
 
 // Bus is the in-process message bus. It cannot be disabled.

@@ -19,6 +19,7 @@ import (
 	"github.com/edgehost/edgehost/host/builtin"
 	"github.com/edgehost/edgehost/host/bus"
 	"github.com/edgehost/edgehost/host/config"
+	"github.com/edgehost/edgehost/host/dmi"
 	"github.com/edgehost/edgehost/host/eventbus"
 	"github.com/edgehost/edgehost/host/pluginhost"
 	"github.com/edgehost/edgehost/host/store"
@@ -118,6 +119,11 @@ func Run(ctx context.Context, cfg *config.Config, opts Options, log hclog.Logger
 		d.twin = twin.New(b, twin.Config{Plugin: cfg.Modules.Twin.Plugin, NodeName: nodeName(cfg),
 			DevicesDir: cfg.Modules.Devices.Dir, Lanes: cfg.Modules.Twin.Lanes, Store: st}, log)
 		modules = append(modules, d.twin)
+	}
+	if dev := cfg.Modules.Devices; dev.DMIEnable {
+		// After the twin, which takes what mappers report.
+		modules = append(modules, dmi.New(dmi.Config{Socket: dev.DMISocket, Rate: dev.DMIRate, Burst: dev.DMIBurst,
+			CallTimeout: dev.DMICallTimeout, WasmProtocols: dev.WasmProtocols}, b, st, dmi.DirSource{Dir: dev.Dir}, log))
 	}
 	for _, name := range unimplemented(cfg) {
 		log.Warn("module is enabled in the config but not part of this build; ignoring it", "module", name)
