@@ -184,7 +184,7 @@ func (m *Module) lane(ctx context.Context, in <-chan abi.Message) {
 // reports whether it took msg.
 func (m *Module) intercept(ctx context.Context, msg abi.Message) bool {
 	if msg.Route.Resource == ConnectionResource {
-		m.connection(ctx, msg)
+		m.connection(msg)
 		return true
 	}
 	if msg.Header.ParentID != "" && m.answer(msg) {
@@ -194,7 +194,7 @@ func (m *Module) intercept(ctx context.Context, msg abi.Message) bool {
 }
 
 // connection records the hub's cloud_connected / cloud_disconnected.
-func (m *Module) connection(ctx context.Context, msg abi.Message) {
+func (m *Module) connection(msg abi.Message) {
 	switch unquote(msg.Content) {
 	case CloudConnected:
 		if !m.connected.Swap(true) {
@@ -205,7 +205,8 @@ func (m *Module) connection(ctx context.Context, msg abi.Message) {
 			m.log.Info("cloud disconnected: every query is answered from the store", "msg_id", msg.Header.ID)
 		}
 	default:
-		m.refuse(ctx, msg, ReasonMalformedContent, fmt.Errorf("connection state %.40q is neither %s nor %s", msg.Content, CloudConnected, CloudDisconnected))
+		// A broadcast: the hub gets no reply, which it would send up.
+		m.refused(msg, ReasonMalformedContent, fmt.Errorf("connection state %.40q is neither %s nor %s", msg.Content, CloudConnected, CloudDisconnected))
 	}
 }
 

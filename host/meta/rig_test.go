@@ -250,11 +250,26 @@ func (r *rig) wantAck(m abi.Message) {
 
 // wantError checks that the next message at ep is an error reply to m
 // whose text contains want.
-func wantError(t testing.TB, ep *bus.Endpoint, m abi.Message, want string) {
+func wantError(t testing.TB, ep *bus.Endpoint, m abi.Message, want ...string) {
 	t.Helper()
 	e := next(t, ep)
-	if e.Route.Operation != abi.OpError || e.Header.ParentID != m.Header.ID || !bytes.Contains(e.Content, []byte(want)) {
-		t.Fatalf("%s got %s parent %s %q, want an error reply to %s containing %q", ep.Name(), e.Route.Operation, e.Header.ParentID, e.Content, m.Header.ID, want)
+	if e.Route.Operation != abi.OpError || e.Header.ParentID != m.Header.ID {
+		t.Fatalf("%s got %s parent %s %q, want an error reply to %s", ep.Name(), e.Route.Operation, e.Header.ParentID, e.Content, m.Header.ID)
+	}
+	for _, w := range want {
+		if !bytes.Contains(e.Content, []byte(w)) {
+			t.Errorf("error reply %q does not say %q", e.Content, w)
+		}
+	}
+}
+
+// eventually waits up to 10 s for cond.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
 	}
 }
 

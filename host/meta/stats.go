@@ -141,6 +141,11 @@ func (m *Module) Stats() Stats {
 // reason) and answers its sender with an error reply naming what was
 // wrong. Nothing stored is touched.
 func (m *Module) refuse(ctx context.Context, msg abi.Message, reason Reason, cause error) {
+	m.replyError(ctx, msg, m.refused(msg, reason, cause))
+}
+
+// refused counts and logs a refused message and returns its error.
+func (m *Module) refused(msg abi.Message, reason Reason, cause error) error {
 	err := &RefusedError{Reason: reason, MsgID: msg.Header.ID, Operation: msg.Route.Operation, Resource: msg.Route.Resource, Err: cause}
 	m.c.refused[reason].Add(1)
 	if !m.c.warned[reason].Swap(true) {
@@ -149,5 +154,5 @@ func (m *Module) refuse(ctx context.Context, msg abi.Message, reason Reason, cau
 	} else {
 		m.log.Debug("message refused", "reason", reason.String(), "msg_id", msg.Header.ID, "source", msg.Route.Source, "error", err)
 	}
-	m.replyError(ctx, msg, err)
+	return err
 }

@@ -1,0 +1,209 @@
+package meta
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/host/bus"
+)
+
+// The same resource version is acknowledged again but not applied or
+// forwarded again; an older one is refused and changes nothing; a newer
+// one is applied.
+func TestResourceVersion(t *testing.T) {
+	r := newRig(t, Config{})
+	edged := r.register("edged", RuntimeGroup)
+	const key = "default/configmap/cm"
+	v5 := obj("edgecontroller", abi.OpInsert, key, "5", `{"data":{"v":"5"}}`)
+	r.send(v5)
+	r.wantAck(v5)
+	next(t, edged)
+
+	again := obj("edgecontroller", abi.OpUpdate, key, "5", `{"data":{"v":"5-again"}}`)
+	r.send(again)
+	r.wantAck(again)
+	none(t, edged)
+	if o, _ := r.stored(key); string(o.Content) != `{"data":{"v":"5"}}` {
+		t.Errorf("a repeated resource version was applied: %s", o.Content)
+	}
+
+	old := obj("edgecontroller", abi.OpUpdate, key, "3", `{"data":{"v":"3"}}`)
+	r.send(old)
+	wantError(t, r.cloud, old, "stale_resourceversion")
+	none(t, edged)
+	if o, _ := r.stored(key); o.ResourceVersion != "5" {
+		t.Errorf("a stale update was applied: %+v", o)
+	}
+
+	// The version may come in the object's metadata only.
+	v7 := obj("edgecontroller", abi.OpUpdate, key, "", `{"metadata":{"resourceVersion":"7"},"data":{"v":"7"}}`)
+	r.send(v7)
+	r.wantAck(v7)
+	if got := next(t, edged); got.Header.ID != v7.Header.ID {
+		t.Errorf("edged got %s, want the update %s", got.Header.ID, v7.Header.ID)
+	}
+	if o, _ := r.stored(key); o.ResourceVersion != "7" {
+		t.Errorf("stored %+v, want resource version 7", o)
+	}
+
+	staleDelete := obj("edgecontroller", abi.OpDelete, key, "6", `{"metadata":{"resourceVersion":"6"}}`)
+	r.send(staleDelete)
+	wantError(t, r.cloud, staleDelete, "stale_resourceversion")
+	if _, found := r.stored(key); !found {
+		t.Error("a stale delete removed the object")
+	}
+
+	s := r.meta.Stats()
+	if s.Stored != 2 || s.Duplicates != 1 || s.Refused[ReasonStaleResourceVersion] != 2 || s.Acks != 3 {
+		t.Errorf("stats = %+v", s)
+	}
+}
+
+// A pod delete removes the stored pod only if the uids match; the pod's
+// podpatch row goes with it.
+func TestPodDeleteUID(t *testing.T) {
+	r := newRig(t, Config{})
+	edged := r.register("edged", RuntimeGroup)
+	pod := obj("edgecontroller", abi.OpInsert, "default/pod/web", "2", `{"metadata":{"name":"web","uid":"uid-new","resourceVersion":"2"}}`)
+	patch := obj("edgecontroller", abi.OpUpdate, "default/podpatch/web", "", `{"status":{}}`)
+	for _, m := range []abi.Message{pod, patch} {
+		r.send(m)
+		r.wantAck(m)
+		next(t, edged)
+	}
+
+	oldPod := obj("edgecontroller", abi.OpDelete, "default/pod/web", "", `{"metadata":{"name":"web","uid":"uid-old"}}`)
+	r.send(oldPod)
+	r.wantAck(oldPod)
+	none(t, edged)
+	if _, found := r.stored("default/pod/web"); !found {
+		t.Fatal("a delete for another uid removed the pod")
+	}
+
+	del := obj("edgecontroller", abi.OpDelete, "default/pod/web", "3", `{"metadata":{"name":"web","uid":"uid-new","resourceVersion":"3"}}`)
+	r.send(del)
+	r.wantAck(del)
+	if got := next(t, edged); got.Route.Operation != abi.OpDelete {
+		t.Errorf("edged got %s, want the delete", got.Route.Operation)
+	}
+	for _, key := range []string{"default/pod/web", "default/podpatch/web"} {
+		if _, found := r.stored(key); found {
+			t.Errorf("%s still stored after the pod's delete", key)
+		}
+	}
+	// Deleting what is not there is acknowledged: the cloud's view holds.
+	gone := obj("edgecontroller", abi.OpDelete, "default/configmap/never", "", "")
+	r.send(gone)
+	r.wantAck(gone)
+	if s := r.meta.Stats(); s.UIDMismatch != 1 || s.Deleted != 1 {
+		t.Errorf("stats = %+v", s)
+	}
+}
+
+// Objects go to their owners by edgecore's routes; an owner group with
+// no module is counted, the object still stored and acknowledged.
+func TestForwarding(t *testing.T) {
+	r := newRig(t, Config{})
+	twin := r.register("twin", TwinGroup)
+	devices := r.register("devices", DevicesGroup)
+
+	pod := obj("edgecontroller", abi.OpInsert, "default/pod/p", "", `{}`)
+	r.send(pod)
+	r.wantAck(pod)
+	if s := r.meta.Stats(); s.Unrouted != 1 || s.Stored != 1 {
+		t.Errorf("pod with no runtime module: stats = %+v", s)
+	}
+
+	edged := r.register("edged", RuntimeGroup)
+	dev := obj("devicecontroller", abi.OpInsert, "default/device/d1", "", `{"kind":"Device"}`)
+	r.send(dev)
+	r.wantAck(dev)
+	for _, ep := range []string{"twin", "devices"} {
+		got := next(t, map[string]*bus.Endpoint{"twin": twin, "devices": devices}[ep])
+		if got.Header.ID != dev.Header.ID || got.Route != dev.Route || string(got.Content) != string(dev.Content) {
+			t.Errorf("%s got %+v, want the device message as the cloud sent it", ep, got)
+		}
+	}
+	none(t, edged)
+
+	node := obj("edgecontroller", abi.OpUpdate, "null/node/n1", "", `{"kind":"Node"}`)
+	r.send(node)
+	r.wantAck(node)
+	none(t, edged)
+
+	policy := obj("policycontroller", abi.OpInsert, "default/serviceaccountaccess/x", "", `{}`)
+	r.send(policy)
+	r.wantAck(policy)
+	none(t, edged)
+
+	// Membership is the twin's: forwarded, neither stored nor acknowledged.
+	mem := toMessage(readFrame(t, "membership-update.json"))
+	r.send(mem)
+	if got := next(t, twin); got.Header.ID != mem.Header.ID || got.Route.Resource != "membership" {
+		t.Errorf("twin got %+v, want the membership update", got)
+	}
+	none(t, r.cloud)
+}
+
+// Bad input is refused with an error naming it, counted by reason, and
+// leaves what was stored as it was.
+func TestBadInput(t *testing.T) {
+	r := newRig(t, Config{})
+	good := obj("edgecontroller", abi.OpInsert, "default/configmap/keep", "4", `{"data":{"keep":"me"}}`)
+	r.send(good)
+	r.wantAck(good)
+
+	long := "default/configmap/" + strings.Repeat("x", MaxKeyLen)
+	cases := []struct {
+		m      abi.Message
+		reason Reason
+		want   string
+	}{
+		{obj("edgecontroller", abi.OpInsert, "default/configmap/keep", "5", `{"data":`), ReasonMalformedContent, "not valid JSON"},
+		{obj("edgecontroller", abi.OpInsert, "default/configmap/keep", "5", `["a"]`), ReasonMalformedContent, "not a JSON object"},
+		{obj("edgecontroller", abi.OpUpdate, "default/configmap/keep", "5", `plain text`), ReasonMalformedContent, "not a JSON object"},
+		{obj("edgecontroller", abi.OpInsert, "default/configmap/keep", "5", ``), ReasonMalformedContent, "not a JSON object"},
+		{obj("edgecontroller", abi.OpInsert, "default/configmap", "5", `{}`), ReasonBadResource, "names no object"},
+		{obj("edgecontroller", abi.OpInsert, "/configmap/keep", "5", `{}`), ReasonBadResource, "empty namespace"},
+		{obj("edgecontroller", abi.OpInsert, "default//keep", "5", `{}`), ReasonBadResource, "empty type"},
+		{obj("edgecontroller", abi.OpInsert, "default/configmap/", "5", `{}`), ReasonBadResource, "empty name"},
+		{obj("edgecontroller", abi.OpInsert, "default/configmap/a\x00b", "5", `{}`), ReasonBadResource, "NUL"},
+		{obj("edgecontroller", abi.OpInsert, long, "5", `{}`), ReasonBadResource, "longer than 256"},
+		{obj("edgecontroller", abi.OpInsert, "default/configmap/keep", "v5", `{}`), ReasonBadResourceVersion, "not an unsigned integer"},
+		{obj("edgecontroller", abi.OpInsert, "default/configmap/keep", "", `{"metadata":{"resourceVersion":"-1"}}`), ReasonBadResourceVersion, "not an unsigned integer"},
+		{obj("edgecontroller", "frobnicate", "default/configmap/keep", "5", `{}`), ReasonUnknownOperation, `"frobnicate"`},
+		{obj("edgecontroller", abi.OpDelete, "default/configmap/keep", "5", `[1]`), ReasonMalformedContent, "not a JSON object"},
+	}
+	for i, tc := range cases {
+		before := r.meta.Stats().Refused[tc.reason]
+		r.send(tc.m)
+		wantError(t, r.cloud, tc.m, tc.reason.String(), tc.want)
+		e := r.meta.Stats().Refused[tc.reason]
+		if e != before+1 {
+			t.Errorf("case %d: refused[%s] = %d, want %d", i, tc.reason, e, before+1)
+		}
+	}
+	if o, found := r.stored("default/configmap/keep"); !found || o.ResourceVersion != "4" || string(o.Content) != `{"data":{"keep":"me"}}` {
+		t.Errorf("bad input changed the stored object: %+v %v", o, found)
+	}
+
+	// A local module's write is refused back to it, not sent to the cloud.
+	edged := r.register("edged", RuntimeGroup)
+	local := abi.Message{Route: abi.Route{Source: "edged", Group: Group, Operation: abi.OpInsert, Resource: "default/pod/x"}, Content: []byte(`{}`)}
+	local.Header.ID = "local-1"
+	r.send(local)
+	wantError(t, edged, local, "local module")
+	none(t, r.cloud)
+
+	// A connection state that is neither is refused; the state stays.
+	r.connect(CloudConnected)
+	bad := abi.Message{Header: abi.Header{ID: "conn-1"}, Route: abi.Route{Source: "websocket", Operation: "connect", Resource: ConnectionResource}, Content: []byte("maybe")}
+	before := r.meta.Stats().Refused[ReasonMalformedContent]
+	r.send(bad)
+	eventually(t, "the connection state's refusal", func() bool { return r.meta.Stats().Refused[ReasonMalformedContent] == before+1 })
+	if !r.meta.Connected() {
+		t.Error("a malformed connection state changed the state")
+	}
+	none(t, r.cloud)
+}
