@@ -25,6 +25,8 @@ type Modules struct {
 	Twin Twin `yaml:"twin"`
 	// Devices declares the node's devices.
 	Devices Devices `yaml:"devices"`
+	// Meta is the metamanager (KubeEdge's metamanager).
+	Meta Meta `yaml:"meta"`
 }
 
 // section is what every module's settings implement.
@@ -48,6 +50,7 @@ func (m *Modules) sections() []namedSection {
 		{"hub", &m.Hub},
 		{"twin", &m.Twin},
 		{"devices", &m.Devices},
+		{"meta", &m.Meta},
 	}
 }
 
@@ -79,6 +82,7 @@ func defaultModules() Modules {
 		},
 		Hub:  Hub{ProjectID: DefaultProjectID},
 		Twin: Twin{Enable: true, Plugin: "devicetwin", Lanes: 64},
+		Meta: defaultMeta(),
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/edgehost/edgehost/host/bus"
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/eventbus"
+	"github.com/edgehost/edgehost/host/meta"
 	"github.com/edgehost/edgehost/host/pluginhost"
 	"github.com/edgehost/edgehost/host/store"
 	"github.com/edgehost/edgehost/host/supervisor"
@@ -37,6 +38,7 @@ type Daemon struct {
 	runtime *wasm.Runtime
 	events  *eventbus.Module
 	plugins *pluginhost.Module
+	meta    *meta.Module
 	super   *supervisor.Supervisor
 	metrics metricsRegistry
 }
@@ -113,6 +115,11 @@ func Run(ctx context.Context, cfg *config.Config, opts Options, log hclog.Logger
 		// After the plugin host: the twin hands the devices to its plugin.
 		modules = append(modules, twin.New(b, twin.Config{Plugin: cfg.Modules.Twin.Plugin,
 			DevicesDir: cfg.Modules.Devices.Dir, Lanes: cfg.Modules.Twin.Lanes}, log))
+	}
+	if cfg.Modules.Meta.Enable {
+		d.meta = meta.New(b, st, meta.Config{Lanes: cfg.Modules.Meta.Lanes,
+			RemoteQueryTimeout: cfg.Modules.Meta.RemoteQueryTimeout, RemoteQueries: cfg.Modules.Meta.RemoteQueries}, log)
+		modules = append(modules, d.meta)
 	}
 	for _, name := range unimplemented(cfg) {
 		log.Warn("module is enabled in the config but not part of this build; ignoring it", "module", name)

@@ -53,7 +53,7 @@ const (
 
 // Defaults for the zero fields of Config.
 const (
-	DefaultLanes              = 16
+	DefaultLanes              = 64
 	DefaultRemoteQueryTimeout = 60 * time.Second
 	DefaultRemoteQueries      = 32
 )
