@@ -132,6 +132,9 @@ func New(backend Backend, token string, log hclog.Logger) *Server {
 	if sb, ok := backend.(StoreBackend); ok {
 		s.registerStore(sb)
 	}
+	if mb, ok := backend.(MetaBackend); ok {
+		s.registerMeta(mb)
+	}
 	if mb, ok := backend.(MetricsBackend); ok {
 		s.mux.Handle("GET /metrics", mb.Metrics())
 	}

@@ -57,6 +57,13 @@ func TestMetaMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The ACK is counted once sent and the hand-over to edged comes after
+	// it: wait for both before reading.
+	for deadline := time.Now().Add(10 * time.Second); m.Stats().Acks != 1 || m.Stats().Unrouted != 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats = %+v", m.Stats())
+		}
+	}
 	exposition := scrape(t, d)
 	for _, want := range []string{
 		"edgehost_meta_objects_stored_total 1",

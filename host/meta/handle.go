@@ -118,14 +118,15 @@ func (m *Module) write(ctx context.Context, msg abi.Message) {
 		m.storeFailed(msg, err)
 		return
 	}
-	m.ack(ctx, msg)
 	if result == putDuplicate {
 		m.c.duplicates.Add(1)
 		m.log.Debug("object received again with the stored resource version; acknowledged, not applied again",
 			"msg_id", msg.Header.ID, "resource", msg.Route.Resource, "resourceversion", p.rv)
+		m.ack(ctx, msg)
 		return
 	}
 	m.c.stored.Add(1)
+	m.ack(ctx, msg)
 	m.forward(ctx, msg, owners(msg.Route.Source, msg.Route.Operation, p.res.Type)...)
 }
 
@@ -145,7 +146,6 @@ func (m *Module) delete(ctx context.Context, msg abi.Message) {
 		m.storeFailed(msg, err)
 		return
 	}
-	m.ack(ctx, msg)
 	switch result {
 	case uidMismatch:
 		// The delete is for an earlier pod of the same name; the stored
@@ -153,10 +153,12 @@ func (m *Module) delete(ctx context.Context, msg abi.Message) {
 		m.c.uidMismatch.Add(1)
 		m.log.Debug("pod delete for another uid; the stored pod stays", "msg_id", msg.Header.ID,
 			"resource", msg.Route.Resource, "uid", p.meta.UID)
+		m.ack(ctx, msg)
 		return
 	case deleted:
 		m.c.deleted.Add(1)
 	}
+	m.ack(ctx, msg)
 	m.forward(ctx, msg, owners(msg.Route.Source, msg.Route.Operation, p.res.Type)...)
 }
 

@@ -23,7 +23,8 @@ func TestAckMatchesCapture(t *testing.T) {
 	if !found || string(o.Content) != string(insert.Content) || o.ResourceVersion != "1" {
 		t.Errorf("stored %+v %v, want the pod at resource version 1", o, found)
 	}
-	if s := r.meta.Stats(); s.Stored != 1 || s.Acks != 1 {
+	eventually(t, "the ACK counted", func() bool { return r.meta.Stats().Acks == 1 })
+	if s := r.meta.Stats(); s.Stored != 1 {
 		t.Errorf("stats = %+v", s)
 	}
 }

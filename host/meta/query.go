@@ -155,7 +155,7 @@ func (m *Module) remoteQuery(ctx context.Context, msg abi.Message, res Resource)
 		m.queryFailed(ctx, msg, fmt.Errorf("remote query %s (sent as %s): %w", msg.Route.Resource, fwd.Header.ID, err))
 		return
 	}
-	content, isObject := remoteObject(r)
+	content, isObject, failed := remoteObject(r)
 	if isObject && !res.IsList() {
 		rv := objectMetaOf(content).ResourceVersion
 		if _, perr := strconv.ParseUint(rv, 10, 64); perr != nil {
@@ -169,7 +169,7 @@ func (m *Module) remoteQuery(ctx context.Context, msg abi.Message, res Resource)
 		}
 		m.ack(ctx, r)
 	}
-	if r.Route.Operation == abi.OpError {
+	if failed {
 		m.c.queryFailed.Add(1)
 	}
 	out := r
@@ -178,13 +178,16 @@ func (m *Module) remoteQuery(ctx context.Context, msg abi.Message, res Resource)
 	m.replyLocal(ctx, msg, out)
 }
 
-// remoteObject returns the content to hand back for a cloud reply and
-// whether it is an object to store: an ObjectResp's Object, or an object
-// content as it is. "OK", errors and an ObjectResp with Err are passed
-// through as they came.
-func remoteObject(r abi.Message) ([]byte, bool) {
-	if r.Route.Operation == abi.OpError || unquote(r.Content) == "OK" {
-		return r.Content, false
+// remoteObject returns the content to hand back for a cloud reply,
+// whether it is an object to store (an ObjectResp's Object, or an object
+// content as it is) and whether the reply is an error (operation error, an
+// ObjectResp with Err). "OK" and errors are passed through as they came.
+func remoteObject(r abi.Message) (content []byte, isObject, failed bool) {
+	if r.Route.Operation == abi.OpError {
+		return r.Content, false, true
+	}
+	if unquote(r.Content) == "OK" {
+		return r.Content, false, false
 	}
 	var resp struct {
 		Object json.RawMessage
@@ -192,19 +195,19 @@ func remoteObject(r abi.Message) ([]byte, bool) {
 	}
 	var probe map[string]json.RawMessage
 	if decodeObject(r.Content, &probe) != nil {
-		return r.Content, false
+		return r.Content, false, false
 	}
 	_, hasObject := probe["Object"]
 	_, hasErr := probe["Err"]
 	if !hasObject && !hasErr {
-		return r.Content, true
+		return r.Content, true, false
 	}
 	_ = json.Unmarshal(r.Content, &resp)
 	if len(resp.Err) > 0 && string(resp.Err) != "null" {
-		return r.Content, false
+		return r.Content, false, true
 	}
 	if decodeObject(resp.Object, new(map[string]json.RawMessage)) != nil {
-		return r.Content, false
+		return r.Content, false, false
 	}
-	return resp.Object, true
+	return resp.Object, true, false
 }

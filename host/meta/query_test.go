@@ -169,7 +169,7 @@ func TestQueryRemoteFailures(t *testing.T) {
 	if o, _ := r.stored("default/configmap/app-config"); o.ResourceVersion != "7" {
 		t.Errorf("a failed remote query changed the store: %+v", o)
 	}
-	if s := r.meta.Stats(); s.QueryFailed != 1 || s.QueriesRemote != 2 {
+	if s := r.meta.Stats(); s.QueryFailed != 2 || s.QueriesRemote != 2 {
 		t.Errorf("stats = %+v", s)
 	}
 }

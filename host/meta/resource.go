@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -36,9 +37,21 @@ func (r Resource) Key() string {
 // IsList reports whether the resource names a type rather than one object.
 func (r Resource) IsList() bool { return r.Name == "" }
 
+// ErrBadResource is matched by every error of ParseResource.
+var ErrBadResource = errors.New("bad resource")
+
 // ParseResource parses and checks an edge-side resource string. A list
-// form ({namespace}/{type}) is accepted only when list is true.
+// form ({namespace}/{type}) is accepted only when list is true. Its errors
+// match ErrBadResource.
 func ParseResource(s string, list bool) (Resource, error) {
+	r, err := parseResource(s, list)
+	if err != nil {
+		return Resource{}, fmt.Errorf("%w: %w", ErrBadResource, err)
+	}
+	return r, nil
+}
+
+func parseResource(s string, list bool) (Resource, error) {
 	if s == "" {
 		return Resource{}, fmt.Errorf("resource is empty")
 	}
