@@ -29,12 +29,16 @@ func (m *Module) handle(ctx context.Context, msg abi.Message) {
 	switch {
 	case op == abi.OpQuery:
 		m.query(ctx, msg)
+	case !cloudSources[msg.Route.Source] && op == abi.OpResponse:
+		// A reply from a local module nobody here waits for: answering it
+		// could start a loop of replies.
+		m.log.Debug("local response with no waiting query; dropped", "msg_id", msg.Header.ID, "source", msg.Route.Source, "resource", msg.Route.Resource)
+	case !cloudSources[msg.Route.Source]:
+		m.refuse(ctx, msg, ReasonUnknownOperation, fmt.Errorf("%s from local module %q: local writes go to the cloud in edgecore and have no path in edgehost yet", op, msg.Route.Source))
 	case msg.Route.Group == TwinGroup:
 		// Membership and the twin's confirms: the twin's, not stored and
 		// not acknowledged (edgecore's routes).
 		m.forward(ctx, msg, TwinGroup)
-	case !cloudSources[msg.Route.Source] && (op == abi.OpInsert || op == abi.OpUpdate || op == abi.OpDelete || op == abi.OpPatch):
-		m.refuse(ctx, msg, ReasonUnknownOperation, fmt.Errorf("%s from local module %q: local writes go to the cloud in edgecore and have no path in edgehost yet", op, msg.Route.Source))
 	case op == abi.OpInsert || op == abi.OpUpdate:
 		m.write(ctx, msg)
 	case op == abi.OpDelete:

@@ -197,6 +197,16 @@ func TestBadInput(t *testing.T) {
 	r.send(local)
 	wantError(t, edged, local, "local module")
 	none(t, r.cloud)
+	// Nor is a local module's message in the twin's group passed on, or
+	// a local response stored.
+	twin := r.register("twin", TwinGroup)
+	localTwin := abi.Message{Header: abi.Header{ID: "local-2"}, Route: abi.Route{Source: "edged", Group: TwinGroup, Operation: abi.OpUpdate, Resource: "membership"}, Content: []byte(`{}`)}
+	r.send(localTwin)
+	wantError(t, edged, localTwin, "local module")
+	none(t, twin)
+	localResp := abi.Message{Header: abi.Header{ID: "local-3", ParentID: "nobody"}, Route: abi.Route{Source: "edged", Group: Group, Operation: abi.OpResponse, Resource: "default/configmap/keep"}, Content: []byte(`{"data":{"keep":"no"}}`)}
+	r.send(localResp)
+	none(t, edged)
 
 	// A connection state that is neither is refused; the state stays.
 	r.connect(CloudConnected)
@@ -208,4 +218,30 @@ func TestBadInput(t *testing.T) {
 		t.Error("a malformed connection state changed the state")
 	}
 	none(t, r.cloud)
+	if o, _ := r.stored("default/configmap/keep"); string(o.Content) != `{"data":{"keep":"me"}}` {
+		t.Errorf("a local response was stored: %s", o.Content)
+	}
+}
+
+// A cloud response nobody waits for is stored if it carries an object and
+// goes to edged if it is the edge controller's; it is not acknowledged.
+func TestUnsolicitedResponse(t *testing.T) {
+	r := newRig(t, Config{})
+	edged := r.register("edged", RuntimeGroup)
+	resp := obj("edgecontroller", abi.OpResponse, "null/node/edge-1", "", `{"kind":"Node","metadata":{"resourceVersion":"40"}}`)
+	resp.Header.ParentID = "an-old-request"
+	r.send(resp)
+	if got := next(t, edged); got.Header.ID != resp.Header.ID {
+		t.Errorf("edged got %+v", got)
+	}
+	if o, found := r.stored("null/node/edge-1"); !found || o.ResourceVersion != "40" {
+		t.Errorf("stored %+v %v", o, found)
+	}
+	ok := obj("edgecontroller", abi.OpResponse, "null/node/edge-1", "", "OK")
+	r.send(ok)
+	none(t, r.cloud)
+	none(t, edged)
+	if o, _ := r.stored("null/node/edge-1"); o.ResourceVersion != "40" {
+		t.Errorf("an OK response changed the stored node: %+v", o)
+	}
 }
