@@ -44,14 +44,19 @@ const (
 	putDuplicate                  // the same resource version was already stored; nothing written
 )
 
+// A stale write is not an error returned inside the transaction: that would
+// roll back the whole group commit it shares with other writers and make
+// them run again. It writes nothing and reports the stored version.
+
 // put stores content at key with resource version rv, durably, unless the
 // stored object's version is the same (putDuplicate) or newer (errStale).
 // An empty version on either side is not compared: the cloud is trusted,
 // as edgecore trusts it.
 func (o objects) put(key, rv string, content []byte) (putResult, error) {
 	var result putResult
+	var stale string
 	err := o.ns.Update(func(b *bolt.Bucket) error {
-		result = putApplied
+		result, stale = putApplied, ""
 		objs, err := b.CreateBucketIfNotExists([]byte(objectsBucket))
 		if err != nil {
 			return err
@@ -63,14 +68,18 @@ func (o objects) put(key, rv string, content []byte) (putResult, error) {
 					result = putDuplicate
 					return nil
 				case c < 0:
-					return &staleError{got: rv, stored: r.RV}
+					stale = r.RV
+					return nil
 				}
 			}
 		}
 		return objs.Put([]byte(key), appendRecord(nil, record{RV: rv, Content: content}))
 	})
-	if err != nil {
+	switch {
+	case err != nil:
 		return 0, fmt.Errorf("store %s: %w", key, err)
+	case stale != "":
+		return 0, fmt.Errorf("store %s: %w", key, &staleError{got: rv, stored: stale})
 	}
 	return result, nil
 }
@@ -91,8 +100,9 @@ const (
 func (o objects) del(res Resource, rv, uid string) (deleteResult, error) {
 	key := res.Key()
 	var result deleteResult
+	var stale string
 	err := o.ns.Update(func(b *bolt.Bucket) error {
-		result = deleted
+		result, stale = deleted, ""
 		objs := b.Bucket([]byte(objectsBucket))
 		var old []byte
 		if objs != nil {
@@ -104,7 +114,8 @@ func (o objects) del(res Resource, rv, uid string) (deleteResult, error) {
 		}
 		if r, err := decodeRecord(old); err == nil {
 			if compareRV(rv, r.RV) < 0 {
-				return &staleError{got: rv, stored: r.RV}
+				stale = r.RV
+				return nil
 			}
 			if res.Type == "pod" && uid != "" && objectMetaOf(r.Content).UID != uid {
 				result = uidMismatch
@@ -119,8 +130,11 @@ func (o objects) del(res Resource, rv, uid string) (deleteResult, error) {
 		}
 		return nil
 	})
-	if err != nil {
+	switch {
+	case err != nil:
 		return 0, fmt.Errorf("delete %s: %w", key, err)
+	case stale != "":
+		return 0, fmt.Errorf("delete %s: %w", key, &staleError{got: rv, stored: stale})
 	}
 	return result, nil
 }
