@@ -161,13 +161,18 @@ func (m *Module) remoteQuery(ctx context.Context, msg abi.Message, res Resource)
 		if _, perr := strconv.ParseUint(rv, 10, 64); perr != nil {
 			rv = ""
 		}
-		if _, err := m.objs.put(res.Key(), rv, content); err != nil && !errors.Is(err, errStale) {
+		// The ACK says the edge holds this version or a newer one, so a
+		// failed write gets none.
+		switch result, err := m.objs.put(res.Key(), rv, content); {
+		case err != nil && !errors.Is(err, errStale):
 			m.c.storeErrors.Add(1)
-			m.log.Error("cloud's answer to a query not stored", "msg_id", msg.Header.ID, "resource", msg.Route.Resource, "error", err)
-		} else if err == nil {
+			m.log.Error("cloud's answer to a query not stored and not acknowledged", "msg_id", msg.Header.ID, "resource", msg.Route.Resource, "error", err)
+		case err == nil && result == putApplied:
 			m.c.stored.Add(1)
+			m.ack(ctx, r)
+		default:
+			m.ack(ctx, r)
 		}
-		m.ack(ctx, r)
 	}
 	if failed {
 		m.c.queryFailed.Add(1)
