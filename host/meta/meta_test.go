@@ -96,3 +96,26 @@ func storedIn(t *testing.T, path, key string) bool {
 	}
 	return found
 }
+
+// A write the store fails is not acknowledged (the cloud sends it again)
+// and is counted; what was stored before is still in the file.
+func TestStoreFailureIsNotAcked(t *testing.T) {
+	r := newRig(t, Config{})
+	first := obj("edgecontroller", abi.OpInsert, "default/configmap/first", "1", `{"data":{}}`)
+	r.send(first)
+	r.wantAck(first)
+	if err := r.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	second := obj("edgecontroller", abi.OpInsert, "default/configmap/second", "2", `{"data":{}}`)
+	r.send(second)
+	eventually(t, "the store error counted", func() bool { return r.meta.Stats().StoreErrors == 1 })
+	none(t, r.cloud)
+	r.stop()
+	if !storedIn(t, r.path, "default/configmap/first") {
+		t.Error("an object stored before the failure is gone")
+	}
+	if storedIn(t, r.path, "default/configmap/second") {
+		t.Error("the failed write is in the file")
+	}
+}
