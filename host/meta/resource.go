@@ -22,7 +22,12 @@ const ClusterScope = "null"
 // for one object, {namespace}/{type} for a list. The name may itself hold
 // slashes (it is everything after the second one), as in edgecore.
 type Resource struct {
-	Namespace, Type, Name string
+	// Namespace is the object's namespace, ClusterScope for none.
+	Namespace string
+	// Type is the lower-case kind: pod, configmap, device, ...
+	Type string
+	// Name is the object's name; empty for a list.
+	Name string
 }
 
 // Key is the resource's store key: the full resource string, as edgecore's

@@ -59,11 +59,12 @@ var ErrRefused = errors.New("refused")
 // RefusedError is a message meta refused; it is what the sender gets back
 // in an error reply and what the log says.
 type RefusedError struct {
-	Reason    Reason
-	MsgID     string
-	Operation string
-	Resource  string
-	Err       error
+	// Reason is why, as counted.
+	Reason Reason
+	// MsgID, Operation and Resource identify the refused message.
+	MsgID, Operation, Resource string
+	// Err says what was wrong with it.
+	Err error
 }
 
 func (e *RefusedError) Error() string {
