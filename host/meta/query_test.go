@@ -182,3 +182,20 @@ func quote(t *testing.T, s string) string {
 	}
 	return string(b)
 }
+
+// With no hub on the bus at all, cloud objects injected locally are still
+// stored (their ACK counted unsent) and queries answered from the store.
+func TestNoHub(t *testing.T) {
+	r := newRig(t, Config{})
+	r.cloud.Close()
+	m := obj("edgecontroller", abi.OpInsert, "default/secret/s", "3", `{"data":{}}`)
+	r.send(m)
+	eventually(t, "the unsent ACK counted", func() bool { return r.meta.Stats().AckUnsent == 1 })
+	q := abi.Message{Route: abi.Route{Source: "edged", Group: Group, Operation: abi.OpQuery, Resource: "default/secret/s"}}
+	if got := r.request(q); string(got.Content) != `["{\"data\":{}}"]` {
+		t.Errorf("query = %s", got.Content)
+	}
+	if s := r.meta.Stats(); s.Stored != 1 || s.Acks != 0 {
+		t.Errorf("stats = %+v", s)
+	}
+}
