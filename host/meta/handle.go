@@ -198,7 +198,7 @@ func (m *Module) response(ctx context.Context, msg abi.Message) {
 // acknowledged, so the cloud sends it again.
 func (m *Module) storeFailed(msg abi.Message, err error) {
 	m.c.storeErrors.Add(1)
-	m.log.Error("object not stored and not acknowledged", "msg_id", msg.Header.ID, "resource", msg.Route.Resource, "error", err)
+	m.report(problemStore, "object not stored and not acknowledged", "msg_id", msg.Header.ID, "resource", msg.Route.Resource, "error", err)
 }
 
 // owners returns the groups an object from the cloud is handed to, by
@@ -234,7 +234,7 @@ func (m *Module) forward(ctx context.Context, msg abi.Message, groups ...string)
 			m.log.Debug("no module owns this object yet; stored only", "group", g, "msg_id", msg.Header.ID, "resource", msg.Route.Resource)
 		default:
 			m.c.unrouted.Add(1)
-			m.log.Warn("object stored but not handed to its owner", "group", g, "msg_id", msg.Header.ID, "resource", msg.Route.Resource, "error", err)
+			m.report(problemForward, "object stored but not handed to its owner", "group", g, "msg_id", msg.Header.ID, "resource", msg.Route.Resource, "error", err)
 		}
 	}
 }
@@ -248,7 +248,7 @@ func (m *Module) ack(ctx context.Context, msg abi.Message) {
 		if errors.Is(err, bus.ErrNoModule) {
 			m.log.Debug("no cloud link; acknowledgement not sent", "msg_id", msg.Header.ID, "resource", msg.Route.Resource)
 		} else {
-			m.log.Warn("acknowledgement not sent; the cloud sends the object again", "msg_id", msg.Header.ID, "resource", msg.Route.Resource, "error", err)
+			m.report(problemAck, "acknowledgement not sent; the cloud sends the object again", "msg_id", msg.Header.ID, "resource", msg.Route.Resource, "error", err)
 		}
 		return
 	}

@@ -243,7 +243,7 @@ func (m *Module) List(ns, typ string) ([]Object, error) {
 	}
 	objs, bad, err := m.objs.list(typ, prefix)
 	if err == nil && bad > 0 {
-		m.log.Warn("stored objects that do not decode were left out of a list", "objects", bad)
+		m.report(problemBadRecord, "stored objects that do not decode were left out of a list", "objects", bad)
 	}
 	return objs, err
 }

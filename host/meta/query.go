@@ -58,7 +58,7 @@ func (m *Module) localQuery(ctx context.Context, msg abi.Message, res Resource) 
 			return
 		}
 		if bad > 0 {
-			m.log.Warn("stored objects that do not decode were left out of a list", "type", res.Type, "objects", bad, "msg_id", msg.Header.ID)
+			m.report(problemBadRecord, "stored objects that do not decode were left out of a list", "type", res.Type, "objects", bad, "msg_id", msg.Header.ID)
 		}
 		for _, o := range objs {
 			values = append(values, string(o.Content))
@@ -91,7 +91,7 @@ func queryReply(msg abi.Message, values []string) abi.Message {
 // queryFailed answers a query with an error.
 func (m *Module) queryFailed(ctx context.Context, msg abi.Message, err error) {
 	m.c.queryFailed.Add(1)
-	m.log.Warn("query failed", "msg_id", msg.Header.ID, "resource", msg.Route.Resource, "error", err)
+	m.report(problemQuery, "query failed", "msg_id", msg.Header.ID, "resource", msg.Route.Resource, "error", err)
 	r := msg.Reply(abi.OpError, []byte(err.Error()))
 	r.Route.Source = ModuleName
 	m.replyLocal(ctx, msg, r)
@@ -166,7 +166,7 @@ func (m *Module) remoteQuery(ctx context.Context, msg abi.Message, res Resource)
 		switch result, err := m.objs.put(res.Key(), rv, content); {
 		case err != nil && !errors.Is(err, errStale):
 			m.c.storeErrors.Add(1)
-			m.log.Error("cloud's answer to a query not stored and not acknowledged", "msg_id", msg.Header.ID, "resource", msg.Route.Resource, "error", err)
+			m.report(problemStore, "cloud's answer to a query not stored and not acknowledged", "msg_id", msg.Header.ID, "resource", msg.Route.Resource, "error", err)
 		case err == nil && result == putApplied:
 			m.c.stored.Add(1)
 			m.ack(ctx, r)

@@ -13,6 +13,7 @@ import (
 	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/host/bus"
 	"github.com/edgehost/edgehost/host/store"
+	"github.com/hashicorp/go-hclog"
 )
 
 // rig runs the metamanager over a real store file (real fsync) and a real
@@ -32,13 +33,19 @@ type rig struct {
 
 func newRig(t testing.TB, cfg Config) *rig {
 	t.Helper()
+	return newRigLog(t, cfg, nil)
+}
+
+// newRigLog is newRig with the module logging to log.
+func newRigLog(t testing.TB, cfg Config, log hclog.Logger) *rig {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "edgehost.db")
 	st, err := store.Open(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := bus.New(bus.Options{})
-	r := &rig{t: t, path: path, store: st, bus: b, meta: New(b, st, cfg, nil), done: make(chan error, 1)}
+	r := &rig{t: t, path: path, store: st, bus: b, meta: New(b, st, cfg, log), done: make(chan error, 1)}
 	r.cloud = r.register("websocket", HubGroup)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel

@@ -1,11 +1,15 @@
 package meta
 
 import (
+	"bytes"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/host/bus"
+	"github.com/hashicorp/go-hclog"
 )
 
 // The same resource version is acknowledged again but not applied or
@@ -244,4 +248,40 @@ func TestUnsolicitedResponse(t *testing.T) {
 	if o, _ := r.stored("null/node/edge-1"); o.ResourceVersion != "40" {
 		t.Errorf("an OK response changed the stored node: %+v", o)
 	}
+}
+
+// A refusal that repeats is logged at WARN once per reason, then at debug.
+func TestRepeatedRefusalsWarnOnce(t *testing.T) {
+	var logs syncBuffer
+	r := newRigLog(t, Config{}, hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn}))
+	for i := range 3 {
+		bad := obj("edgecontroller", abi.OpInsert, "default/configmap", strconv.Itoa(i), `{}`)
+		r.send(bad)
+		wantError(t, r.cloud, bad, "bad_resource")
+	}
+	bad := obj("edgecontroller", abi.OpInsert, "default/configmap/x", "", `nope`)
+	r.send(bad)
+	wantError(t, r.cloud, bad, "malformed_content")
+	out := logs.String()
+	if n := strings.Count(out, "[WARN]"); n != 2 || !strings.Contains(out, "reason=bad_resource") || !strings.Contains(out, "reason=malformed_content") {
+		t.Errorf("want one WARN per reason, got %d:\n%s", n, out)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the module's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -85,6 +85,36 @@ type counters struct {
 	forwarded, unrouted, dropped                          atomic.Uint64
 	refused                                               [numReasons]atomic.Uint64
 	warned                                                [numReasons]atomic.Bool
+	problems                                              [numProblems]atomic.Bool
+}
+
+// problem is a kind of failure that can repeat for every message; its
+// first occurrence is logged at its level, the rest at debug (each is
+// counted in Stats).
+type problem int
+
+const (
+	problemStore problem = iota
+	problemForward
+	problemAck
+	problemQuery
+	problemBadRecord
+	numProblems
+)
+
+// report logs a problem: at WARN (ERROR for the store) the first time,
+// at debug after, saying so.
+func (m *Module) report(p problem, msg string, args ...any) {
+	if m.c.problems[p].Swap(true) {
+		m.log.Debug(msg, args...)
+		return
+	}
+	args = append(args, "note", "repeats are logged at debug and counted in /metrics")
+	if p == problemStore {
+		m.log.Error(msg, args...)
+	} else {
+		m.log.Warn(msg, args...)
+	}
 }
 
 // Stats is a snapshot of the module's counters.
