@@ -78,6 +78,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzMessageJSON -fuzztime 30s ./host/api/
 	$(GO) test -run '^$$' -fuzz FuzzModule -fuzztime 30s ./host/wasm/internal/instrument/
 	$(GO) test -run '^$$' -fuzz FuzzCodec -fuzztime 30s ./plugins/devicetwin/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 30s ./host/meta/
+	$(GO) test -run '^$$' -fuzz FuzzParseResource -fuzztime 30s ./host/meta/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeObject -fuzztime 30s ./host/meta/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeView -fuzztime 30s ./sdk/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeMeta -fuzztime 30s ./host/store/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeMarker -fuzztime 30s ./host/store/

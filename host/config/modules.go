@@ -27,6 +27,8 @@ type Modules struct {
 	Twin Twin `yaml:"twin"`
 	// Devices declares the node's devices.
 	Devices Devices `yaml:"devices"`
+	// Meta is the metamanager (KubeEdge's metamanager).
+	Meta Meta `yaml:"meta"`
 }
 
 // section is what every module's settings implement.
@@ -50,6 +52,7 @@ func (m *Modules) sections() []namedSection {
 		{"hub", &m.Hub},
 		{"twin", &m.Twin},
 		{"devices", &m.Devices},
+		{"meta", &m.Meta},
 	}
 }
 
@@ -90,6 +93,7 @@ func defaultModules() Modules {
 		Hub:     Hub{ProjectID: DefaultProjectID},
 		Twin:    Twin{Enable: true, Plugin: "devicetwin", Lanes: 64},
 		Devices: Devices{DMIEnable: true, DMIRate: 200, DMIBurst: 400, DMICallTimeout: 10 * time.Second, WasmProtocols: []string{}},
+		Meta:    defaultMeta(),
 	}
 }
 

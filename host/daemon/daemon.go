@@ -21,6 +21,7 @@ import (
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/dmi"
 	"github.com/edgehost/edgehost/host/eventbus"
+	"github.com/edgehost/edgehost/host/meta"
 	"github.com/edgehost/edgehost/host/pluginhost"
 	"github.com/edgehost/edgehost/host/store"
 	"github.com/edgehost/edgehost/host/supervisor"
@@ -40,6 +41,7 @@ type Daemon struct {
 	events  *eventbus.Module
 	plugins *pluginhost.Module
 	twin    *twin.Module
+	meta    *meta.Module
 	super   *supervisor.Supervisor
 	metrics metricsRegistry
 }
@@ -124,6 +126,11 @@ func Run(ctx context.Context, cfg *config.Config, opts Options, log hclog.Logger
 		// After the twin, which takes what mappers report.
 		modules = append(modules, dmi.New(dmi.Config{Socket: dev.DMISocket, Rate: dev.DMIRate, Burst: dev.DMIBurst,
 			CallTimeout: dev.DMICallTimeout, WasmProtocols: dev.WasmProtocols}, b, st, dmi.DirSource{Dir: dev.Dir}, log))
+	}
+	if cfg.Modules.Meta.Enable {
+		d.meta = meta.New(b, st, meta.Config{Lanes: cfg.Modules.Meta.Lanes,
+			RemoteQueryTimeout: cfg.Modules.Meta.RemoteQueryTimeout, RemoteQueries: cfg.Modules.Meta.RemoteQueries}, log)
+		modules = append(modules, d.meta)
 	}
 	for _, name := range unimplemented(cfg) {
 		log.Warn("module is enabled in the config but not part of this build; ignoring it", "module", name)

@@ -9,6 +9,7 @@ import (
 	"github.com/edgehost/edgehost/host/api"
 	"github.com/edgehost/edgehost/host/bus"
 	"github.com/edgehost/edgehost/host/eventbus"
+	"github.com/edgehost/edgehost/host/meta"
 	"github.com/edgehost/edgehost/host/store"
 	"github.com/edgehost/edgehost/host/supervisor"
 	"github.com/edgehost/edgehost/host/wasm"
@@ -52,7 +53,7 @@ func (d *Daemon) registry() *prometheus.Registry {
 }
 
 // collector is a prometheus.Collector over the daemon's bus, plugin host,
-// eventbus, store and supervisor. A part the daemon does not run (nil)
+// eventbus, store, supervisor and metamanager. A part the daemon does not run (nil)
 // contributes no metrics. It reads the Daemon's fields at scrape time, so
 // it may be built before Run has set them all.
 type collector struct{ d *Daemon }
@@ -255,6 +256,44 @@ func firstNonZero(a, b time.Time) time.Time {
 	return a
 }
 
+var metaMetrics = []metric[meta.Stats]{
+	counter("edgehost_meta_objects_stored_total", "Cloud objects the metamanager wrote to the store (inserts, updates, answers to remote queries).",
+		func(s meta.Stats) float64 { return float64(s.Stored) }),
+	counter("edgehost_meta_objects_deleted_total", "Stored objects the metamanager removed on the cloud's delete.",
+		func(s meta.Stats) float64 { return float64(s.Deleted) }),
+	counter("edgehost_meta_duplicates_total", "Cloud objects received again with the stored resource version: acknowledged, not applied again.",
+		func(s meta.Stats) float64 { return float64(s.Duplicates) }),
+	counter("edgehost_meta_pod_uid_mismatch_total", "Pod deletes for another uid than the stored pod's: acknowledged, the stored pod kept.",
+		func(s meta.Stats) float64 { return float64(s.UIDMismatch) }),
+	counter("edgehost_meta_store_errors_total", "Cloud objects the store failed to write; they were not acknowledged.",
+		func(s meta.Stats) float64 { return float64(s.StoreErrors) }),
+	counter("edgehost_meta_acks_total", "Acknowledgements the metamanager handed to the hub, each after its object was durable.",
+		func(s meta.Stats) float64 { return float64(s.Acks) }),
+	counter("edgehost_meta_acks_unsent_total", "Acknowledgements that could not be handed to the hub (no hub module, full queue).",
+		func(s meta.Stats) float64 { return float64(s.AckUnsent) }),
+	counter("edgehost_meta_forwarded_total", "Cloud objects handed to the module that owns them.",
+		func(s meta.Stats) float64 { return float64(s.Forwarded) }),
+	counter("edgehost_meta_unrouted_total", "Cloud objects whose owner group had no module (pods until there is a runtime module); stored all the same.",
+		func(s meta.Stats) float64 { return float64(s.Unrouted) }),
+	counter("edgehost_meta_queries_failed_total", "Queries answered with an error: a remote query that timed out or failed, a store read error.",
+		func(s meta.Stats) float64 { return float64(s.QueryFailed) }),
+	gauge("edgehost_meta_cloud_connected", "1 while the hub last reported the cloud connected, else 0.",
+		func(s meta.Stats) float64 { return boolValue(s.Connected) }),
+}
+
+// metaQueries is labelled by where the answer came from, local (the store)
+// or remote (the cloud).
+var metaQueries = []metric[uint64]{
+	counter("edgehost_meta_queries_total", "Queries the metamanager answered from the store (answer=local) or sent to the cloud (answer=remote).",
+		func(n uint64) float64 { return float64(n) }, "answer"),
+}
+
+// metaRefused is labelled by reason (docs/meta.md lists them).
+var metaRefused = []metric[uint64]{
+	counter("edgehost_meta_refused_total", "Messages the metamanager refused, by reason; nothing stored was changed.",
+		func(n uint64) float64 { return float64(n) }, "reason"),
+}
+
 var moduleMetrics = []metric[supervisor.ModuleStatus]{
 	gauge("edgehost_module_up", "1 while the daemon module is running, else 0.",
 		func(m supervisor.ModuleStatus) float64 { return boolValue(m.State == supervisor.Running) }, "module"),
@@ -274,6 +313,9 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	describe(ch, storeErrors)
 	describe(ch, runtimeMetrics)
 	describe(ch, moduleMetrics)
+	describe(ch, metaMetrics)
+	describe(ch, metaQueries)
+	describe(ch, metaRefused)
 }
 
 // Collect implements prometheus.Collector.
@@ -317,6 +359,15 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	if d.super != nil {
 		for _, m := range d.super.Status() {
 			emit(ch, moduleMetrics, m, m.Name)
+		}
+	}
+	if d.meta != nil {
+		s := d.meta.Stats()
+		emit(ch, metaMetrics, s)
+		emit(ch, metaQueries, s.QueriesLocal, "local")
+		emit(ch, metaQueries, s.QueriesRemote, "remote")
+		for _, r := range meta.Reasons() {
+			emit(ch, metaRefused, s.Refused[r], r.String())
 		}
 	}
 }
