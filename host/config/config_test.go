@@ -224,7 +224,19 @@ func TestBadValues(t *testing.T) {
 		`modules.hub.server: must be host:port, got ""`:                     func(c *Config) { c.Modules.Hub.Enable = true; c.Modules.Hub.NodeName = "n" },
 		`modules.hub.nodeName: must be 1-253 characters`:                    func(c *Config) { c.Modules.Hub.Enable = true; c.Modules.Hub.Server = "h:10000" },
 		`modules.hub.projectID: must be 1-253 characters`:                   func(c *Config) { c.Modules.Hub.ProjectID = "a/b" },
-		`log.format: must be one of text, json, got "xml"`:                  func(c *Config) { c.Log.Format = "xml" },
+		`modules.hub.httpServer: must be an https:// URL`: func(c *Config) {
+			c.Modules.Hub.Enable, c.Modules.Hub.Server, c.Modules.Hub.NodeName, c.Modules.Hub.HTTPServer = true, "h:1", "n", "http://h:10002"
+		},
+		`modules.hub.token: must have 4 dot-separated parts`: func(c *Config) {
+			c.Modules.Hub.Enable, c.Modules.Hub.Server, c.Modules.Hub.NodeName, c.Modules.Hub.Token = true, "h:1", "n", "a.b"
+		},
+		`modules.hub.heartbeat: must be > 0`: func(c *Config) {
+			c.Modules.Hub.Enable, c.Modules.Hub.Server, c.Modules.Hub.NodeName, c.Modules.Hub.Heartbeat = true, "h:1", "n", 0
+		},
+		`modules.hub.outbox.maxBytes: must be > 0`: func(c *Config) {
+			c.Modules.Hub.Enable, c.Modules.Hub.Server, c.Modules.Hub.NodeName, c.Modules.Hub.Outbox.MaxBytes = true, "h:1", "n", -1
+		},
+		`log.format: must be one of text, json, got "xml"`: func(c *Config) { c.Log.Format = "xml" },
 	} {
 		c := Default()
 		edit(c)

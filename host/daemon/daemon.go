@@ -19,6 +19,7 @@ import (
 	"github.com/edgehost/edgehost/host/bus"
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/eventbus"
+	"github.com/edgehost/edgehost/host/hub"
 	"github.com/edgehost/edgehost/host/pluginhost"
 	"github.com/edgehost/edgehost/host/store"
 	"github.com/edgehost/edgehost/host/supervisor"
@@ -36,6 +37,7 @@ type Daemon struct {
 	store   *store.Store
 	runtime *wasm.Runtime
 	events  *eventbus.Module
+	hub     *hub.Module
 	plugins *pluginhost.Module
 	super   *supervisor.Supervisor
 	metrics metricsRegistry
@@ -112,10 +114,17 @@ func Run(ctx context.Context, cfg *config.Config, opts Options, log hclog.Logger
 	if cfg.Modules.Twin.Enable {
 		// After the plugin host: the twin hands the devices to its plugin.
 		modules = append(modules, twin.New(b, twin.Config{Plugin: cfg.Modules.Twin.Plugin,
-			DevicesDir: cfg.Modules.Devices.Dir, Lanes: cfg.Modules.Twin.Lanes}, log))
+			DevicesDir: cfg.Modules.Devices.Dir, Lanes: cfg.Modules.Twin.Lanes, NodeName: nodeName(cfg)}, log))
 	}
-	for _, name := range unimplemented(cfg) {
-		log.Warn("module is enabled in the config but not part of this build; ignoring it", "module", name)
+	if cfg.Modules.Hub.Enable {
+		// Last: the modules told of the link's state are on the bus when it
+		// comes up, and it stops first.
+		h, err := newHub(cfg, b, st, log)
+		if err != nil {
+			return err
+		}
+		d.hub = h
+		modules = append(modules, h)
 	}
 	d.super = supervisor.New(supervisor.Options{Logger: log}, modules...)
 	err = d.super.Start(ctx)
@@ -149,22 +158,19 @@ func builtins(cfg *config.Config) []builtin.Plugin {
 		if ps[i].Name != cfg.Modules.Twin.Plugin {
 			continue
 		}
-		node := cfg.Modules.Hub.NodeName
-		if node == "" {
-			node, _ = os.Hostname()
-		}
-		ps[i].Config, _ = json.Marshal(map[string]string{"node_name": node})
+		ps[i].Config, _ = json.Marshal(map[string]string{"node_name": nodeName(cfg)})
 	}
 	return ps
 }
 
-// unimplemented names the enabled config sections that have no module yet.
-func unimplemented(cfg *config.Config) []string {
-	var names []string
-	if cfg.Modules.Hub.Enable {
-		names = append(names, "hub")
+// nodeName is modules.hub.nodeName, else the host name, as KubeEdge names
+// a node.
+func nodeName(cfg *config.Config) string {
+	if cfg.Modules.Hub.NodeName != "" {
+		return cfg.Modules.Hub.NodeName
 	}
-	return names
+	node, _ := os.Hostname()
+	return node
 }
 
 // Status implements api.Backend.

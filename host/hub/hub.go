@@ -132,6 +132,13 @@ func (c *Config) defaults() {
 	}
 }
 
+// RefusedReasons and UpstreamRefusedReasons are the keys of
+// Stats.Refused and Stats.UpstreamRefused.
+var (
+	RefusedReasons         = []string{"too_large", "binary", "malformed", "unknown_group", "no_route", "undeliverable"}
+	UpstreamRefusedReasons = []string{"too_large", "encode", "outbox_full", "outbox_error"}
+)
+
 // Stats are the link's counters; Outbox holds the queue's.
 type Stats struct {
 	// Connected is true while the link is up, since ConnectedSince (or,

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -48,8 +49,24 @@ type CA struct {
 }
 
 // LoadOrCreateCA reads the CA in dir, creating a new one (key, self-signed
-// certificate, token secret; files 0600) when there is none.
+// certificate, token secret; files 0600) when there is none. A lock file
+// keeps two processes (hub serve and hub token) from creating two.
 func LoadOrCreateCA(dir string) (*CA, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("CA dir: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, ".ca.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("CA lock: %w", err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return nil, fmt.Errorf("CA lock: %w", err)
+	}
+	return loadOrCreateCA(dir)
+}
+
+func loadOrCreateCA(dir string) (*CA, error) {
 	certDER, certErr := readPEM(filepath.Join(dir, CAFile), "CERTIFICATE")
 	keyDER, keyErr := readPEM(filepath.Join(dir, CAKeyFile), "EC PRIVATE KEY")
 	secretHex, secretErr := os.ReadFile(filepath.Join(dir, SecretFile))

@@ -34,7 +34,6 @@ import (
 const (
 	DefaultKeepaliveTimeout = 30 * time.Second
 	DefaultResendInterval   = 5 * time.Second
-	DefaultResends          = 5
 	maxFrameBytes           = 8 << 20
 )
 
@@ -50,9 +49,8 @@ type Options struct {
 	// KeepaliveTimeout ends a session that sent no keepalive for that
 	// long.
 	KeepaliveTimeout time.Duration
-	// ResendInterval and Resends govern SendReliable.
+	// ResendInterval is how often SendReliable sends again.
 	ResendInterval time.Duration
-	Resends        int
 	// Record, if set, receives every frame as one JSON line in the form
 	// of captured/edgecore-ws-frames.jsonl.
 	Record io.Writer
@@ -89,9 +87,6 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.ResendInterval <= 0 {
 		opts.ResendInterval = DefaultResendInterval
-	}
-	if opts.Resends <= 0 {
-		opts.Resends = DefaultResends
 	}
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
@@ -277,9 +272,9 @@ func (s *Server) SendBinary(node string, data []byte) error {
 }
 
 // SendReliable sends msg to node and waits for the edge's ACK (a response
-// whose parent is msg's id), sending the same message again every
-// ResendInterval, up to Resends sends per connection, as CloudCore does;
-// a node that is not connected is waited for until ctx ends.
+// whose parent is msg's id), sending the same message (same msg_id) again
+// every ResendInterval until the ACK comes or ctx ends, as CloudCore
+// resends; a node that is not connected is waited for.
 func (s *Server) SendReliable(ctx context.Context, node string, msg abi.Message, kind wire.Kind) error {
 	if msg.Header.ID == "" {
 		msg.Header.ID = bus.NewID()
