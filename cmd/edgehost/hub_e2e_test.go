@@ -250,6 +250,9 @@ func TestHubGoldenAgainstEdgecore(t *testing.T) {
 	r.awaitFrames(edgeUpdated, 1)
 	r.awaitFrames(route("websocket", "resource", "keepalive", "node"), 2)
 	ours := r.hub.frames(t)
+	if out, code := edgehost(t, r.bin, "", "hub", "nodes", "--data-dir", r.hub.dir); code != 0 || out != "peer-node\n" {
+		t.Errorf("hub nodes: exit %d, %q", code, out)
+	}
 
 	// The handshake: the same header names, and the same values but the
 	// random key.

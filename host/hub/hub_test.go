@@ -1,11 +1,15 @@
 package hub
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -183,6 +187,10 @@ func TestHalfOpenLink(t *testing.T) {
 	e.expect(t, "twin", connEvent(Connected))
 	p.pause()
 	paused := time.Now()
+	// Written into the stalled connection, never read by the cloud: it
+	// must stay in the outbox and go again on the next link.
+	e.send(t, abi.Message{Route: abi.Route{Source: "bus", Group: "user", Operation: "upload", Resource: "in/flight"}, Content: []byte("lost-in-transit")})
+	waitFor(t, func() bool { return e.hub.Stats().FramesOut == 1 })
 	e.expect(t, "twin", connEvent(Disconnected))
 	// Two heartbeats from the last frame read, which came at most one
 	// heartbeat before the pause; one more for a loaded machine.
@@ -195,9 +203,13 @@ func TestHalfOpenLink(t *testing.T) {
 	e.send(t, abi.Message{Route: abi.Route{Source: "bus", Group: "user", Operation: "upload", Resource: "during/outage"}, Content: []byte("queued")})
 	p.heal()
 	e.expect(t, "twin", connEvent(Connected))
-	r := c.next(t, notKeepalive)
-	if r.Message.Route.Resource != "during/outage" || string(r.Message.Content) != "queued" {
-		t.Errorf("after reconnect the cloud got %s", r.Frame)
+	for _, want := range []string{"lost-in-transit", "queued"} {
+		if r := c.next(t, notKeepalive); string(r.Message.Content) != want {
+			t.Errorf("after reconnect the cloud got %s, want %q", r.Frame, want)
+		}
+	}
+	if st := e.hub.Stats(); st.FramesOut != 3 {
+		t.Errorf("frames out %d, want 3: the in-flight message twice, then the queued one", st.FramesOut)
 	}
 }
 
@@ -306,4 +318,56 @@ func waitFor(t *testing.T, cond func() bool) {
 func waitNode(t *testing.T, c *testCloud) {
 	t.Helper()
 	waitFor(t, func() bool { return len(c.Nodes()) == 1 })
+}
+
+// TestReliableSendResendsUntilAck: the reference cloud's admin endpoint
+// (what `edgehost hub apply` calls) resends an object with the same
+// msg_id until the edge's metamanager ACKs it through the hub.
+func TestReliableSendResendsUntilAck(t *testing.T) {
+	dir := t.TempDir()
+	c := startCloud(t, filepath.Join(dir, "cloud"), cloud.Options{ResendInterval: 200 * time.Millisecond})
+	e := startEdge(t, dir, testConfig(c, dir))
+	e.expect(t, "meta", connEvent(Connected))
+	waitNode(t, c)
+	admin := httptest.NewServer(c.AdminHandler())
+	defer admin.Close()
+	msg, err := cloud.ObjectMessage([]byte(`{"kind":"ConfigMap","metadata":{"name":"c","namespace":"ns","resourceVersion":"7"}}`), "update")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg.Header.ID, msg.Header.Timestamp = "apply-1", 1
+	frame, _ := wire.Encode(msg, wire.KindObject)
+	done := make(chan error, 1)
+	go func() {
+		resp, err := http.Post(admin.URL+"/nodes/edge-1/messages?ack=1", "application/json", bytes.NewReader(frame))
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				err = fmt.Errorf("%s: %s", resp.Status, body)
+			}
+		}
+		done <- err
+	}()
+	isApply := func(m abi.Message) bool { return m.Header.ID == "apply-1" }
+	first := e.expect(t, "meta", isApply)
+	if first.Route != (abi.Route{Source: "edgecontroller", Group: "resource", Operation: "update", Resource: "ns/configmap/c"}) ||
+		first.Header.ResourceVersion != "7" {
+		t.Fatalf("first delivery %+v", first)
+	}
+	e.expect(t, "meta", isApply) // not ACKed: sent again, the same id
+	select {
+	case err := <-done:
+		t.Fatalf("apply returned before the ACK: %v", err)
+	default:
+	}
+	e.send(t, first.Reply(abi.OpResponse, []byte("OK")))
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("apply not done 20s after the ACK")
+	}
 }

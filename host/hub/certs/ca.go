@@ -223,7 +223,7 @@ func (ca *CA) CheckToken(jwt string) error {
 	if len(parts) != 3 {
 		return fmt.Errorf("%w: token has %d parts, want 3", ErrUnauthorized, len(parts))
 	}
-	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	sig, err := base64.RawURLEncoding.Strict().DecodeString(parts[2])
 	if err != nil || !hmac.Equal(sig, ca.mac(parts[0]+"."+parts[1])) {
 		return fmt.Errorf("%w: token signature does not verify", ErrUnauthorized)
 	}
