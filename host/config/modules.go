@@ -78,7 +78,7 @@ func defaultModules() Modules {
 				ReconnectMax: 30 * time.Second,
 			},
 		},
-		Hub: Hub{ProjectID: DefaultProjectID, Heartbeat: 15 * time.Second, MessageQPS: 30, MessageBurst: 60,
+		Hub: Hub{ProjectID: DefaultProjectID, RotateCertificates: true, Heartbeat: 15 * time.Second, MessageQPS: 30, MessageBurst: 60,
 			ReconnectMax: 30 * time.Second, MaxFrameBytes: 4 << 20, Outbox: HubOutbox{TTL: 24 * time.Hour, MaxBytes: 64 << 20}},
 		Twin: Twin{Enable: true, Plugin: "devicetwin", Lanes: 64},
 	}
@@ -496,6 +496,9 @@ type Hub struct {
 	// Token is the bootstrap token (keadm gettoken, edgehost hub token),
 	// used only while there is no valid client certificate.
 	Token string `yaml:"token"`
+	// RotateCertificates renews the client certificate at 70-90 % of its
+	// lifetime, authenticated by the current one.
+	RotateCertificates bool `yaml:"rotateCertificates"`
 	// Heartbeat is the keepalive and ping period; a link silent for two
 	// heartbeats is taken as dead.
 	Heartbeat time.Duration `yaml:"heartbeat"`

@@ -26,6 +26,6 @@ func newHub(cfg *config.Config, b *bus.Bus, st *store.Store, log hclog.Logger) (
 	return hub.New(b, box, hub.Config{
 		Server: h.Server, NodeName: h.NodeName, ProjectID: h.ProjectID, CertServer: h.HTTPServer, Token: h.Token,
 		CertDir: HubCertDir(cfg.DataDir), Heartbeat: h.Heartbeat, QPS: float64(h.MessageQPS), Burst: h.MessageBurst,
-		ReconnectMax: h.ReconnectMax, MaxFrameBytes: h.MaxFrameBytes,
+		ReconnectMax: h.ReconnectMax, MaxFrameBytes: h.MaxFrameBytes, RotateCertificates: h.RotateCertificates,
 	}, log), nil
 }

@@ -98,6 +98,10 @@ type Config struct {
 	MaxFrameBytes int
 	// HandshakeTimeout bounds the websocket dial, WriteTimeout a write.
 	HandshakeTimeout, WriteTimeout time.Duration
+	// RotateCertificates renews the client certificate at 70-90 % of its
+	// lifetime with the certificate service, authenticated by the current
+	// one, and reconnects with the new one.
+	RotateCertificates bool
 }
 
 func (c *Config) defaults() {
@@ -157,6 +161,9 @@ type Stats struct {
 	// upstream messages refused before the outbox: "too_large",
 	// "encode", "outbox_full", "outbox_error".
 	Refused, UpstreamRefused map[string]uint64
+	// Rotations counts certificates renewed, RotationFailures renewals
+	// that failed (retried with backoff while the current one is valid).
+	Rotations, RotationFailures uint64
 	// LastError is why the link last went down or failed to come up.
 	LastError string
 	// Outbox is the durable queue's state.
@@ -174,7 +181,13 @@ type Module struct {
 
 	connected atomic.Bool
 	connects, disconnects, dialFailures,
-	framesIn, framesOut, keepalives atomic.Uint64
+	framesIn, framesOut, keepalives,
+	rotations, rotationFailures atomic.Uint64
+
+	// Certificate renewal, used by the link goroutine only.
+	renewAt     time.Time
+	renewSerial string
+	renewTries  int
 
 	mu        sync.Mutex
 	since     time.Time
@@ -372,6 +385,7 @@ func (m *Module) Stats() Stats {
 	s.Connected = m.connected.Load()
 	s.Connects, s.Disconnects, s.DialFailures = m.connects.Load(), m.disconnects.Load(), m.dialFailures.Load()
 	s.FramesIn, s.FramesOut, s.Keepalives = m.framesIn.Load(), m.framesOut.Load(), m.keepalives.Load()
+	s.Rotations, s.RotationFailures = m.rotations.Load(), m.rotationFailures.Load()
 	s.Outbox = m.box.Stats()
 	return s
 }

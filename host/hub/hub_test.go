@@ -371,3 +371,32 @@ func TestReliableSendResendsUntilAck(t *testing.T) {
 		t.Fatal("apply not done 20s after the ACK")
 	}
 }
+
+// TestCertificateRotation: with a short-lived certificate the edge renews
+// it with the current one (the token has expired by then) and reconnects
+// with the new one.
+func TestCertificateRotation(t *testing.T) {
+	dir := t.TempDir()
+	c := startCloud(t, filepath.Join(dir, "cloud"), cloud.Options{NodeCertLifetime: 4 * time.Second})
+	cfg := testConfig(c, dir)
+	cfg.Token = c.CA().Token(time.Second)
+	cfg.RotateCertificates = true
+	e := startEdge(t, dir, cfg)
+	e.expect(t, "twin", connEvent(Connected))
+	first, err := certs.LoadClient(cfg.CertDir, "edge-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return e.hub.Stats().Rotations >= 1 })
+	e.expect(t, "twin", connEvent(Connected))
+	second, err := certs.LoadClient(cfg.CertDir, "edge-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Certificates[0].Leaf.SerialNumber.Cmp(second.Certificates[0].Leaf.SerialNumber) == 0 {
+		t.Fatal("the certificate was not replaced")
+	}
+	if st := e.hub.Stats(); st.RotationFailures != 0 || st.Connects < 2 {
+		t.Errorf("stats %+v", st)
+	}
+}

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -38,7 +39,7 @@ func (c *Config) Header() http.Header {
 func (m *Module) link(ctx context.Context) {
 	bo := backoff{base: m.cfg.ReconnectBase, max: m.cfg.ReconnectMax}
 	for ctx.Err() == nil {
-		conn, err := m.dial(ctx)
+		conn, tlsCfg, err := m.dial(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -52,7 +53,7 @@ func (m *Module) link(ctx context.Context) {
 			m.setState(true, nil)
 			m.log.Info("connected to the cloud", "url", m.cfg.URL())
 			m.broadcast(ctx, Connected)
-			err = m.serve(ctx, conn)
+			err = m.serve(ctx, conn, tlsCfg)
 			conn.Close()
 			m.disconnects.Add(1)
 			m.setState(false, err)
@@ -60,7 +61,11 @@ func (m *Module) link(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			m.log.Warn("lost the cloud link; reconnecting", "error", err)
+			if errors.Is(err, errRenew) {
+				m.log.Info("reconnecting with the renewed certificate")
+			} else {
+				m.log.Warn("lost the cloud link; reconnecting", "error", err)
+			}
 		}
 		t := time.NewTimer(bo.next())
 		select {
@@ -74,28 +79,78 @@ func (m *Module) link(ctx context.Context) {
 
 // dial opens the websocket, first bootstrapping a certificate with the
 // token if there is no usable one.
-func (m *Module) dial(ctx context.Context) (*websocket.Conn, error) {
+func (m *Module) dial(ctx context.Context) (*websocket.Conn, *tls.Config, error) {
 	tlsCfg, err := certs.LoadClient(m.cfg.CertDir, m.cfg.NodeName)
 	if errors.Is(err, certs.ErrNoCert) && m.cfg.Token != "" {
 		m.note("bootstrap", "no usable client certificate; bootstrapping one with the token", "cert_server", m.cfg.CertServer, "reason", err)
 		if err := certs.Bootstrap(ctx, m.cfg.CertServer, m.cfg.Token, m.cfg.NodeName, m.cfg.CertDir); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		m.log.Info("client certificate bootstrapped", "dir", m.cfg.CertDir)
 		tlsCfg, err = certs.LoadClient(m.cfg.CertDir, m.cfg.NodeName)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	if m.cfg.RotateCertificates {
+		tlsCfg = m.rotate(ctx, tlsCfg)
 	}
 	d := websocket.Dialer{TLSClientConfig: tlsCfg, HandshakeTimeout: m.cfg.HandshakeTimeout, Proxy: http.ProxyFromEnvironment}
 	conn, resp, err := d.DialContext(ctx, m.cfg.URL(), m.cfg.Header())
 	if err != nil {
 		if resp != nil {
-			return nil, fmt.Errorf("dial %s: %w (HTTP %s)", m.cfg.URL(), err, resp.Status)
+			return nil, nil, fmt.Errorf("dial %s: %w (HTTP %s)", m.cfg.URL(), err, resp.Status)
 		}
-		return nil, fmt.Errorf("dial %s: %w", m.cfg.URL(), err)
+		return nil, nil, fmt.Errorf("dial %s: %w", m.cfg.URL(), err)
 	}
-	return conn, nil
+	return conn, tlsCfg, nil
+}
+
+// rotate renews the client certificate when it is due and returns the
+// config to dial with. A failed renewal keeps the current certificate and
+// is retried after 2 s × 2^n, at most 32 s apart, as edgecore's.
+func (m *Module) rotate(ctx context.Context, cfg *tls.Config) *tls.Config {
+	leaf := cfg.Certificates[0].Leaf
+	if serial := leaf.SerialNumber.String(); serial != m.renewSerial {
+		m.renewSerial, m.renewAt, m.renewTries = serial, certs.RenewAt(leaf), 0
+	}
+	if time.Now().Before(m.renewAt) {
+		return cfg
+	}
+	err := certs.Renew(ctx, m.cfg.CertServer, m.cfg.NodeName, m.cfg.CertDir, cfg)
+	var next *tls.Config
+	if err == nil {
+		next, err = certs.LoadClient(m.cfg.CertDir, m.cfg.NodeName)
+	}
+	if err != nil {
+		m.rotationFailures.Add(1)
+		m.renewAt = time.Now().Add(min(2*time.Second<<min(m.renewTries, 4), 32*time.Second))
+		m.renewTries++
+		m.warn("rotate", "certificate renewal failed; keeping the current one", "expires", leaf.NotAfter, "error", err)
+		return cfg
+	}
+	m.rotations.Add(1)
+	m.log.Info("client certificate renewed", "expires", next.Certificates[0].Leaf.NotAfter)
+	return next
+}
+
+// renewLoop renews the certificate of a live link when it is due and then
+// ends the session (errRenew), so the link comes back with the new one; a
+// failed renewal leaves the link up and is retried.
+func (m *Module) renewLoop(ctx context.Context, cfg *tls.Config, done chan<- error) {
+	for {
+		t := time.NewTimer(time.Until(m.renewAt))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if next := m.rotate(ctx, cfg); next != cfg {
+			done <- errRenew
+			return
+		}
+	}
 }
 
 // broadcast tells the local modules the link's state, as edgehub does.
@@ -110,6 +165,9 @@ func (m *Module) broadcast(ctx context.Context, state string) {
 		}
 	}
 }
+
+// errRenew ends a session whose certificate was renewed.
+var errRenew = errors.New("client certificate renewed; reconnecting with the new one")
 
 // Window bounds what is written but not yet acknowledged by a pong.
 const (
@@ -136,16 +194,19 @@ type session struct {
 // after reading every frame before it, acknowledges up to that seq. The
 // reader dispatches downstream frames; a read deadline of two heartbeats,
 // pushed on by every frame, ping and pong, notices a half-open link.
-func (m *Module) serve(ctx context.Context, conn *websocket.Conn) error {
+func (m *Module) serve(ctx context.Context, conn *websocket.Conn, tlsCfg *tls.Config) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s := &session{m: m, conn: conn, ackc: make(chan struct{}, 1), wake: make(chan struct{}, 1)}
 	conn.SetPongHandler(s.pong)
 	conn.SetPingHandler(s.ping)
-	readErr := make(chan error, 1)
+	readErr := make(chan error, 2)
 	var wg sync.WaitGroup
 	wg.Go(func() { readErr <- s.read(ctx) })
 	wg.Go(func() { s.ackLoop(ctx) })
+	if m.cfg.RotateCertificates && tlsCfg != nil {
+		wg.Go(func() { m.renewLoop(ctx, tlsCfg, readErr) })
+	}
 	err := s.write(ctx, readErr)
 	cancel()
 	conn.Close() // ends the reader

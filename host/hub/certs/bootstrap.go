@@ -14,7 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -63,39 +65,80 @@ func Bootstrap(ctx context.Context, server, token, node, dir string) error {
 	if err != nil {
 		return fmt.Errorf("bootstrap: CA from %s: %w", server, err)
 	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	verified := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	if err := request(ctx, verified, server, node, dir, http.Header{"Authorization": {"Bearer " + jwt}}); err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	return writePEM(filepath.Join(dir, CAFile), "CERTIFICATE", caDER)
+}
+
+// Renew replaces the node's certificate in dir before it expires: a new
+// key and CSR, signed by the certificate service at server on the
+// strength of the current certificate (cfg, from LoadClient), as
+// edgecore's rotation does.
+func Renew(ctx context.Context, server, node, dir string, cfg *tls.Config) error {
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: cfg.RootCAs, Certificates: cfg.Certificates, MinVersion: tls.VersionTLS12}}}
+	if err := request(ctx, c, strings.TrimRight(server, "/"), node, dir, nil); err != nil {
+		return fmt.Errorf("renew certificate: %w", err)
+	}
+	return nil
+}
+
+// request makes a key and a CSR for node, has the service sign it with
+// the client c and the extra headers h, and stores key and certificate.
+func request(ctx context.Context, c *http.Client, server, node, dir string, h http.Header) error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return fmt.Errorf("bootstrap: generate key: %w", err)
+		return fmt.Errorf("generate key: %w", err)
 	}
 	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{
 		Country: []string{"CN"}, Organization: []string{NodeOrg}, Locality: []string{"Hangzhou"},
 		Province: []string{"Zhejiang"}, CommonName: NodeCNPrefix + node}}, key)
 	if err != nil {
-		return fmt.Errorf("bootstrap: create CSR: %w", err)
+		return fmt.Errorf("create CSR: %w", err)
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	verified := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
-	certDER, err := get(ctx, verified, server+"/edge.crt", csr, http.Header{
-		"Authorization": {"Bearer " + jwt}, "NodeName": {node}})
+	if h == nil {
+		h = http.Header{}
+	}
+	h.Set("NodeName", node)
+	certDER, err := get(ctx, c, server+"/edge.crt", csr, h)
 	if err != nil {
-		return fmt.Errorf("bootstrap: sign certificate: %w", err)
+		return fmt.Errorf("sign certificate: %w", err)
 	}
 	cert, err := x509.ParseCertificate(certDER)
 	if err != nil {
-		return fmt.Errorf("bootstrap: certificate from %s: %w", server, err)
+		return fmt.Errorf("certificate from %s: %w", server, err)
 	}
 	if cert.Subject.CommonName != NodeCNPrefix+node {
-		return fmt.Errorf("bootstrap: the cloud signed %q, want %q", cert.Subject.CommonName, NodeCNPrefix+node)
+		return fmt.Errorf("the cloud signed %q, want %q", cert.Subject.CommonName, NodeCNPrefix+node)
 	}
-	if err := writePEM(filepath.Join(dir, CAFile), "CERTIFICATE", caDER); err != nil {
+	// The new certificate beside the old one, then the key, then the
+	// certificate into place: a crash at any point leaves either the old
+	// pair or the new key with the new certificate beside it, which
+	// LoadClient puts in place.
+	certPath := filepath.Join(dir, CertFile)
+	if err := writePEM(certPath+nextSuffix, "CERTIFICATE", certDER); err != nil {
 		return err
 	}
 	if err := writeKey(filepath.Join(dir, KeyFile), key); err != nil {
 		return err
 	}
-	return writePEM(filepath.Join(dir, CertFile), "CERTIFICATE", certDER)
+	if err := os.Rename(certPath+nextSuffix, certPath); err != nil {
+		return fmt.Errorf("install certificate: %w", err)
+	}
+	return nil
+}
+
+// RenewAt is when a certificate should be renewed: at a random point
+// between 70 and 90 % of its lifetime, as edgecore's rotation deadline.
+func RenewAt(cert *x509.Certificate) time.Time {
+	life := cert.NotAfter.Sub(cert.NotBefore)
+	frac := 0.7 + 0.2*mrand.Float64()
+	return cert.NotBefore.Add(time.Duration(float64(life) * frac))
 }
 
 // get sends GET url with body and headers (the certificate service takes a

@@ -184,9 +184,10 @@ func (ca *CA) SignNode(csrDER []byte, node string, lifetime time.Duration) ([]by
 		return nil, fmt.Errorf("%w: CSR is for %q, the NodeName header says %q", ErrUnauthorized, name, node)
 	}
 	now := time.Now()
+	// Backdated for clock skew, by at most a tenth of a short lifetime.
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(), Subject: csr.Subject,
-		NotBefore: now.Add(-time.Minute), NotAfter: now.Add(lifetime),
+		NotBefore: now.Add(-min(time.Minute, lifetime/10)), NotAfter: now.Add(lifetime),
 		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		DNSNames:    csr.DNSNames, IPAddresses: csr.IPAddresses,

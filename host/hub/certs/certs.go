@@ -40,7 +40,17 @@ var ErrNoCert = errors.New("no usable client certificate")
 // file, an expired certificate or one whose CN is not
 // system:node:{node} is ErrNoCert.
 func LoadClient(dir, node string) (*tls.Config, error) {
-	pair, err := tls.LoadX509KeyPair(filepath.Join(dir, CertFile), filepath.Join(dir, KeyFile))
+	certPath, keyPath := filepath.Join(dir, CertFile), filepath.Join(dir, KeyFile)
+	pair, err := tls.LoadX509KeyPair(certPath, keyPath)
+	if err != nil {
+		// A renewal cut short after the new key replaced the old one: the
+		// new certificate waits beside it.
+		if next, nerr := tls.LoadX509KeyPair(certPath+nextSuffix, keyPath); nerr == nil {
+			if rerr := os.Rename(certPath+nextSuffix, certPath); rerr == nil {
+				pair, err = next, nil
+			}
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w in %s: %v", ErrNoCert, dir, err)
 	}
@@ -75,16 +85,27 @@ func loadPool(path string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// writePEM writes one PEM block to path, mode 0600, atomically.
+// nextSuffix marks a renewed certificate not yet in place.
+const nextSuffix = ".next"
+
+// writePEM writes one PEM block to path, mode 0600, atomically and
+// durably.
 func writePEM(path, typ string, der []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", filepath.Dir(path), err)
 	}
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	_, err = f.Write(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}))
+	err = errors.Join(err, f.Sync(), f.Close())
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil

@@ -173,3 +173,40 @@ func FuzzCheckToken(f *testing.F) {
 		}
 	})
 }
+
+// TestLoadClientFinishesACutRenewal: a renewal that stopped after the new
+// key replaced the old one is completed by the next load.
+func TestLoadClientFinishesACutRenewal(t *testing.T) {
+	url, ca := certServer(t)
+	dir := t.TempDir()
+	ctx := context.Background()
+	if err := certs.Bootstrap(ctx, url, ca.Token(time.Hour), "edge-1", dir); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := certs.LoadClient(dir, "edge-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldCert, _ := os.ReadFile(filepath.Join(dir, certs.CertFile))
+	if err := certs.Renew(ctx, url, "edge-1", dir, cfg); err != nil {
+		t.Fatal(err)
+	}
+	// Roll back to the state just before the last rename.
+	cert := filepath.Join(dir, certs.CertFile)
+	if err := os.Rename(cert, cert+".next"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cert, oldCert, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	again, err := certs.LoadClient(dir, "edge-1")
+	if err != nil {
+		t.Fatalf("load after a cut renewal: %v", err)
+	}
+	if again.Certificates[0].Leaf.SerialNumber.Cmp(cfg.Certificates[0].Leaf.SerialNumber) == 0 {
+		t.Error("the old certificate was kept")
+	}
+	if _, err := os.Stat(cert + ".next"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the renewed certificate was not put in place: %v", err)
+	}
+}

@@ -51,6 +51,9 @@ type Options struct {
 	KeepaliveTimeout time.Duration
 	// ResendInterval is how often SendReliable sends again.
 	ResendInterval time.Duration
+	// NodeCertLifetime is how long a node certificate it signs is valid
+	// (certs.DefaultNodeCertLifetime when 0).
+	NodeCertLifetime time.Duration
 	// Record, if set, receives every frame as one JSON line in the form
 	// of captured/edgecore-ws-frames.jsonl.
 	Record io.Writer
@@ -87,6 +90,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.ResendInterval <= 0 {
 		opts.ResendInterval = DefaultResendInterval
+	}
+	if opts.NodeCertLifetime <= 0 {
+		opts.NodeCertLifetime = certs.DefaultNodeCertLifetime
 	}
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
@@ -168,7 +174,7 @@ func (s *Server) handleSign(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "read CSR: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	der, err := s.ca.SignNode(csr, node, certs.DefaultNodeCertLifetime)
+	der, err := s.ca.SignNode(csr, node, s.opts.NodeCertLifetime)
 	if err != nil {
 		status := http.StatusInternalServerError
 		if errors.Is(err, certs.ErrUnauthorized) {
