@@ -68,7 +68,9 @@ type Server struct {
 	cert tls.Certificate
 	log  hclog.Logger
 
+	handlers sync.WaitGroup // link handlers still running
 	mu       sync.Mutex
+	closing  bool // ServeWebsocket is returning; under mu
 	sessions map[string]*session
 	acks     map[string]chan struct{} // msg id → closed when ACKed
 	recMu    sync.Mutex
@@ -121,7 +123,17 @@ func (s *Server) Received() <-chan Received { return s.received }
 func (s *Server) ServeWebsocket(ctx context.Context, ln net.Listener) error {
 	tlsCfg := &tls.Config{Certificates: []tls.Certificate{s.cert}, ClientAuth: tls.RequireAndVerifyClientCert,
 		ClientCAs: s.ca.Pool(), MinVersion: tls.VersionTLS12}
-	return s.serve(ctx, tls.NewListener(ln, tlsCfg), http.HandlerFunc(s.handleLink))
+	err := s.serve(ctx, tls.NewListener(ln, tlsCfg), http.HandlerFunc(s.handleLink))
+	// The sessions are hijacked connections the http.Server no longer
+	// tracks: close them and wait for their handlers.
+	s.mu.Lock()
+	s.closing = true
+	for _, sess := range s.sessions {
+		sess.conn.Close()
+	}
+	s.mu.Unlock()
+	s.handlers.Wait()
+	return err
 }
 
 // ServeCertificates serves the certificate service on ln (port 10002)
@@ -191,6 +203,15 @@ var upgrader = websocket.Upgrader{HandshakeTimeout: 30 * time.Second}
 
 // handleLink upgrades one node's connection and serves it.
 func (s *Server) handleLink(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	s.handlers.Add(1) // under mu, so never after Wait began
+	s.mu.Unlock()
+	defer s.handlers.Done()
 	node := r.Header.Get("node_id")
 	if node == "" || r.Header.Get("ConnectionUse") != "msg" {
 		http.Error(w, "want headers node_id and ConnectionUse: msg", http.StatusBadRequest)
