@@ -28,7 +28,7 @@ type testCloud struct {
 	wg               sync.WaitGroup
 }
 
-func startCloud(t *testing.T, dir string, opts cloud.Options) *testCloud {
+func startCloud(t testing.TB, dir string, opts cloud.Options) *testCloud {
 	t.Helper()
 	opts.Dir = dir
 	opts.Hosts = []string{"127.0.0.1", "localhost"}
@@ -58,7 +58,7 @@ func (c *testCloud) stop() {
 }
 
 // next returns the next message a node sent that match accepts.
-func (c *testCloud) next(t *testing.T, match func(cloud.Received) bool) cloud.Received {
+func (c *testCloud) next(t testing.TB, match func(cloud.Received) bool) cloud.Received {
 	t.Helper()
 	timeout := time.After(20 * time.Second)
 	for {
@@ -97,7 +97,7 @@ func testConfig(c *testCloud, dir string) Config {
 // probeGroups are the bus groups a test edge listens in, with module names.
 var probeGroups = map[string]string{"twin": "twin", "meta": "metamanager", "bus": "eventbus", "taskmanager": "taskmanager"}
 
-func startEdge(t *testing.T, dir string, cfg Config, boxOpts ...outbox.Options) *testEdge {
+func startEdge(t testing.TB, dir string, cfg Config, boxOpts ...outbox.Options) *testEdge {
 	t.Helper()
 	st, err := store.Open(filepath.Join(dir, "edgehost.db"), nil)
 	if err != nil {
@@ -123,7 +123,11 @@ func startEdge(t *testing.T, dir string, cfg Config, boxOpts ...outbox.Options) 
 				if err != nil {
 					return
 				}
-				ch <- m
+				select {
+				case ch <- m:
+				case <-ctx.Done():
+					return
+				}
 			}
 		})
 	}
@@ -155,7 +159,7 @@ func (e *testEdge) stop() {
 }
 
 // expect returns the next message in group's probe that match accepts.
-func (e *testEdge) expect(t *testing.T, group string, match func(abi.Message) bool) abi.Message {
+func (e *testEdge) expect(t testing.TB, group string, match func(abi.Message) bool) abi.Message {
 	t.Helper()
 	timeout := time.After(20 * time.Second)
 	for {
@@ -177,7 +181,7 @@ func connEvent(state string) func(abi.Message) bool {
 }
 
 // send puts an upstream message on the bus for the hub.
-func (e *testEdge) send(t *testing.T, m abi.Message) {
+func (e *testEdge) send(t testing.TB, m abi.Message) {
 	t.Helper()
 	if err := e.bus.SendToGroup(context.Background(), Group, m); err != nil {
 		t.Fatal(err)

@@ -303,7 +303,7 @@ func TestOutboxFullRefusesAndAnswersRequester(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, cond func() bool) {
+func waitFor(t testing.TB, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
@@ -315,7 +315,7 @@ func waitFor(t *testing.T, cond func() bool) {
 }
 
 // waitNode waits until the cloud has the edge's session.
-func waitNode(t *testing.T, c *testCloud) {
+func waitNode(t testing.TB, c *testCloud) {
 	t.Helper()
 	waitFor(t, func() bool { return len(c.Nodes()) == 1 })
 }

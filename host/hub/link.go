@@ -302,6 +302,10 @@ func (s *session) write(ctx context.Context, readErr <-chan error) error {
 			if err != nil {
 				return fmt.Errorf("read outbox: %w", err)
 			}
+			if cursor == 0 && len(es) > 0 {
+				// The window counts from the oldest entry, not from seq 0.
+				s.acked.CompareAndSwap(0, es[0].Seq-1)
+			}
 			for _, e := range es {
 				if err := s.m.lim.wait(ctx); err != nil {
 					return nil

@@ -227,7 +227,7 @@ func (s *Server) handleLink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.record("event", node, "connect", r.Header)
-	sess := &session{srv: s, node: node, conn: conn}
+	sess := &session{srv: s, node: node, conn: conn, out: make(chan outFrame, 1024), done: make(chan struct{})}
 	s.mu.Lock()
 	old := s.sessions[node]
 	s.sessions[node] = sess
@@ -355,25 +355,60 @@ func (s *Server) record(dir, node, kind string, frame any) {
 	s.recMu.Unlock()
 }
 
-// session is one node's connection.
+// session is one node's connection. Its frames go out through a queue
+// and a writer of their own, so the reader never waits for the node to
+// read (two readers each waiting on the other's writes would stall).
 type session struct {
 	srv  *Server
 	node string
 	conn *websocket.Conn
-	wmu  sync.Mutex
+	out  chan outFrame
+	done chan struct{} // closed when run returns
 }
 
+type outFrame struct {
+	typ  int
+	data []byte
+}
+
+// write queues a frame for the node, waiting up to 30 s for room.
 func (c *session) write(typ int, data []byte) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
-	return c.conn.WriteMessage(typ, data)
+	t := time.NewTimer(30 * time.Second)
+	defer t.Stop()
+	select {
+	case c.out <- outFrame{typ, data}:
+		return nil
+	case <-c.done:
+		return fmt.Errorf("send to %s: %w", c.node, ErrNoNode)
+	case <-t.C:
+		return fmt.Errorf("send to %s: queue full for 30s", c.node)
+	}
+}
+
+// writeLoop writes the queued frames until the session ends.
+func (c *session) writeLoop() {
+	for {
+		select {
+		case <-c.done:
+			return
+		case f := <-c.out:
+			c.conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
+			if err := c.conn.WriteMessage(f.typ, f.data); err != nil {
+				c.conn.Close()
+				return
+			}
+		}
+	}
 }
 
 // run reads the node's frames until the connection fails or the node
 // misses its keepalive.
 func (c *session) run() error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(c.done)
 	defer c.conn.Close()
+	wg.Go(c.writeLoop)
 	c.conn.SetReadLimit(maxFrameBytes)
 	for {
 		// A keepalive, or any frame, within the timeout keeps the session.
