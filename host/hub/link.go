@@ -208,6 +208,11 @@ func (m *Module) serve(ctx context.Context, conn *websocket.Conn, tlsCfg *tls.Co
 		wg.Go(func() { m.renewLoop(ctx, tlsCfg, readErr) })
 	}
 	err := s.write(ctx, readErr)
+	if ctx.Err() != nil && err == nil {
+		// Shutting down: say so rather than vanish.
+		conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "edgehost shutting down"),
+			time.Now().Add(time.Second))
+	}
 	cancel()
 	conn.Close() // ends the reader
 	wg.Wait()
