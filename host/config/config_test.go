@@ -232,6 +232,18 @@ func TestBadValues(t *testing.T) {
 		`modules.devices.wasmProtocols[1]: "virtual" is listed twice`: func(c *Config) {
 			c.Modules.Devices.WasmProtocols = []string{"virtual", "virtual"}
 		},
+		`modules.hub.httpServer: must be an https:// URL`: func(c *Config) {
+			c.Modules.Hub.Enable, c.Modules.Hub.Server, c.Modules.Hub.NodeName, c.Modules.Hub.HTTPServer = true, "h:1", "n", "http://h:10002"
+		},
+		`modules.hub.token: must have 4 dot-separated parts`: func(c *Config) {
+			c.Modules.Hub.Enable, c.Modules.Hub.Server, c.Modules.Hub.NodeName, c.Modules.Hub.Token = true, "h:1", "n", "a.b"
+		},
+		`modules.hub.heartbeat: must be > 0`: func(c *Config) {
+			c.Modules.Hub.Enable, c.Modules.Hub.Server, c.Modules.Hub.NodeName, c.Modules.Hub.Heartbeat = true, "h:1", "n", 0
+		},
+		`modules.hub.outbox.maxBytes: must be > 0`: func(c *Config) {
+			c.Modules.Hub.Enable, c.Modules.Hub.Server, c.Modules.Hub.NodeName, c.Modules.Hub.Outbox.MaxBytes = true, "h:1", "n", -1
+		},
 	} {
 		c := Default()
 		edit(c)

@@ -2,6 +2,7 @@ package config
 
 import (
 	"math"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -90,7 +91,8 @@ func defaultModules() Modules {
 				ReconnectMax: 30 * time.Second,
 			},
 		},
-		Hub:     Hub{ProjectID: DefaultProjectID},
+		Hub: Hub{ProjectID: DefaultProjectID, RotateCertificates: true, Heartbeat: 15 * time.Second, MessageQPS: 30, MessageBurst: 60,
+			ReconnectMax: 30 * time.Second, MaxFrameBytes: 4 << 20, Outbox: HubOutbox{TTL: 24 * time.Hour, MaxBytes: 64 << 20}},
 		Twin:    Twin{Enable: true, Plugin: "devicetwin", Lanes: 64},
 		Devices: Devices{DMIEnable: true, DMIRate: 200, DMIBurst: 400, DMICallTimeout: 10 * time.Second, WasmProtocols: []string{}},
 		Meta:    defaultMeta(),
@@ -576,6 +578,37 @@ type Hub struct {
 	NodeName string `yaml:"nodeName"`
 	// ProjectID is the project path element of the websocket URL.
 	ProjectID string `yaml:"projectID"`
+	// HTTPServer is the cloud's certificate service, https://host:port;
+	// empty means port 10002 on the server's host.
+	HTTPServer string `yaml:"httpServer"`
+	// Token is the bootstrap token (keadm gettoken, edgehost hub token),
+	// used only while there is no valid client certificate.
+	Token string `yaml:"token"`
+	// RotateCertificates renews the client certificate at 70-90 % of its
+	// lifetime, authenticated by the current one.
+	RotateCertificates bool `yaml:"rotateCertificates"`
+	// Heartbeat is the keepalive and ping period; a link silent for two
+	// heartbeats is taken as dead.
+	Heartbeat time.Duration `yaml:"heartbeat"`
+	// MessageQPS and MessageBurst limit upstream messages; the limit
+	// delays, it never drops.
+	MessageQPS   int `yaml:"messageQPS"`
+	MessageBurst int `yaml:"messageBurst"`
+	// ReconnectMax caps the backoff between dials.
+	ReconnectMax time.Duration `yaml:"reconnectMax"`
+	// MaxFrameBytes is the largest frame taken or sent.
+	MaxFrameBytes int `yaml:"maxFrameBytes"`
+	// Outbox bounds the durable upstream queue.
+	Outbox HubOutbox `yaml:"outbox"`
+}
+
+// HubOutbox bounds the cloud link's durable upstream queue; when full, new
+// upstream messages are refused and counted (docs/hub.md).
+type HubOutbox struct {
+	// TTL is how long a message may wait to be sent.
+	TTL time.Duration `yaml:"ttl"`
+	// MaxBytes caps the queued frames.
+	MaxBytes int64 `yaml:"maxBytes"`
 }
 
 func (h *Hub) validate(p *problems, path string) {
@@ -585,4 +618,21 @@ func (h *Hub) validate(p *problems, path string) {
 	}
 	p.hostPort(path+".server", h.Server)
 	p.pathElement(path+".nodeName", h.NodeName)
+	if h.HTTPServer != "" {
+		if u, err := url.Parse(h.HTTPServer); err != nil || u.Scheme != "https" || u.Host == "" {
+			p.add(path+".httpServer", "must be an https:// URL such as https://10.0.0.1:10002, got %q", h.HTTPServer)
+		}
+	}
+	if h.Token != "" && strings.Count(h.Token, ".") != 3 {
+		p.add(path+".token", "must have 4 dot-separated parts (caHash.header.payload.signature), got %d", strings.Count(h.Token, ".")+1)
+	}
+	p.positiveDuration(path+".heartbeat", h.Heartbeat)
+	p.positive(path+".messageQPS", h.MessageQPS)
+	p.positive(path+".messageBurst", h.MessageBurst)
+	p.positiveDuration(path+".reconnectMax", h.ReconnectMax)
+	p.positive(path+".maxFrameBytes", h.MaxFrameBytes)
+	p.positiveDuration(path+".outbox.ttl", h.Outbox.TTL)
+	if h.Outbox.MaxBytes <= 0 {
+		p.add(path+".outbox.maxBytes", "must be > 0, got %d", h.Outbox.MaxBytes)
+	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/dmi"
 	"github.com/edgehost/edgehost/host/eventbus"
+	"github.com/edgehost/edgehost/host/hub"
 	"github.com/edgehost/edgehost/host/meta"
 	"github.com/edgehost/edgehost/host/pluginhost"
 	"github.com/edgehost/edgehost/host/store"
@@ -39,6 +40,7 @@ type Daemon struct {
 	store   *store.Store
 	runtime *wasm.Runtime
 	events  *eventbus.Module
+	hub     *hub.Module
 	plugins *pluginhost.Module
 	twin    *twin.Module
 	meta    *meta.Module
@@ -132,8 +134,15 @@ func Run(ctx context.Context, cfg *config.Config, opts Options, log hclog.Logger
 			RemoteQueryTimeout: cfg.Modules.Meta.RemoteQueryTimeout, RemoteQueries: cfg.Modules.Meta.RemoteQueries}, log)
 		modules = append(modules, d.meta)
 	}
-	for _, name := range unimplemented(cfg) {
-		log.Warn("module is enabled in the config but not part of this build; ignoring it", "module", name)
+	if cfg.Modules.Hub.Enable {
+		// Last: the modules told of the link's state are on the bus when it
+		// comes up, and it stops first.
+		h, err := newHub(cfg, b, st, log)
+		if err != nil {
+			return err
+		}
+		d.hub = h
+		modules = append(modules, h)
 	}
 	d.super = supervisor.New(supervisor.Options{Logger: log}, modules...)
 	err = d.super.Start(ctx)
@@ -172,23 +181,14 @@ func builtins(cfg *config.Config) []builtin.Plugin {
 	return ps
 }
 
-// nodeName is the node's name: modules.hub.nodeName, else the host name,
-// as KubeEdge names a node.
+// nodeName is modules.hub.nodeName, else the host name, as KubeEdge names
+// a node.
 func nodeName(cfg *config.Config) string {
 	if cfg.Modules.Hub.NodeName != "" {
 		return cfg.Modules.Hub.NodeName
 	}
 	node, _ := os.Hostname()
 	return node
-}
-
-// unimplemented names the enabled config sections that have no module yet.
-func unimplemented(cfg *config.Config) []string {
-	var names []string
-	if cfg.Modules.Hub.Enable {
-		names = append(names, "hub")
-	}
-	return names
 }
 
 // Status implements api.Backend.

@@ -9,6 +9,7 @@ import (
 	"github.com/edgehost/edgehost/host/api"
 	"github.com/edgehost/edgehost/host/bus"
 	"github.com/edgehost/edgehost/host/eventbus"
+	"github.com/edgehost/edgehost/host/hub"
 	"github.com/edgehost/edgehost/host/meta"
 	"github.com/edgehost/edgehost/host/store"
 	"github.com/edgehost/edgehost/host/supervisor"
@@ -294,6 +295,55 @@ var metaRefused = []metric[uint64]{
 		func(n uint64) float64 { return float64(n) }, "reason"),
 }
 
+var hubMetrics = []metric[hub.Stats]{
+	gauge("edgehost_hub_connected", "1 while the cloud link is up, else 0.",
+		func(s hub.Stats) float64 { return boolValue(s.Connected) }),
+	counter("edgehost_hub_connects_total", "Cloud links made.",
+		func(s hub.Stats) float64 { return float64(s.Connects) }),
+	counter("edgehost_hub_disconnects_total", "Cloud links lost: a read or write error, or two heartbeats without a frame.",
+		func(s hub.Stats) float64 { return float64(s.Disconnects) }),
+	counter("edgehost_hub_dial_failures_total", "Dials of the cloud (and certificate bootstraps) that failed.",
+		func(s hub.Stats) float64 { return float64(s.DialFailures) }),
+	counter("edgehost_hub_frames_in_total", "Downstream frames dispatched to the bus.",
+		func(s hub.Stats) float64 { return float64(s.FramesIn) }),
+	counter("edgehost_hub_frames_out_total", "Upstream messages written to the cloud link (again after a reconnect, if unacknowledged).",
+		func(s hub.Stats) float64 { return float64(s.FramesOut) }),
+	counter("edgehost_hub_keepalives_total", "Keepalives written to the cloud link.",
+		func(s hub.Stats) float64 { return float64(s.Keepalives) }),
+	counter("edgehost_hub_certificate_rotations_total", "Client certificates renewed with the current one.",
+		func(s hub.Stats) float64 { return float64(s.Rotations) }),
+	counter("edgehost_hub_certificate_rotation_failures_total", "Client certificate renewals that failed (retried while the current one is valid).",
+		func(s hub.Stats) float64 { return float64(s.RotationFailures) }),
+	gauge("edgehost_hub_outbox_depth", "Upstream messages waiting in the durable outbox.",
+		func(s hub.Stats) float64 { return float64(s.Outbox.Depth) }),
+	gauge("edgehost_hub_outbox_bytes", "Bytes of upstream frames waiting in the durable outbox.",
+		func(s hub.Stats) float64 { return float64(s.Outbox.Bytes) }),
+	gauge("edgehost_hub_outbox_max_bytes", "The outbox's byte cap (modules.hub.outbox.maxBytes).",
+		func(s hub.Stats) float64 { return float64(s.Outbox.MaxBytes) }),
+	gauge("edgehost_hub_outbox_oldest_age_seconds", "How long the oldest outbox entry has waited; 0 when empty.",
+		func(s hub.Stats) float64 { return s.Outbox.OldestAge.Seconds() }),
+	counter("edgehost_hub_outbox_appended_total", "Upstream messages committed to the outbox.",
+		func(s hub.Stats) float64 { return float64(s.Outbox.Appended) }),
+	counter("edgehost_hub_outbox_sent_total", "Outbox entries removed once the cloud acknowledged reading them.",
+		func(s hub.Stats) float64 { return float64(s.Outbox.Sent) }),
+	counter("edgehost_hub_outbox_expired_total", "Outbox entries removed unsent after modules.hub.outbox.ttl.",
+		func(s hub.Stats) float64 { return float64(s.Outbox.Expired) }),
+	counter("edgehost_hub_outbox_refused_total", "Upstream messages refused because the outbox was full.",
+		func(s hub.Stats) float64 { return float64(s.Outbox.Refused) }),
+}
+
+// hubRefused is labelled by reason: hub.RefusedReasons downstream,
+// hub.UpstreamRefusedReasons upstream.
+var hubRefused = []metric[uint64]{
+	counter("edgehost_hub_refused_total", "Downstream frames refused, by reason.",
+		func(n uint64) float64 { return float64(n) }, "reason"),
+}
+
+var hubUpstreamRefused = []metric[uint64]{
+	counter("edgehost_hub_upstream_refused_total", "Upstream messages refused before the outbox, by reason.",
+		func(n uint64) float64 { return float64(n) }, "reason"),
+}
+
 var moduleMetrics = []metric[supervisor.ModuleStatus]{
 	gauge("edgehost_module_up", "1 while the daemon module is running, else 0.",
 		func(m supervisor.ModuleStatus) float64 { return boolValue(m.State == supervisor.Running) }, "module"),
@@ -316,6 +366,9 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	describe(ch, metaMetrics)
 	describe(ch, metaQueries)
 	describe(ch, metaRefused)
+	describe(ch, hubMetrics)
+	describe(ch, hubRefused)
+	describe(ch, hubUpstreamRefused)
 }
 
 // Collect implements prometheus.Collector.
@@ -368,6 +421,16 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		emit(ch, metaQueries, s.QueriesRemote, "remote")
 		for _, r := range meta.Reasons() {
 			emit(ch, metaRefused, s.Refused[r], r.String())
+		}
+	}
+	if d.hub != nil {
+		s := d.hub.Stats()
+		emit(ch, hubMetrics, s)
+		for _, r := range hub.RefusedReasons {
+			emit(ch, hubRefused, s.Refused[r], r)
+		}
+		for _, r := range hub.UpstreamRefusedReasons {
+			emit(ch, hubUpstreamRefused, s.UpstreamRefused[r], r)
 		}
 	}
 }

@@ -65,7 +65,9 @@ type Config struct {
 	// means none.
 	DevicesDir string
 	// NodeName is this node's name: devices whose spec.nodeName names
-	// another node are left out. Empty: every device is this node's.
+	// another node are left out (empty: every device is this node's), and
+	// it is the group_id of the membership request sent to the cloud when
+	// the link comes up.
 	NodeName string
 	// Lanes is how many devices are served at once (DefaultLanes when 0).
 	// A lane waits for its update's commit, an instance does not, so lanes
@@ -159,7 +161,32 @@ func (m *Module) Run(ctx context.Context, ready func()) error {
 			}
 			return fmt.Errorf("twin: %w", err)
 		}
+		if isCloudConnected(&msg) {
+			m.requestMembership(ctx)
+		}
 		r.route(ctx, msg)
+	}
+}
+
+// isCloudConnected reports whether msg is the cloud link's news that it
+// came up.
+func isCloudConnected(msg *abi.Message) bool {
+	return msg.Route.Resource == "node/connection" && string(msg.Content) == "cloud_connected"
+}
+
+// requestMembership asks the cloud for the node's device list, as
+// KubeEdge's twin does each time the link comes up: a get of
+// membership/detail whose content is the event as a JSON string. A v1.23
+// cloud ignores it; devices arrive as membership updates.
+func (m *Module) requestMembership(ctx context.Context) {
+	now := time.Now().UnixMilli()
+	content := fmt.Sprintf(`{"event_type":"group_membership_event","event_id":%q,"group_id":%q,"operation":"detail","timestamp":%d}`,
+		bus.NewID(), m.cfg.NodeName, now)
+	msg := abi.Message{Header: abi.Header{ID: bus.NewID(), Timestamp: now},
+		Route:   abi.Route{Source: ModuleName, Group: "resource", Operation: "get", Resource: "membership/detail"},
+		Content: []byte(content)}
+	if err := m.bus.SendToGroup(ctx, eventbus.HubGroup, msg); err != nil {
+		m.log.Warn("membership request not sent to the cloud link", "error", err)
 	}
 }
 

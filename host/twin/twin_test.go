@@ -117,7 +117,7 @@ func newRigWith(t *testing.T, o rigOptions) *rig {
 // startTwin starts (or, after stopTwin, restarts) the twin module.
 func (r *rig) startTwin(t *testing.T, devicesDir, plugin string) {
 	t.Helper()
-	r.twin = New(r.bus, Config{DevicesDir: devicesDir, Lanes: 4, Store: r.store, Plugin: plugin}, nil)
+	r.twin = New(r.bus, Config{DevicesDir: devicesDir, Lanes: 4, Store: r.store, Plugin: plugin, NodeName: "edge-1"}, nil)
 	r.stopTwin = run(t, "twin", r.twin)
 }
 
@@ -257,4 +257,32 @@ func TestOrderPerDevice(t *testing.T) {
 
 func isResult(topic string) bool {
 	return len(topic) > 7 && topic[len(topic)-7:] == "/result"
+}
+
+// TestCloudConnectedRequestsMembership: when the cloud link comes up the
+// twin asks for membership/detail as KubeEdge's twin does, its content the
+// event as a JSON string naming the node.
+func TestCloudConnectedRequestsMembership(t *testing.T) {
+	r := newRig(t, "")
+	ctx := context.Background()
+	ev := abi.Message{Route: abi.Route{Source: "edgehub", Group: "twin", Operation: "connect", Resource: "node/connection"}, Content: []byte("cloud_connected")}
+	if err := r.bus.Broadcast(ctx, Group, ev); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-r.upstream:
+		if m.Route != (abi.Route{Source: "twin", Group: "resource", Operation: "get", Resource: "membership/detail"}) {
+			t.Fatalf("upstream route %+v", m.Route)
+		}
+		var detail map[string]any
+		if err := json.Unmarshal(m.Content, &detail); err != nil {
+			t.Fatalf("content %q: %v", m.Content, err)
+		}
+		if detail["event_type"] != "group_membership_event" || detail["group_id"] != "edge-1" || detail["operation"] != "detail" ||
+			detail["event_id"] == "" || detail["timestamp"] == nil {
+			t.Errorf("content %s", m.Content)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no membership request upstream")
+	}
 }

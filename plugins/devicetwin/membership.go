@@ -292,8 +292,8 @@ func stateUpdate(id, topic string, payload []byte, now int64) error {
 	res := StateResult{BaseMessage: BaseMessage{EventID: newEventID(), Timestamp: now},
 		Device: DeviceState{Name: rec.Name, State: rec.State, LastOnline: rec.LastOnline}}
 	b := res.appendJSON(doc[:0])
-	// The cloud takes this content as a JSON string (§1.1 of the contract):
-	// the document's text, quoted.
-	content := appendString(nil, string(b))
-	return errors.Join(publish(topic+suffixResult, b), upstream(name("device/", id, suffixStateUpdate), content))
+	// The cloud takes this content as a JSON string holding the document
+	// (§1.1 of the contract); the bus carries the document's text, and the
+	// cloud link sends a state/update's content as a string.
+	return errors.Join(publish(topic+suffixResult, b), upstream(name("device/", id, suffixStateUpdate), b))
 }
