@@ -93,8 +93,18 @@ type router struct {
 	workers int
 }
 
-// serveHosted registers h on the bus and starts its workers, as many as it
-// has instances, so no goroutine is started per message. Called with m.mu
+// callsPerInstance is how many of a plugin's calls may be in flight per
+// instance: a call whose KV writes are being made durable no longer holds
+// its instance (wasm's committer), so more calls than instances keep the
+// instances busy while earlier calls wait for their fsync, and their
+// writes share it. The workers beyond the instances wait for one.
+const callsPerInstance = 32
+
+// workers is how many workers serve a plugin of that many instances.
+func workers(instances int) int { return instances * callsPerInstance }
+
+// serveHosted registers h on the bus and starts its workers
+// (workers(instances)), so no goroutine is started per message. Called with m.mu
 // held while running.
 func (m *Module) serveHosted(h *hosted) error {
 	if m.ctx == nil {
@@ -107,7 +117,7 @@ func (m *Module) serveHosted(h *hosted) error {
 		}
 		h.ep, h.workers = ep, 0
 	}
-	for ; h.workers < h.instances; h.workers++ {
+	for ; h.workers < workers(h.instances); h.workers++ {
 		m.startWorkers(m.ctx, h.ep, func() []*hosted { return []*hosted{h} }, 1)
 	}
 	m.serveTicks(h)
@@ -167,7 +177,7 @@ func (m *Module) reroute() error {
 		r.targets.Store(&targets)
 		n := 0
 		for _, h := range targets {
-			n += h.instances
+			n += workers(h.instances)
 		}
 		if n > r.workers {
 			m.startWorkers(m.ctx, r.ep, func() []*hosted { return *r.targets.Load() }, n-r.workers)
