@@ -75,7 +75,12 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	keep := false // a run with losses keeps its data dir and log
+	defer func() {
+		if !keep {
+			os.RemoveAll(dir)
+		}
+	}()
 	broker, err := freeAddr()
 	if err != nil {
 		return err
@@ -85,7 +90,7 @@ func run(o options) error {
 		return err
 	}
 	cfg := filepath.Join(dir, "edgehost.yaml")
-	conf := fmt.Sprintf("log: {level: warn}\nmodules:\n  eventbus:\n    embedded: {address: %q}\n"+
+	conf := fmt.Sprintf("log: {level: info}\nmodules:\n  eventbus:\n    embedded: {address: %q}\n"+
 		"  plugins:\n    trust:\n      policy: {local: allow-unsigned}\n", broker)
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		return err
@@ -184,6 +189,7 @@ func run(o options) error {
 	tick.Stop()
 	load.Wait()
 	row()
+	losses := lossCounters(raw)
 	daemon.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-exited:
@@ -197,10 +203,46 @@ func run(o options) error {
 	unanswered := int64(c.calls.Load()) - int64(c.answers.Load()) - int64(c.callErrors.Load())
 	fmt.Printf("\nupdates without a result: %d; publishes refused: %d; result errors: %d; calls without an answer: %d; call errors: %d; upgrade errors: %d\n",
 		lost, c.publishFailed.Load(), c.resultErrors.Load(), unanswered, c.callErrors.Load(), c.upgradeErrors.Load())
+	fmt.Println("\nthe daemon's own loss counters that are not zero:")
+	for _, l := range losses {
+		fmt.Println("   ", l)
+	}
 	if lost != 0 || unanswered != 0 || c.upgradeErrors.Load() != 0 {
-		return fmt.Errorf("unexplained losses")
+		keep = true
+		return fmt.Errorf("updates or calls without an answer; the daemon's data dir and log are kept in %s", dir)
 	}
 	return nil
+}
+
+// lossWords pick the daemon's metrics that count something lost, refused
+// or failed.
+var lossWords = []string{"dropped", "failed", "failure", "refused", "faults", "rejected", "unrouted", "expired",
+	"abandoned", "no_waiter", "errors", "timeout", "loops", "denied"}
+
+// lossCounters returns the daemon's /metrics samples whose name says they
+// count a loss and whose value is not zero, so the soak's own counts can
+// be explained by the daemon's.
+func lossCounters(raw *http.Client) []string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	m, err := metrics(ctx, raw)
+	if err != nil {
+		return []string{"(metrics: " + err.Error() + ")"}
+	}
+	var out []string
+	for _, line := range strings.Split(m, "\n") {
+		name, value, ok := strings.Cut(line, " ")
+		if !ok || strings.HasPrefix(line, "#") || value == "0" || !strings.HasPrefix(name, "edgehost_") {
+			continue
+		}
+		for _, w := range lossWords {
+			if strings.Contains(name, w) {
+				out = append(out, line)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // writeDevices writes n KubeEdge v1beta1 devices with one property each.
