@@ -249,6 +249,19 @@ func TestHubGoldenAgainstEdgecore(t *testing.T) {
 	r.update("20")
 	r.awaitFrames(edgeUpdated, 1)
 	r.awaitFrames(route("websocket", "resource", "keepalive", "node"), 2)
+	// The reference cloud confirms edge_updated as the devicecontroller
+	// does; the twin counts the confirm.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, m := adminGet(t, r.dataDir, "/metrics")
+		if strings.Contains(m, "edgehost_twin_confirms_total 1") && strings.Contains(m, "edgehost_twin_upstream_total ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no twin confirm counted in /metrics:\n%s", m)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	ours := r.hub.frames(t)
 	if out, code := edgehost(t, r.bin, "", "hub", "nodes", "--data-dir", r.hub.dir); code != 0 || out != "peer-node\n" {
 		t.Errorf("hub nodes: exit %d, %q", code, out)

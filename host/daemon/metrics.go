@@ -13,6 +13,7 @@ import (
 	"github.com/edgehost/edgehost/host/meta"
 	"github.com/edgehost/edgehost/host/store"
 	"github.com/edgehost/edgehost/host/supervisor"
+	"github.com/edgehost/edgehost/host/twin"
 	"github.com/edgehost/edgehost/host/wasm"
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
@@ -257,6 +258,15 @@ func firstNonZero(a, b time.Time) time.Time {
 	return a
 }
 
+var twinMetrics = []metric[twin.Stats]{
+	counter("edgehost_twin_upstream_total", "The twin plugin's messages for the cloud handed to the cloud link.",
+		func(s twin.Stats) float64 { return float64(s.Upstream) }),
+	counter("edgehost_twin_upstream_dropped_total", "The twin plugin's messages for the cloud that could not be handed to the cloud link (no link, a full queue).",
+		func(s twin.Stats) float64 { return float64(s.UpstreamDropped) }),
+	counter("edgehost_twin_confirms_total", "The cloud's confirms of upstream twin messages.",
+		func(s twin.Stats) float64 { return float64(s.Confirms) }),
+}
+
 var metaMetrics = []metric[meta.Stats]{
 	counter("edgehost_meta_objects_stored_total", "Cloud objects the metamanager wrote to the store (inserts, updates, answers to remote queries).",
 		func(s meta.Stats) float64 { return float64(s.Stored) }),
@@ -363,6 +373,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	describe(ch, storeErrors)
 	describe(ch, runtimeMetrics)
 	describe(ch, moduleMetrics)
+	describe(ch, twinMetrics)
 	describe(ch, metaMetrics)
 	describe(ch, metaQueries)
 	describe(ch, metaRefused)
@@ -413,6 +424,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		for _, m := range d.super.Status() {
 			emit(ch, moduleMetrics, m, m.Name)
 		}
+	}
+	if d.twin != nil {
+		emit(ch, twinMetrics, d.twin.Stats())
 	}
 	if d.meta != nil {
 		s := d.meta.Stats()

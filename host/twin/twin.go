@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgehost/edgehost/abi"
@@ -89,6 +90,30 @@ type Module struct {
 
 	mu  sync.Mutex
 	reg *registry // of the current run; nil without a devices dir
+
+	upstream, upstreamDropped, confirms atomic.Uint64
+}
+
+// Stats counts the module's traffic with the cloud since it was made.
+type Stats struct {
+	// Upstream counts the plugin's messages handed to the cloud link;
+	// UpstreamDropped those that could not be (no link, a full queue).
+	Upstream, UpstreamDropped uint64
+	// Confirms counts the cloud's confirms of upstream messages (operation
+	// response, resource "twin"); the module takes them itself, so they
+	// cost the plugin no call.
+	Confirms uint64
+}
+
+// Stats returns the module's counters.
+func (m *Module) Stats() Stats {
+	return Stats{Upstream: m.upstream.Load(), UpstreamDropped: m.upstreamDropped.Load(), Confirms: m.confirms.Load()}
+}
+
+// isConfirm reports whether msg is the cloud's confirm of an upstream twin
+// message, as KubeEdge's devicecontroller sends it.
+func isConfirm(msg *abi.Message) bool {
+	return msg.Route.Operation == abi.OpResponse && msg.Route.Resource == "twin"
 }
 
 // New returns the twin module.
@@ -163,6 +188,10 @@ func (m *Module) Run(ctx context.Context, ready func()) error {
 		}
 		if isCloudConnected(&msg) {
 			m.requestMembership(ctx)
+		}
+		if isConfirm(&msg) {
+			m.confirms.Add(1)
+			continue
 		}
 		r.route(ctx, msg)
 	}
@@ -261,6 +290,11 @@ func (m *Module) forwardUpstream(ctx context.Context, up *bus.Endpoint) {
 		}
 		msg.Route.Source, msg.Route.Group = ModuleName, "resource"
 		err = m.bus.SendToGroup(ctx, eventbus.HubGroup, msg)
+		if err == nil {
+			m.upstream.Add(1)
+		} else {
+			m.upstreamDropped.Add(1)
+		}
 		switch {
 		case errors.Is(err, bus.ErrNoModule):
 			m.log.Debug("no cloud link; upstream twin message dropped", "resource", msg.Route.Resource)

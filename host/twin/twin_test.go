@@ -286,3 +286,61 @@ func TestCloudConnectedRequestsMembership(t *testing.T) {
 		t.Fatal("no membership request upstream")
 	}
 }
+
+// TestCloudConfirmsAreCounted: the cloud's confirm of an upstream message
+// is counted by the module and never costs the plugin a call, while the
+// upstream message itself is counted as handed to the cloud link.
+func TestCloudConfirmsAreCounted(t *testing.T) {
+	seen := make(chan abi.Message, 100)
+	r := newRigWith(t, rigOptions{callTimeout: 5 * time.Second, plugin: "front", front: func(b *bus.Bus) {
+		ep, err := b.Register("front", "front")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(ep.Close)
+		go func() {
+			for {
+				msg, err := ep.Receive(context.Background())
+				if err != nil {
+					return
+				}
+				seen <- msg
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				reply, err := b.Request(ctx, DefaultPlugin, msg)
+				cancel()
+				if err == nil {
+					reply.Header.ParentID = msg.Header.ID
+					b.Respond(reply)
+				}
+			}
+		}()
+	}})
+	ctx := context.Background()
+	confirm := abi.Message{Header: abi.Header{ParentID: "up-1"}, Route: abi.Route{Source: "devicecontroller", Group: "twin", Operation: abi.OpResponse, Resource: "twin"}, Content: []byte("OK")}
+	if err := r.bus.Send(ctx, ModuleName, confirm); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for r.twin.Stats().Confirms != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v, want 1 confirm", r.twin.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case m := <-seen:
+		t.Fatalf("the plugin was handed %+v", m.Route)
+	case <-time.After(100 * time.Millisecond):
+	}
+	// An upstream message of the plugin is counted as handed on.
+	if err := r.bus.Send(ctx, UpstreamName, abi.Message{Route: abi.Route{Group: UpstreamGroup, Operation: abi.OpUpdate, Resource: "device/default/x/twin/edge_updated"}, Content: []byte("{}")}); err != nil {
+		t.Fatal(err)
+	}
+	<-r.upstream
+	for r.twin.Stats().Upstream != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v, want 1 upstream", r.twin.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
