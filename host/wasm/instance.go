@@ -236,6 +236,10 @@ func (inst *instance) handle(ctx context.Context, in *abi.Message, n int) (reply
 			inst.abort()
 			return abi.Message{}, false, c, err
 		}
+		if err := inst.replyHeader(in, &reply); err != nil {
+			inst.abort()
+			return abi.Message{}, false, c, err
+		}
 	}
 	return reply, length > 0, inst.detach(), nil
 }
@@ -258,6 +262,23 @@ func (inst *instance) readReply(ptr, length uint32, reply *abi.Message) error {
 		inst.dead = true
 		return &FaultError{Plugin: p.name, Kind: FaultMalformedReply, Err: err}
 	}
+	return nil
+}
+
+// replyHeader applies abi/SPEC.md section 4's rules to a reply's header:
+// parent_id must be the request's id (an empty one is filled in, another
+// one is a malformed reply); the guest's id is dropped, so the host gives
+// the reply a fresh one when it sends it and a plugin cannot forge ids;
+// sync is ignored.
+func (inst *instance) replyHeader(in *abi.Message, reply *abi.Message) error {
+	if p := reply.Header.ParentID; p != "" && p != in.Header.ID {
+		inst.dead = true
+		return &FaultError{Plugin: inst.p.name, Kind: FaultMalformedReply,
+			Err: fmt.Errorf("reply's parent_id %.80q is not the request's id %.80q", p, in.Header.ID)}
+	}
+	reply.Header.ParentID = in.Header.ID
+	reply.Header.ID = ""
+	reply.Header.Sync = false
 	return nil
 }
 

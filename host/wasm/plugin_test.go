@@ -181,3 +181,27 @@ func TestStatusCountsMemory(t *testing.T) {
 		t.Fatalf("after close: %d pages", st.MemoryPages)
 	}
 }
+
+// TestReplyHeaderRules: abi/SPEC.md section 4's rules for a reply's
+// header hold whatever the guest wrote: its id is dropped (the host gives
+// a fresh one when it sends the reply), parent_id is the request's id or
+// the reply is malformed, and sync is ignored.
+func TestReplyHeaderRules(t *testing.T) {
+	p := load(t, "faulty", PluginConfig{})
+	in := message("forge", "id")
+	r, ok, err := p.Handle(context.Background(), in)
+	if err != nil || !ok {
+		t.Fatalf("forge id: %v", err)
+	}
+	if r.Header.ID != "" || r.Header.ParentID != in.Header.ID || r.Header.Sync {
+		t.Fatalf("reply header %+v: want no guest id, parent %q, no sync", r.Header, in.Header.ID)
+	}
+	if r, _, err := p.Handle(context.Background(), message("forge", "sync")); err != nil || r.Header.Sync {
+		t.Fatalf("forge sync: %+v, %v", r.Header, err)
+	}
+	var fe *FaultError
+	if _, _, err := p.Handle(context.Background(), message("forge", "parent")); !errors.As(err, &fe) || fe.Kind != FaultMalformedReply ||
+		!strings.Contains(err.Error(), `parent_id "not-the-request" is not the request's id`) {
+		t.Fatalf("forge parent: %v, want a malformed reply naming the parent_id", err)
+	}
+}

@@ -278,6 +278,19 @@ func handle(n int32) int64 {
 		return answer(&m, "response", itoa(hostSend(ptr(env), int32(len(env)))))
 	case "request":
 		return request(&m, arg)
+	case "forge":
+		// A reply whose header breaks the rules of abi/SPEC.md section 4:
+		// an id of the guest's, another parent_id, the sync bit.
+		r := msg{ts: m.ts, content: arg}
+		r.f = [7][]byte{[]byte("forged-id"), m.f[0], m.f[2], m.f[3], m.f[4], []byte("response"), m.f[6]}
+		switch string(arg) {
+		case "parent":
+			r.f[1] = []byte("not-the-request")
+		case "sync":
+			r.sync = true
+		}
+		reply = encode(reply[:0], &r)
+		return locate(reply)
 	case "forward":
 		return forward(&m, arg)
 	case "relay":
