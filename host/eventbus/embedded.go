@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/edgehost/edgehost/host/config"
@@ -81,38 +82,58 @@ func (e *embedded) publish(_ context.Context, topic string, payload []byte, qos 
 }
 
 func (e *embedded) subscribe(s *subscription) error {
-	err := e.srv.Subscribe(s.filter, s.id, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+	return e.inline(s.filter, s.id, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
 		s.q.offer(pk.TopicName, pk.Payload, pk.FixedHeader.Qos, fromClient(pk))
 	})
-	if err != nil {
-		return fmt.Errorf("embedded broker: %w", err)
-	}
-	return nil
 }
 
 // fromClient tells whether a client connection published pk, rather than
 // the module itself through the inline client.
 func fromClient(pk packets.Packet) bool { return pk.Origin != mqtt.InlineClientId }
 
-func (e *embedded) unsubscribe(s *subscription) {
-	if err := e.srv.Unsubscribe(s.filter, s.id); err != nil {
-		e.m.log.Warn("embedded broker unsubscribe", "filter", s.filter, "error", err)
-	}
-}
+func (e *embedded) unsubscribe(s *subscription) { e.unline(s.filter, s.id, "unsubscribe") }
 
 func (e *embedded) bridge(filter string) error {
-	err := e.srv.Subscribe(filter, bridgeID, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+	return e.inline(filter, bridgeID, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
 		e.m.offerBridge(pk.TopicName, pk.Payload, pk.FixedHeader.Qos, fromClient(pk))
 	})
-	if err != nil {
-		return fmt.Errorf("embedded broker: %w", err)
+}
+
+func (e *embedded) unbridge(filter string) { e.unline(filter, bridgeID, "unbridge") }
+
+// inlineFilters are the filters an inline subscription to filter takes in
+// mochi. mochi's inline subscriptions do not apply MQTT's rule that "a/#"
+// also matches "a" (its client subscriptions do), so a filter ending in
+// "/#" is also subscribed at its parent level. mochi hands a message to an
+// inline subscriber id once, whichever of its filters match, so nothing is
+// delivered twice.
+func inlineFilters(filter string) []string {
+	if parent, ok := strings.CutSuffix(filter, "/#"); ok {
+		return []string{filter, parent}
+	}
+	return []string{filter}
+}
+
+// inline subscribes the inline subscriber id to filter's inline filters.
+func (e *embedded) inline(filter string, id int, fn mqtt.InlineSubFn) error {
+	fs := inlineFilters(filter)
+	for i, f := range fs {
+		if err := e.srv.Subscribe(f, id, fn); err != nil {
+			for _, done := range fs[:i] {
+				e.srv.Unsubscribe(done, id)
+			}
+			return fmt.Errorf("embedded broker: %w", err)
+		}
 	}
 	return nil
 }
 
-func (e *embedded) unbridge(filter string) {
-	if err := e.srv.Unsubscribe(filter, bridgeID); err != nil {
-		e.m.log.Warn("embedded broker unbridge", "filter", filter, "error", err)
+// unline undoes inline; what names the operation in a warning.
+func (e *embedded) unline(filter string, id int, what string) {
+	for _, f := range inlineFilters(filter) {
+		if err := e.srv.Unsubscribe(f, id); err != nil {
+			e.m.log.Warn("embedded broker "+what, "filter", f, "error", err)
+		}
 	}
 }
 
