@@ -113,6 +113,9 @@ func (m *Module) loadPackage(ctx context.Context, h *hosted, c *checked) (*live,
 	// The loaded plugin keeps what it needs; the compiled code stays in the
 	// compilation cache.
 	defer mod.Close(context.Background())
+	if err := man.CheckABI(mod.Imports()); err != nil {
+		return nil, fmt.Errorf("%w: plugin %q %s: %w", ErrRefused, man.Name, man.Version, err)
+	}
 	pol := m.policy(man)
 	if err := pol.CheckImports(mod.Imports()); err != nil {
 		return nil, fmt.Errorf("%w: plugin %q %s: %w", ErrRefused, man.Name, man.Version, err)

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/edgehost/edgehost/abi"
 )
 
 // Kinds of plugin a manifest may declare.
@@ -79,6 +81,41 @@ func ParseManifest(raw []byte) (*Manifest, error) {
 	return &m, nil
 }
 
+// abiMinor is the minor version of m.ABI ("1" is 1.0), or -1 when it is
+// not a version this host implements.
+func (m *Manifest) abiMinor() int {
+	minor, ok := strings.CutPrefix(m.ABI, "1.")
+	switch {
+	case m.ABI == "1":
+		return 0
+	case !ok || minor == "" || len(minor) > 1 && minor[0] == '0':
+		return -1
+	}
+	n, err := strconv.Atoi(minor)
+	if err != nil || n < 0 || n > abi.Minor {
+		return -1
+	}
+	return n
+}
+
+// importMinor is the ABI minor version that added each import newer than
+// 1.0.
+var importMinor = map[string]int{abi.ImportMQTTPublish: 1, abi.ImportMQTTSubscribe: 1, abi.ImportMQTTUnsubscribe: 1}
+
+// CheckABI refuses a module whose imports need a newer ABI than its
+// manifest declares (abi/SPEC.md section 1): "1" with the MQTT imports of
+// ABI 1.1, say. m must have passed Validate.
+func (m *Manifest) CheckABI(imports []string) error {
+	declared := m.abiMinor()
+	for _, imp := range imports {
+		if need := importMinor[imp]; need > declared {
+			return fmt.Errorf("manifest %q: abi %q, but the module imports %s, which ABI 1.%d added: declare abi \"1.%d\"",
+				m.Name, m.ABI, imp, need, need)
+		}
+	}
+	return nil
+}
+
 // Validate reports the first bad field of m, naming it.
 func (m *Manifest) Validate() error {
 	switch {
@@ -88,8 +125,8 @@ func (m *Manifest) Validate() error {
 		return fmt.Errorf("manifest %q: version %q is not a semantic version (MAJOR.MINOR.PATCH)", m.Name, m.Version)
 	case !contains(kinds, m.Kind):
 		return fmt.Errorf("manifest %q: kind %q must be one of %s", m.Name, m.Kind, strings.Join(kinds, ", "))
-	case m.ABI != "1" && !strings.HasPrefix(m.ABI, "1."):
-		return fmt.Errorf("manifest %q: abi %q is not a version this host implements (1)", m.Name, m.ABI)
+	case m.abiMinor() < 0:
+		return fmt.Errorf("manifest %q: abi %q is not a version this host implements (1.0 to 1.%d)", m.Name, m.ABI, abi.Minor)
 	case m.Limits.MemoryPages < 0 || m.Limits.MemoryPages > 65536:
 		return fmt.Errorf("manifest %q: limits.memoryPages %d must be in 0..65536", m.Name, m.Limits.MemoryPages)
 	case m.Limits.MaxMessageBytes < 0 || m.Limits.Instances < 0:

@@ -242,3 +242,37 @@ func TestMQTTPolicy(t *testing.T) {
 		t.Errorf("mqtt checks allocate %v times", n)
 	}
 }
+
+// TestManifestABIMatchesImports: the manifest's abi must be a version this
+// host implements and must cover the module's imports: "1" with the MQTT
+// imports of ABI 1.1 is refused, naming the import and the version to
+// declare, and so is "1.2".
+func TestManifestABIMatchesImports(t *testing.T) {
+	mqtt := []string{"log", "mqtt_publish"}
+	for _, c := range []struct {
+		abi, want string
+		imports   []string
+	}{
+		{"1", "", []string{"log", "send", "kv_put"}},
+		{"1.0", "", []string{"log"}},
+		{"1.1", "", mqtt},
+		{"1", `abi "1", but the module imports mqtt_publish, which ABI 1.1 added: declare abi "1.1"`, mqtt},
+		{"1.0", `abi "1.0", but the module imports mqtt_publish`, mqtt},
+		{"1.2", `abi "1.2" is not a version this host implements (1.0 to 1.1)`, nil},
+		{"1.01", "is not a version this host implements", nil},
+		{"2", "is not a version this host implements", nil},
+		{"1.", "is not a version this host implements", nil},
+	} {
+		m := Manifest{Name: "demo", Version: "1.0.0", Kind: "handler", ABI: c.abi}
+		err := m.Validate()
+		if err == nil {
+			err = m.CheckABI(c.imports)
+		}
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("abi %q with %v: %v", c.abi, c.imports, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("abi %q with %v: %v, want %q", c.abi, c.imports, err, c.want)
+		}
+	}
+}
