@@ -43,6 +43,8 @@ type options struct {
 	devices         int
 	updateRate      int
 	callRate        int
+	cloudEvery      time.Duration
+	cloudDown       time.Duration
 }
 
 func main() {
@@ -56,6 +58,8 @@ func main() {
 	flag.IntVar(&o.devices, "devices", 64, "devices, shared out among the clients")
 	flag.IntVar(&o.updateRate, "update-rate", 200, "twin updates per second, all clients together")
 	flag.IntVar(&o.callRate, "call-rate", 50, "echo plugin calls per second")
+	flag.DurationVar(&o.cloudEvery, "cloud-every", 5*time.Minute, "how often to kill the reference cloud the daemon is joined to (0: no cloud)")
+	flag.DurationVar(&o.cloudDown, "cloud-down", 20*time.Second, "how long the cloud stays down each time")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
@@ -92,6 +96,15 @@ func run(o options) error {
 	cfg := filepath.Join(dir, "edgehost.yaml")
 	conf := fmt.Sprintf("log: {level: info}\nmodules:\n  eventbus:\n    embedded: {address: %q}\n"+
 		"  plugins:\n    trust:\n      policy: {local: allow-unsigned}\n", broker)
+	var hub *cloud
+	if o.cloudEvery > 0 {
+		var token string
+		if hub, token, err = startCloud(o.bin, dir); err != nil {
+			return err
+		}
+		defer hub.stop()
+		conf += hub.config(token)
+	}
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		return err
 	}
@@ -148,6 +161,9 @@ func run(o options) error {
 		load.Go(func() { twinClient(ctx, broker, i, perClient, o.updateRate/o.clients, &c) })
 	}
 	load.Go(func() { echoCalls(ctx, client, o.callRate, &c) })
+	if hub != nil {
+		load.Go(func() { hub.outages(ctx, o.cloudEvery, o.cloudDown) })
+	}
 	load.Go(func() {
 		t := time.NewTicker(o.upgradeEvery)
 		defer t.Stop()
@@ -165,14 +181,18 @@ func run(o options) error {
 		}
 	})
 
-	fmt.Println("| minute | RSS MB | goroutines | open files | bus queued | twin updates | results | result errors | echo calls | answers | call errors | upgrades |")
-	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| minute | RSS MB | goroutines | open files | bus queued | outbox | twin updates | results | result errors | echo calls | answers | call errors | upgrades | cloud kills |")
+	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	start := time.Now()
 	row := func() {
 		s := sample(daemon.Process.Pid, client, raw)
-		fmt.Printf("| %.0f | %.1f | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d |\n",
-			time.Since(start).Minutes(), float64(s.rss)/(1<<20), s.goroutines, s.fds, s.queued,
-			c.updates.Load(), c.results.Load(), c.resultErrors.Load(), c.calls.Load(), c.answers.Load(), c.callErrors.Load(), c.upgrades.Load())
+		var kills uint64
+		if hub != nil {
+			kills = hub.kills.Load()
+		}
+		fmt.Printf("| %.0f | %.1f | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d |\n",
+			time.Since(start).Minutes(), float64(s.rss)/(1<<20), s.goroutines, s.fds, s.queued, s.outbox,
+			c.updates.Load(), c.results.Load(), c.resultErrors.Load(), c.calls.Load(), c.answers.Load(), c.callErrors.Load(), c.upgrades.Load(), kills)
 	}
 	tick := time.NewTicker(o.every)
 	row()
@@ -189,6 +209,9 @@ func run(o options) error {
 	tick.Stop()
 	load.Wait()
 	row()
+	if hub != nil {
+		drainOutbox(raw, time.Minute)
+	}
 	losses := lossCounters(raw)
 	daemon.Process.Signal(syscall.SIGTERM)
 	select {
@@ -364,6 +387,7 @@ type stats struct {
 	rss             int64
 	goroutines, fds int
 	queued          int
+	outbox          int // upstream messages waiting in the cloud link's outbox
 }
 
 // sample reads the daemon's resident memory and open files from /proc, its
@@ -394,6 +418,10 @@ func sample(pid int, client *api.Client, raw *http.Client) stats {
 		for _, line := range strings.Split(m, "\n") {
 			if v, ok := strings.CutPrefix(line, "go_goroutines "); ok {
 				s.goroutines, _ = strconv.Atoi(strings.TrimSpace(v))
+			}
+			if v, ok := strings.CutPrefix(line, "edgehost_hub_outbox_depth "); ok {
+				f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				s.outbox = int(f)
 			}
 		}
 	}
