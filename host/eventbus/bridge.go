@@ -108,6 +108,11 @@ func (m *Module) handle(ctx context.Context, msg *abi.Message) error {
 		return m.addBridged(topic)
 	case OpUnsubscribe:
 		return m.removeBridged(topic)
+	case OpConnect:
+		// The cloud link's state: the eventbus serves local clients
+		// alike either way, so there is nothing to do.
+		m.log.Debug("cloud link state", "state", string(msg.Content))
+		return nil
 	}
 	m.stats.rejected.Add(1)
 	return fmt.Errorf("eventbus: operation %q on %q: %w", msg.Route.Operation, topic, ErrUnsupported)

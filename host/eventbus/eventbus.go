@@ -52,6 +52,10 @@ const (
 	// OpUnsubscribe is the bus operation that drops a bridged topic (abi
 	// has OpSubscribe and OpPublish).
 	OpUnsubscribe = "unsubscribe"
+	// OpConnect is the operation of the cloud link's node/connection news
+	// (cloud_connected, cloud_disconnected), which KubeEdge's edgehub
+	// sends to group bus as well as to twin and meta.
+	OpConnect = "connect"
 )
 
 // DefaultTopics returns the filters the bridge always subscribes: KubeEdge's

@@ -43,3 +43,17 @@ func TestMultiLevelWildcardMatchesTheParent(t *testing.T) {
 		})
 	}
 }
+
+// TestCloudLinkStateIsNotRejected: the cloud link's node/connection news,
+// which edgecore's edgehub sends to group bus too, is taken quietly, not
+// refused and counted as a bad request at every reconnect.
+func TestCloudLinkStateIsNotRejected(t *testing.T) {
+	s := newSetup(t, "embedded", nil)
+	m := s.start()
+	for _, state := range []string{"cloud_connected", "cloud_disconnected"} {
+		request(t, s.bus, OpConnect, "node/connection", []byte(state))
+	}
+	if st := m.Stats(); st.Rejected != 0 {
+		t.Fatalf("rejected %d, want 0: %+v", st.Rejected, st)
+	}
+}
