@@ -75,8 +75,13 @@ func TestDevicesDirEndToEnd(t *testing.T) {
 		t.Fatalf("daemon exited on SIGHUP: %v\nlogs:\n%s", err, r.d.logs)
 	default:
 	}
-	if !strings.Contains(r.d.logs.String(), "SIGHUP: devices dir reloaded") {
-		t.Fatalf("no reload logged:\n%s", r.d.logs)
+	// The reload is logged once it is done, which may be just after the
+	// device became visible.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(r.d.logs.String(), "SIGHUP: devices dir reloaded"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload logged:\n%s", r.d.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 
 	// So does the CLI, through the admin API.
