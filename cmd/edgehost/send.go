@@ -52,13 +52,11 @@ func newSendCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			enc := json.NewEncoder(cmd.OutOrStdout())
-			enc.SetIndent("", "  ")
 			if resp.Reply == nil {
 				fmt.Fprintln(os.Stderr, "sent", resp.ID)
 				return nil
 			}
-			return enc.Encode(resp.Reply)
+			return printJSON(cmd.OutOrStdout(), resp.Reply)
 		},
 	}
 	flags.register(cmd)

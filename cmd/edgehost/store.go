@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -104,9 +103,7 @@ func newStoreCheckCommand() *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			if output == "json" {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(res); err != nil {
+				if err := printJSON(out, res); err != nil {
 					return err
 				}
 			} else if damage == nil {
@@ -236,9 +233,7 @@ func newStoreSnapshotsCommand() *cobra.Command {
 				for _, s := range snaps {
 					rows = append(rows, row{s.Path, s.Time, s.Bytes})
 				}
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rows)
+				return printJSON(out, rows)
 			}
 			for _, s := range snaps {
 				fmt.Fprintf(out, "%s  %s  %d bytes\n", s.Time.Format(time.RFC3339), s.Path, s.Bytes)
