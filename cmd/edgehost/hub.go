@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/host/bus"
 	"github.com/edgehost/edgehost/host/hub/certs"
 	"github.com/edgehost/edgehost/host/hub/cloud"
@@ -29,7 +30,8 @@ const hubSocket = "hub.sock"
 
 func newHubCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "hub", Short: "Run or drive the reference cloud side of the link (docs/hub.md)"}
-	cmd.AddCommand(newHubServeCommand(), newHubTokenCommand(), newHubApplyCommand(), newHubNodesCommand())
+	cmd.AddCommand(newHubServeCommand(), newHubTokenCommand(), newHubApplyCommand(), newHubNodesCommand(),
+		newHubPluginCommand(), newHubGetCommand())
 	return cmd
 }
 
@@ -177,23 +179,10 @@ func newHubApplyCommand() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("%s: %w", file, err)
 			}
-			msg.Header.ID = bus.NewID()
-			msg.Header.Timestamp = time.Now().UnixMilli()
-			frame, err := wire.Encode(msg, wire.KindObject)
-			if err != nil {
-				return err
-			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://hub/nodes/"+node+"/messages?ack=1", bytes.NewReader(frame))
-			resp, err := hubClient(dir).Do(req)
-			if err != nil {
-				return fmt.Errorf("hub apply: is `edgehost hub serve` running? %w", err)
-			}
-			defer resp.Body.Close()
-			body, _ := io.ReadAll(resp.Body)
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("hub apply: %s: %s", resp.Status, strings.TrimSpace(string(body)))
+			if err := sendReliable(ctx, dir, node, msg); err != nil {
+				return fmt.Errorf("hub apply: %w", err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s %s acknowledged by %s\n", msg.Route.Operation, msg.Route.Resource, node)
 			return nil
@@ -234,6 +223,28 @@ func newHubNodesCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&dir, "data-dir", "", "the hub's data dir (default $EDGEHOST_HUB_DIR, else /var/lib/edgehost-hub)")
 	return cmd
+}
+
+// sendReliable has a running `hub serve` send msg to node, resending
+// until the node ACKs it or ctx ends.
+func sendReliable(ctx context.Context, dir, node string, msg abi.Message) error {
+	msg.Header.ID = bus.NewID()
+	msg.Header.Timestamp = time.Now().UnixMilli()
+	frame, err := wire.Encode(msg, wire.KindObject)
+	if err != nil {
+		return err
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://hub/nodes/"+node+"/messages?ack=1", bytes.NewReader(frame))
+	resp, err := hubClient(dir).Do(req)
+	if err != nil {
+		return fmt.Errorf("is `edgehost hub serve` running? %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
+	}
+	return nil
 }
 
 func readInput(stdin io.Reader, path string) ([]byte, error) {

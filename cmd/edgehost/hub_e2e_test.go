@@ -112,7 +112,11 @@ type hubRig struct {
 
 const hubDevice = "cloud-dev-0"
 
-func newHubRig(t *testing.T) *hubRig {
+func newHubRig(t *testing.T) *hubRig { return newHubRigWith(t, "") }
+
+// newHubRigWith is newHubRig with more modules config (YAML indented
+// under modules).
+func newHubRigWith(t *testing.T, modules string) *hubRig {
 	bin := buildBinary(t)
 	needTwinWiring(t, bin)
 	r := &hubRig{t: t, bin: bin, dataDir: shortDataDir(t), broker: freeAddr(t)}
@@ -130,7 +134,7 @@ func newHubRig(t *testing.T) *hubRig {
 	}
 	r.cfg = writeConfig(t, r.dataDir, fmt.Sprintf("modules:\n  eventbus:\n    embedded:\n      address: %s\n"+
 		"  hub:\n    enable: true\n    server: %s\n    httpServer: https://%s\n    nodeName: peer-node\n    token: %s\n    heartbeat: 1s\n    reconnectMax: 500ms\n"+
-		"  devices:\n    dir: %s\n", r.broker, r.hub.ws, r.hub.certs, strings.TrimSpace(token), devDir))
+		"  devices:\n    dir: %s\n%s", r.broker, r.hub.ws, r.hub.certs, strings.TrimSpace(token), devDir, modules))
 	return r
 }
 

@@ -51,6 +51,7 @@ var (
 type PluginInfo struct {
 	Name             string    `json:"name"`
 	Origin           string    `json:"origin"`
+	Source           string    `json:"source,omitempty"`
 	Version          string    `json:"version,omitempty"`
 	Kind             string    `json:"kind,omitempty"`
 	Description      string    `json:"description,omitempty"`
@@ -59,7 +60,9 @@ type PluginInfo struct {
 	State            string    `json:"state"`
 	Signer           string    `json:"signer,omitempty"`
 	ModuleDigest     string    `json:"module_digest,omitempty"`
+	PackageDigest    string    `json:"package_digest,omitempty"`
 	Previous         string    `json:"previous,omitempty"`
+	PreviousDigest   string    `json:"previous_digest,omitempty"`
 	InstalledAt      time.Time `json:"installed_at,omitzero"`
 	Grants           []string  `json:"grants,omitempty"`
 	Receives         []string  `json:"receives,omitempty"`

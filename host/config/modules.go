@@ -64,10 +64,11 @@ func defaultModules() Modules {
 	return Modules{
 		Bus: Bus{Enable: true, QueueLen: 1024, SendTimeout: 2 * time.Second},
 		Plugins: Plugins{
-			Enable:  true,
-			Builtin: true,
-			Limits:  Limits{MemoryPages: 256, CallTimeout: time.Second, MaxMessageBytes: 1 << 20, Instances: 2},
-			Trust:   PluginTrust{Policy: SignaturePolicies{Local: RequireSignature, Remote: RequireSignature}},
+			Enable:    true,
+			Builtin:   true,
+			FromCloud: true,
+			Limits:    Limits{MemoryPages: 256, CallTimeout: time.Second, MaxMessageBytes: 1 << 20, Instances: 2},
+			Trust:     PluginTrust{Policy: SignaturePolicies{Local: RequireSignature, Remote: RequireSignature}},
 		},
 		API: API{Enable: true},
 		// The embedded broker is on by default: nothing to install.
@@ -204,12 +205,16 @@ type Plugins struct {
 	// device twin, ...) that no plugin of the same name in the list, the
 	// dir or the installed ones overrides; on by default.
 	Builtin bool `yaml:"builtin"`
+	// FromCloud lets the cloud install, upgrade, roll back and remove
+	// plugins through the link (EdgehostPlugin objects, docs/hub.md),
+	// under Trust.Policy.Remote; on by default.
+	FromCloud bool `yaml:"fromCloud"`
 	// Limits apply to every plugin unless its own entry sets them.
 	Limits Limits `yaml:"limits"`
 	// List holds per-plugin settings.
 	List []Plugin `yaml:"list"`
 	// Trust is the trust store and signature policy for plugins installed
-	// through the admin API (see plugintrust.go).
+	// through the admin API or from the cloud (see plugintrust.go).
 	Trust PluginTrust `yaml:"trust"`
 	// Restrict narrows the grants of installed plugins, one ceiling per
 	// plugin.

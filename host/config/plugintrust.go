@@ -40,7 +40,8 @@ type TrustKey struct {
 type SignaturePolicies struct {
 	// Local applies to installs through the admin unix socket.
 	Local string `yaml:"local"`
-	// Remote applies to installs through the TCP admin listener.
+	// Remote applies to installs through the TCP admin listener and from
+	// the cloud.
 	Remote string `yaml:"remote"`
 }
 

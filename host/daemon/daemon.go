@@ -24,6 +24,7 @@ import (
 	"github.com/edgehost/edgehost/host/hub"
 	"github.com/edgehost/edgehost/host/meta"
 	"github.com/edgehost/edgehost/host/pluginhost"
+	"github.com/edgehost/edgehost/host/pluginsync"
 	"github.com/edgehost/edgehost/host/store"
 	"github.com/edgehost/edgehost/host/supervisor"
 	"github.com/edgehost/edgehost/host/twin"
@@ -133,6 +134,10 @@ func Run(ctx context.Context, cfg *config.Config, opts Options, log hclog.Logger
 		d.meta = meta.New(b, st, meta.Config{Lanes: cfg.Modules.Meta.Lanes,
 			RemoteQueryTimeout: cfg.Modules.Meta.RemoteQueryTimeout, RemoteQueries: cfg.Modules.Meta.RemoteQueries}, log)
 		modules = append(modules, d.meta)
+		if d.plugins != nil && cfg.Modules.Plugins.FromCloud {
+			connected := func() bool { return d.hub != nil && d.hub.Connected() }
+			modules = append(modules, pluginsync.New(b, d.plugins, d.meta, pluginsync.Config{Connected: connected}, log))
+		}
 	}
 	if cfg.Modules.Hub.Enable {
 		// Last: the modules told of the link's state are on the bus when it

@@ -174,6 +174,10 @@ func (m *Module) response(ctx context.Context, msg abi.Message) {
 	var o struct {
 		Metadata objectMeta `json:"metadata"`
 	}
+	if err == nil && res.Type == PluginPackageType {
+		m.log.Debug("package chunk nobody waits for any more; dropped", "msg_id", msg.Header.ID, "resource", msg.Route.Resource)
+		return
+	}
 	if err != nil || decodeObject(msg.Content, &o) != nil {
 		m.log.Debug("cloud response with no object; nothing to store", "msg_id", msg.Header.ID, "resource", msg.Route.Resource)
 		return
@@ -204,7 +208,8 @@ func (m *Module) storeFailed(msg abi.Message, err error) {
 // owners returns the groups an object from the cloud is handed to, by
 // edgecore's routes: the device controller's objects to the twin (and to
 // the devices module for devices and models), the policy controller's
-// nowhere, everything else to edged except a node update.
+// nowhere, edgehost's plugins to pluginsync, everything else to edged
+// except a node update.
 func owners(source, op, typ string) []string {
 	switch source {
 	case "devicecontroller":
@@ -214,6 +219,9 @@ func owners(source, op, typ string) []string {
 		return []string{TwinGroup}
 	case "policycontroller":
 		return nil
+	}
+	if typ == PluginType {
+		return []string{PluginGroup}
 	}
 	if typ == "node" && op == abi.OpUpdate {
 		return nil

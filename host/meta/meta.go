@@ -42,6 +42,19 @@ const (
 	// DevicesGroup is the devices module's group; it receives devices and
 	// device models.
 	DevicesGroup = "devices"
+	// PluginGroup is host/pluginsync's group; it receives the
+	// edgehostplugin objects.
+	PluginGroup = "pluginsync"
+)
+
+// edgehost's own kinds (docs/hub.md, "Plugins from the cloud").
+const (
+	// PluginType is the EdgehostPlugin object: the package a node runs
+	// for one plugin. It is stored and handed to PluginGroup.
+	PluginType = "edgehostplugin"
+	// PluginPackageType is a chunk of a package the node asked for; a
+	// chunk is never stored.
+	PluginPackageType = "edgehostpluginpackage"
 )
 
 // Route values of the connection broadcasts the hub sends to group meta.

@@ -143,6 +143,16 @@ func TestForwarding(t *testing.T) {
 	r.wantAck(policy)
 	none(t, edged)
 
+	// edgehost's plugin objects go to pluginsync, not to edged.
+	plugins := r.register("pluginsync", PluginGroup)
+	plugin := obj("edgecontroller", abi.OpInsert, "default/edgehostplugin/echo", "", `{"kind":"EdgehostPlugin"}`)
+	r.send(plugin)
+	r.wantAck(plugin)
+	if got := next(t, plugins); got.Header.ID != plugin.Header.ID {
+		t.Errorf("pluginsync got %+v, want the plugin object", got)
+	}
+	none(t, edged)
+
 	// Membership is the twin's: forwarded, neither stored nor acknowledged.
 	mem := toMessage(readFrame(t, "membership-update.json"))
 	r.send(mem)
@@ -247,6 +257,14 @@ func TestUnsolicitedResponse(t *testing.T) {
 	none(t, edged)
 	if o, _ := r.stored("null/node/edge-1"); o.ResourceVersion != "40" {
 		t.Errorf("an OK response changed the stored node: %+v", o)
+	}
+	// A package chunk that came after its query gave up is not an object.
+	chunk := obj("cloudhub", abi.OpResponse, "default/edgehostpluginpackage/echo", "", `{"digest":"ab","offset":0,"data":"AAAA"}`)
+	chunk.Header.ParentID = "a-query-that-timed-out"
+	r.send(chunk)
+	none(t, edged)
+	if o, found := r.stored("default/edgehostpluginpackage/echo"); found {
+		t.Errorf("a late package chunk was stored: %+v", o)
 	}
 }
 

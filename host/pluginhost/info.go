@@ -41,8 +41,9 @@ func (m *Module) info(h *hosted) Info {
 	if r := h.record; r != nil {
 		in.Enabled = r.Enabled
 		in.Version, in.Signer, in.ModuleDigest, in.InstalledAt = r.Current.Version, r.Current.Signer, r.Current.ModuleDigest, r.Current.InstalledAt
+		in.PackageDigest, in.Source = r.Current.Blob, r.Current.Source
 		if r.Previous != nil {
-			in.Previous = r.Previous.Version
+			in.Previous, in.PreviousDigest = r.Previous.Version, r.Previous.Blob
 		}
 	}
 	m.mu.RUnlock()

@@ -30,8 +30,13 @@ var (
 // Sources of an install, each with its signature policy in
 // modules.plugins.trust.policy.
 const (
-	SourceLocal  = "local"
+	// SourceLocal: the admin unix socket; the local policy.
+	SourceLocal = "local"
+	// SourceRemote: the TCP admin listener; the remote policy.
 	SourceRemote = "remote"
+	// SourceCloud: the cloud, through the link (host/pluginsync); the
+	// remote policy.
+	SourceCloud = "cloud"
 )
 
 // checked is a package that passed the checks that need no compilation.

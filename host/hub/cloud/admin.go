@@ -10,6 +10,7 @@ import (
 
 	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/host/hub/wire"
+	"github.com/edgehost/edgehost/host/pluginsync"
 )
 
 // AdminHandler serves `edgehost hub apply` and `hub get` on the server's
@@ -19,8 +20,29 @@ import (
 //	POST /nodes/{node}/messages   body: one beehive message (JSON); with
 //	                              ?ack=1 it is resent until the node ACKs
 //	                              it, else written once
+//	GET  /reports                 what each node reported: []NodeReport
+//	POST /packages                body: a plugin package; kept for nodes
+//	                              to fetch: {"digest", "size"}
 func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /reports", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(s.Reports())
+	})
+	mux.HandleFunc("POST /packages", func(w http.ResponseWriter, r *http.Request) {
+		file, err := io.ReadAll(io.LimitReader(r.Body, pluginsync.MaxPackageBytes+1))
+		if err != nil || len(file) > pluginsync.MaxPackageBytes {
+			http.Error(w, fmt.Sprintf("read package: over %d bytes or unreadable (%v)", pluginsync.MaxPackageBytes, err), http.StatusRequestEntityTooLarge)
+			return
+		}
+		digest, err := s.AddPackage(file)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"digest": digest, "size": len(file)})
+	})
 	mux.HandleFunc("GET /nodes", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(append([]string{}, s.Nodes()...))

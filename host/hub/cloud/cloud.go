@@ -4,7 +4,8 @@
 // keepalive checked) and a certificate service that bootstraps nodes with
 // a token, as CloudCore's does on port 10002. It is meant for tests, labs
 // and sites without a Kubernetes control plane; it keeps no objects of its
-// own and routes nothing onwards (docs/hub.md).
+// own but the packages pushed for nodes to fetch, remembers what nodes
+// reported (in memory) and routes nothing onwards (docs/hub.md).
 package cloud
 
 import (
@@ -26,6 +27,7 @@ import (
 	"github.com/edgehost/edgehost/host/bus"
 	"github.com/edgehost/edgehost/host/hub/certs"
 	"github.com/edgehost/edgehost/host/hub/wire"
+	"github.com/edgehost/edgehost/host/pluginsync"
 	"github.com/gorilla/websocket"
 	"github.com/hashicorp/go-hclog"
 )
@@ -73,6 +75,7 @@ type Server struct {
 	closing  bool // ServeWebsocket is returning; under mu
 	sessions map[string]*session
 	acks     map[string]chan struct{} // msg id → closed when ACKed
+	reports  map[string]*NodeReport   // by node
 	recMu    sync.Mutex
 	received chan Received
 }
@@ -108,7 +111,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	return &Server{opts: opts, ca: ca, cert: cert, log: opts.Logger.Named("cloud"),
-		sessions: map[string]*session{}, acks: map[string]chan struct{}{}, received: make(chan Received, 1024)}, nil
+		sessions: map[string]*session{}, acks: map[string]chan struct{}{}, reports: map[string]*NodeReport{}, received: make(chan Received, 1024)}, nil
 }
 
 // CA returns the server's certificate authority.
@@ -310,6 +313,7 @@ func (s *Server) SendReliable(ctx context.Context, node string, msg abi.Message,
 	s.mu.Lock()
 	s.acks[msg.Header.ID] = acked
 	s.mu.Unlock()
+	s.noteSent(node, msg)
 	defer func() {
 		s.mu.Lock()
 		delete(s.acks, msg.Header.ID)
@@ -431,10 +435,14 @@ func (c *session) run() error {
 }
 
 // handle answers what CloudCore answers: the twin's updates get the
-// devicecontroller's confirm; responses ACK reliable sends.
+// devicecontroller's confirm; responses ACK reliable sends. It also
+// answers the node's package queries and keeps its report.
 func (c *session) handle(r Received) {
 	m := r.Message
+	c.srv.note(c.node, m)
 	switch {
+	case m.Route.Operation == abi.OpQuery && strings.Contains(m.Route.Resource, "/"+pluginsync.PackageType+"/"):
+		c.answerChunk(m)
 	case m.Route.Operation == abi.OpResponse && m.Header.ParentID != "":
 		c.srv.mu.Lock()
 		if ch, ok := c.srv.acks[m.Header.ParentID]; ok {
