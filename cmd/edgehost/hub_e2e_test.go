@@ -112,11 +112,19 @@ type hubRig struct {
 
 const hubDevice = "cloud-dev-0"
 
-func newHubRig(t *testing.T) *hubRig { return newHubRigWith(t, "") }
+func newHubRig(t *testing.T) *hubRig { return newHubRigWith(t, rigOptions{}) }
 
-// newHubRigWith is newHubRig with more modules config (YAML indented
-// under modules).
-func newHubRigWith(t *testing.T, modules string) *hubRig {
+// rigOptions vary a hubRig.
+type rigOptions struct {
+	// devices is how many devices the devices dir declares (1 when 0):
+	// cloud-dev-0, cloud-dev-1, ...
+	devices int
+	// hub and modules are more config, YAML indented under modules.hub
+	// and under modules.
+	hub, modules string
+}
+
+func newHubRigWith(t *testing.T, o rigOptions) *hubRig {
 	bin := buildBinary(t)
 	needTwinWiring(t, bin)
 	r := &hubRig{t: t, bin: bin, dataDir: shortDataDir(t), broker: freeAddr(t)}
@@ -127,14 +135,17 @@ func newHubRigWith(t *testing.T, modules string) *hubRig {
 		t.Fatalf("hub token: %s", token)
 	}
 	devDir := t.TempDir()
-	device := "apiVersion: devices.kubeedge.io/v1beta1\nkind: Device\nmetadata: {name: " + hubDevice + ", namespace: default}\n" +
-		"spec:\n  properties:\n    - name: temp\n      desired: {value: \"\", metadata: {type: string}}\n"
-	if err := os.WriteFile(filepath.Join(devDir, "dev.yaml"), []byte(device), 0o644); err != nil {
+	var devices strings.Builder
+	for i := range max(o.devices, 1) {
+		fmt.Fprintf(&devices, "---\napiVersion: devices.kubeedge.io/v1beta1\nkind: Device\nmetadata: {name: cloud-dev-%d, namespace: default}\n"+
+			"spec:\n  properties:\n    - name: temp\n      desired: {value: \"\", metadata: {type: string}}\n", i)
+	}
+	if err := os.WriteFile(filepath.Join(devDir, "dev.yaml"), []byte(devices.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	r.cfg = writeConfig(t, r.dataDir, fmt.Sprintf("modules:\n  eventbus:\n    embedded:\n      address: %s\n"+
-		"  hub:\n    enable: true\n    server: %s\n    httpServer: https://%s\n    nodeName: peer-node\n    token: %s\n    heartbeat: 1s\n    reconnectMax: 500ms\n"+
-		"  devices:\n    dir: %s\n%s", r.broker, r.hub.ws, r.hub.certs, strings.TrimSpace(token), devDir, modules))
+		"  hub:\n    enable: true\n    server: %s\n    httpServer: https://%s\n    nodeName: peer-node\n    token: %s\n    heartbeat: 1s\n    reconnectMax: 500ms\n%s"+
+		"  devices:\n    dir: %s\n%s", r.broker, r.hub.ws, r.hub.certs, strings.TrimSpace(token), o.hub, devDir, o.modules))
 	return r
 }
 
@@ -410,10 +421,14 @@ func TestHubKill9KeepsUpstream(t *testing.T) {
 }
 
 // outboxDepth reads edgehost_hub_outbox_depth from the daemon's /metrics.
-func outboxDepth(t *testing.T, dataDir string) int {
+func outboxDepth(t *testing.T, dataDir string) int { return metricValue(t, dataDir, "edgehost_hub_outbox_depth") }
+
+// metricValue reads an unlabelled metric from the daemon's /metrics; -1
+// when it is not there.
+func metricValue(t *testing.T, dataDir, name string) int {
 	_, body := adminGet(t, dataDir, "/metrics")
 	for _, line := range strings.Split(body, "\n") {
-		if v, ok := strings.CutPrefix(line, "edgehost_hub_outbox_depth "); ok {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			f, _ := strconv.ParseFloat(v, 64)
 			return int(f)
 		}
