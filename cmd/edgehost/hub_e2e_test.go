@@ -421,7 +421,9 @@ func TestHubKill9KeepsUpstream(t *testing.T) {
 }
 
 // outboxDepth reads edgehost_hub_outbox_depth from the daemon's /metrics.
-func outboxDepth(t *testing.T, dataDir string) int { return metricValue(t, dataDir, "edgehost_hub_outbox_depth") }
+func outboxDepth(t *testing.T, dataDir string) int {
+	return metricValue(t, dataDir, "edgehost_hub_outbox_depth")
+}
 
 // metricValue reads an unlabelled metric from the daemon's /metrics; -1
 // when it is not there.

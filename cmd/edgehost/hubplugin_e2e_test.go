@@ -51,7 +51,7 @@ func TestHubDeliversPlugins(t *testing.T) {
 	}
 	v1, v2, unsigned := pack("1.0.0", true), pack("1.1.0", true), pack("1.2.0", false)
 
-	r := newHubRigWith(t, rigOptions{modules: "  plugins:\n    trust:\n      keys:\n        - name: acme\n          publicKey: "+strings.TrimSpace(string(pub))+"\n"})
+	r := newHubRigWith(t, rigOptions{modules: "  plugins:\n    trust:\n      keys:\n        - name: acme\n          publicKey: " + strings.TrimSpace(string(pub)) + "\n"})
 	r.start()
 	r.awaitFrames(route("twin", "resource", "get", "membership/detail"), 1)
 	hub := []string{"--data-dir", r.hub.dir, "--node", "peer-node", "--timeout", "2m"}
