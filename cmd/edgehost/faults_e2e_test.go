@@ -70,10 +70,14 @@ func TestFaultSuiteEndToEnd(t *testing.T) {
 		t.Fatalf("initloop's error does not name the timeout: %+v", pluginInfo(t, dataDir, "initloop"))
 	}
 
-	send := func(to, op, content string, more ...string) string {
+	sendExit := func(to, op, content string, more ...string) (string, int) {
 		t.Helper()
 		args := append([]string{"send", "--data-dir", dataDir, "--to", to, "--operation", op, "--content", content}, more...)
-		out, _ := edgehost(t, bin, "", args...)
+		return edgehost(t, bin, "", args...)
+	}
+	send := func(to, op, content string, more ...string) string {
+		t.Helper()
+		out, _ := sendExit(to, op, content, more...)
 		return out
 	}
 	echo := func(to, after string) {
@@ -82,22 +86,24 @@ func TestFaultSuiteEndToEnd(t *testing.T) {
 			t.Fatalf("%s does not answer after %s: %s\nlogs:\n%s", to, after, out, d.logs)
 		}
 	}
-	faults := []struct{ op, arg, cause string }{
-		{"panic", "", "unreachable"},
-		{"loop", "", "ran past"},
-		{"oom", "", "out of memory"},
+	faults := []struct{ op, arg, cause, kind string }{
+		{"panic", "", "unreachable", "trap"},
+		{"loop", "", "ran past", "timeout"},
+		{"oom", "", "out of memory", "memory"},
 		// A Go stack lives in linear memory: the depth bound or the page
 		// limit ends it, whichever comes first.
-		{"recurse", "", "fault (stack)|fault (memory)"},
-		{"badptr", "", "outside memory"},
-		{"malformed", "", "malformed envelope"},
-		{"oversized", "1100000", "over the limit"},
+		{"recurse", "", "fault (stack)|fault (memory)", "stack|memory"},
+		{"badptr", "", "outside memory", "malformed-reply"},
+		{"malformed", "", "malformed envelope", "malformed-reply"},
+		{"oversized", "1100000", "over the limit", "reply-too-large"},
 	}
 	for i, f := range faults {
-		out := send("faulty", f.op, f.arg)
+		out, code := sendExit("faulty", f.op, f.arg)
 		named := slices.ContainsFunc(strings.Split(f.cause, "|"), func(c string) bool { return strings.Contains(out, c) })
-		if !strings.Contains(out, `"operation": "error"`) || !strings.Contains(out, `plugin \"faulty\"`) || !named {
-			t.Fatalf("%s: reply %s, want an error naming the plugin and %q", f.op, out, f.cause)
+		kind := slices.ContainsFunc(strings.Split(f.kind, "|"), func(k string) bool { return strings.Contains(out, `"fault": "`+k+`"`) })
+		if code != exitHostFailure || !strings.Contains(out, `"source": "edgehost"`) || !strings.Contains(out, "the host failed the message (502 Bad Gateway): fault") ||
+			!strings.Contains(out, `"plugin": "faulty"`) || !named || !kind {
+			t.Fatalf("%s: exit %d, reply %s; want exit %d and a host failure naming the plugin, fault %s and %q", f.op, code, out, exitHostFailure, f.kind, f.cause)
 		}
 		echo("faulty", f.op)
 		if in := pluginInfo(t, dataDir, "faulty"); in.Faults != uint64(i+1) || in.State != "ready" {
@@ -108,6 +114,15 @@ func TestFaultSuiteEndToEnd(t *testing.T) {
 	// A request back into the plugin that waits for it is refused at once.
 	if out := send("plugins:loops", "forward", "loops", "--group", "loops"); !strings.Contains(out, "loops back into a plugin that waits for its reply") {
 		t.Fatalf("self request: %s", out)
+	}
+	// A failure code from the plugin is the host's failure too; the
+	// plugin's own error reply is not: exit 2, the plugin's source.
+	if out, code := sendExit("faulty", "fail", "10"); code != exitHostFailure || !strings.Contains(out, `"reason": "code"`) || !strings.Contains(out, `"code": 10`) ||
+		!strings.Contains(out, "404 Not Found") {
+		t.Fatalf("fail 10: exit %d, want %d with reason code 10 and 404:\n%s", code, exitHostFailure, out)
+	}
+	if out, code := sendExit("faulty", "kvget", "no-such-key"); code != exitErrorReply || strings.Contains(out, `"source": "edgehost"`) || !strings.Contains(out, "faulty answered with operation error") {
+		t.Fatalf("kvget of a missing key: exit %d, want %d and the plugin's own error reply:\n%s", code, exitErrorReply, out)
 	}
 	if in := pluginInfo(t, dataDir, "looper"); in.Loops != 1 || in.Faults != 0 {
 		t.Fatalf("looper: loops %d, faults %d; want 1, 0", in.Loops, in.Faults)

@@ -3,13 +3,26 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"time"
 
+	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/host/api"
 	"github.com/spf13/cobra"
+)
+
+// Exit statuses of `edgehost send` beyond 0 (a reply) and 1 (the command
+// failed: bad flags, no daemon).
+const (
+	// exitErrorReply: the receiver answered with operation error, its own
+	// application error.
+	exitErrorReply = 2
+	// exitHostFailure: the host failed the message (a fault, a failure
+	// code, quarantine, too large, no receiver).
+	exitHostFailure = 3
 )
 
 func newSendCommand() *cobra.Command {
@@ -49,6 +62,11 @@ func newSendCommand() *cobra.Command {
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout+5*time.Second)
 			defer cancel()
 			resp, err := flags.client().Inject(ctx, req)
+			var failed *api.FailureError
+			if errors.As(err, &failed) {
+				printJSON(cmd.OutOrStdout(), resp.Reply)
+				return &exitError{code: exitHostFailure, err: err}
+			}
 			if err != nil {
 				return err
 			}
@@ -56,7 +74,13 @@ func newSendCommand() *cobra.Command {
 				fmt.Fprintln(os.Stderr, "sent", resp.ID)
 				return nil
 			}
-			return printJSON(cmd.OutOrStdout(), resp.Reply)
+			if err := printJSON(cmd.OutOrStdout(), resp.Reply); err != nil {
+				return err
+			}
+			if resp.Reply.Route.Operation == abi.OpError {
+				return &exitError{code: exitErrorReply, err: fmt.Errorf("%s answered with operation error", req.To)}
+			}
+			return nil
 		},
 	}
 	flags.register(cmd)

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
+
+	"github.com/edgehost/edgehost/abi"
 )
 
 // Client talks to a daemon's admin API.
@@ -47,8 +50,36 @@ func (c *Client) Inject(ctx context.Context, req InjectRequest) (InjectResponse,
 		return resp, fmt.Errorf("encode message request: %w", err)
 	}
 	err = c.do(ctx, http.MethodPost, "/v1/messages", body, &resp)
+	var failed *statusError
+	if errors.As(err, &failed) && json.Unmarshal(failed.body, &resp) == nil && resp.Failure != nil {
+		return resp, &FailureError{Status: failed.status, Failure: *resp.Failure}
+	}
 	return resp, err
 }
+
+// FailureError is Inject's error when the host failed the message (the
+// plugin faulted, is quarantined, returned a code...): the response,
+// with its failure reply, came with an HTTP status other than 200.
+type FailureError struct {
+	// Status is the HTTP status.
+	Status int
+	// Failure is the host's failure.
+	Failure abi.Failure
+}
+
+// Error says what failed.
+func (e *FailureError) Error() string {
+	return fmt.Sprintf("the host failed the message (%d %s): %s", e.Status, http.StatusText(e.Status), e.Failure)
+}
+
+// statusError is a reply with a status other than 200, kept with its body.
+type statusError struct {
+	msg    string
+	status int
+	body   []byte
+}
+
+func (e *statusError) Error() string { return e.msg }
 
 func (c *Client) do(ctx context.Context, method, path string, body []byte, out any) error {
 	contentType := ""
@@ -84,10 +115,11 @@ func (c *Client) doRaw(ctx context.Context, method, path string, body []byte, co
 		var e struct {
 			Error string `json:"error"`
 		}
+		msg := fmt.Sprintf("admin api %s %s: %s", method, path, resp.Status)
 		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			return fmt.Errorf("admin api %s %s: %s: %s", method, path, resp.Status, e.Error)
+			msg += ": " + e.Error
 		}
-		return fmt.Errorf("admin api %s %s: %s", method, path, resp.Status)
+		return &statusError{msg: msg, status: resp.StatusCode, body: data}
 	}
 	if err := json.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("admin api %s %s: decode reply: %w", method, path, err)

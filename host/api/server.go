@@ -127,6 +127,12 @@ type InjectRequest struct {
 type InjectResponse struct {
 	ID    string       `json:"msg_id"`
 	Reply *MessageJSON `json:"reply,omitempty"`
+	// Failure is set when the reply is the host's failure reply (the
+	// plugin faulted, returned a code, is quarantined...), which comes
+	// with an HTTP status other than 200 (failureStatus).
+	Failure *abi.Failure `json:"failure,omitempty"`
+	// Error repeats the failure's text, as every error body has one.
+	Error string `json:"error,omitempty"`
 }
 
 // maxBody bounds request bodies (a message plus some JSON).
@@ -241,12 +247,42 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := InjectResponse{ID: req.Parsed.Header.ID}
+	status := http.StatusOK
 	if reply != nil {
 		resp.ID = reply.Header.ParentID
 		j := ToJSON(reply)
 		resp.Reply = &j
+		if f, ok := abi.ParseFailure(*reply); ok {
+			resp.Failure, resp.Error, status = &f, f.String(), failureStatus(f)
+		}
 	}
-	writeJSON(w, http.StatusOK, resp)
+	writeJSON(w, status, resp)
+}
+
+// failureStatus is the HTTP status of a host failure reply.
+func failureStatus(f abi.Failure) int {
+	switch f.Reason {
+	case abi.FailureTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case abi.FailureNoReceiver:
+		return http.StatusNotFound
+	case abi.FailureLoop:
+		return http.StatusLoopDetected
+	case abi.FailureQuarantined, abi.FailureUnavailable:
+		return http.StatusServiceUnavailable
+	case abi.FailureTimeout:
+		return http.StatusGatewayTimeout
+	case abi.FailureCode:
+		switch f.Code {
+		case abi.NoHandler:
+			return http.StatusNotFound
+		case abi.Timeout:
+			return http.StatusGatewayTimeout
+		case abi.Busy, abi.Unavailable:
+			return http.StatusServiceUnavailable
+		}
+	}
+	return http.StatusBadGateway // a fault, or a code from the plugin
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -2,6 +2,7 @@ package pluginhost
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -58,9 +59,11 @@ func info(t *testing.T, m *Module, name string) Info {
 func TestSelfRequestIsRefused(t *testing.T) {
 	request, m, _ := startLoopers(t)
 	r := request("ga", "ga")
-	if r.Route.Operation != abi.OpError || !strings.Contains(string(r.Content), "loops back into a plugin that waits for its reply") ||
-		!strings.Contains(string(r.Content), `plugin "a"`) {
-		t.Fatalf("reply = %s %q, want an error naming the loop", r.Route.Operation, r.Content)
+	// a relays the reply its request got: the host's failure.
+	var f abi.Failure
+	if json.Unmarshal(r.Content, &f) != nil || f.Reason != abi.FailureLoop || f.Code != abi.Loop || f.Plugin != "a" ||
+		!strings.Contains(f.Error, "loops back into a plugin that waits for its reply") {
+		t.Fatalf("reply = %s %q, want the host's loop failure naming plugin a", r.Route.Operation, r.Content)
 	}
 	a := info(t, m, "a")
 	if a.Loops != 1 || a.Faults != 0 || a.Calls != 1 || a.State != "ready" {

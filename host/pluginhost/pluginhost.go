@@ -381,15 +381,15 @@ func (m *Module) dispatch(ctx context.Context, routed bool, targets []*hosted, m
 	var reply abi.Message
 	ok := true
 	if target == nil {
-		reply = msg.Reply(abi.OpError, []byte(fmt.Sprintf("no plugin receives group %q operation %q resource %q",
-			msg.Route.Group, msg.Route.Operation, msg.Route.Resource)))
+		reply = msg.FailureReply(abi.Failure{Reason: abi.FailureNoReceiver, Error: fmt.Sprintf("no plugin receives group %q operation %q resource %q",
+			msg.Route.Group, msg.Route.Operation, msg.Route.Resource)})
 	} else if msg.Header.Sync && msg.Header.Chain.Waits(target.name) {
-		reply = msg.Reply(abi.OpError, []byte(m.refuseLoop(target, msg).Error()))
+		reply = msg.FailureReply(abi.Failure{Reason: abi.FailureLoop, Code: abi.Loop, Plugin: target.name, Error: m.refuseLoop(target, msg).Error()})
 	} else {
 		var err error
 		reply, ok, err = target.call(ctx, msg)
 		if err != nil {
-			reply, ok = msg.Reply(abi.OpError, []byte(err.Error())), true
+			reply, ok = msg.FailureReply(failure(target.name, err)), true
 		}
 	}
 	if !ok || isMQTTDelivery(msg) {
@@ -401,6 +401,30 @@ func (m *Module) dispatch(ctx context.Context, routed bool, targets []*hosted, m
 		// one-way messages are counted by the bus as having no waiter.
 		m.log.Debug("reply not delivered", "request", msg.Header.ID, "error", err)
 	}
+}
+
+// failure describes err, the failure of a call to plugin, for its
+// requester.
+func failure(plugin string, err error) abi.Failure {
+	f := abi.Failure{Plugin: plugin, Error: err.Error()}
+	var fault *wasm.FaultError
+	var code *wasm.CodeError
+	switch {
+	case errors.As(err, &fault):
+		f.Reason, f.Fault = abi.FailureFault, string(fault.Kind)
+	case errors.Is(err, wasm.ErrQuarantined):
+		f.Reason, f.Code = abi.FailureQuarantined, abi.Unavailable
+	case errors.As(err, &code):
+		f.Reason, f.Code = abi.FailureCode, code.Code
+	case errors.Is(err, abi.TooLarge):
+		f.Reason, f.Code = abi.FailureTooLarge, abi.TooLarge
+	case errors.Is(err, context.DeadlineExceeded):
+		f.Reason, f.Code = abi.FailureTimeout, abi.Timeout
+	default:
+		// Not running: disabled, closed while being replaced, never loaded.
+		f.Reason, f.Code = abi.FailureUnavailable, abi.Unavailable
+	}
+	return f
 }
 
 // ErrLoop is the error of a request refused because it would reach a

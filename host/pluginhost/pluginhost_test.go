@@ -119,7 +119,7 @@ func TestRoutesByNameAndByPattern(t *testing.T) {
 	}
 	in.Route.Resource = "other/x"
 	r = request(t, b, "plugins:user", in)
-	if r.Route.Operation != abi.OpError || !strings.Contains(string(r.Content), `no plugin receives group "user"`) {
+	if f, ok := abi.ParseFailure(r); !ok || f.Reason != abi.FailureNoReceiver || !strings.Contains(f.Error, `no plugin receives group "user"`) {
 		t.Fatalf("reply to an unmatched message = %+v", r)
 	}
 	st := m.List()

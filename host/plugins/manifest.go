@@ -121,6 +121,8 @@ func (m *Manifest) Validate() error {
 	switch {
 	case !nameRE.MatchString(m.Name):
 		return fmt.Errorf("manifest: name %q must be 1-64 of a-z 0-9 . _ - starting and ending with a letter or digit", m.Name)
+	case m.Name == abi.HostSource:
+		return fmt.Errorf("manifest: name %q is the host's own, the source of its failure replies", m.Name)
 	case !validSemver(m.Version):
 		return fmt.Errorf("manifest %q: version %q is not a semantic version (MAJOR.MINOR.PATCH)", m.Name, m.Version)
 	case !contains(kinds, m.Kind):
