@@ -89,6 +89,15 @@ func grantStrings(c plugins.Capabilities) []string {
 	if c.MQTT != nil {
 		out = append(out, fmt.Sprintf("mqtt publish=%q subscribe=%q", c.MQTT.Publish, c.MQTT.Subscribe))
 	}
+	if len(c.TCP) > 0 {
+		out = append(out, fmt.Sprintf("tcp %q", c.TCP))
+	}
+	if len(c.UDP) > 0 {
+		out = append(out, fmt.Sprintf("udp %q", c.UDP))
+	}
+	if len(c.Serial) > 0 {
+		out = append(out, fmt.Sprintf("serial %q", c.Serial))
+	}
 	return out
 }
 
