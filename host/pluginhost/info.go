@@ -62,6 +62,7 @@ func (m *Module) info(h *hosted) Info {
 	in.Loops += st.Loops
 	in.QuarantinedUntil, in.HeldFailed = st.QuarantinedUntil, st.HeldFailed
 	in.MemoryPages, in.ModuleBytes = st.MemoryPages, st.ModuleBytes
+	in.IOHandles, in.IOBytesIn, in.IOBytesOut = st.IOHandles, st.IOBytesIn, st.IOBytesOut
 	if st.Version != "" {
 		in.Version = st.Version
 	}
