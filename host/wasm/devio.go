@@ -59,7 +59,7 @@ var noDeadline time.Time
 // guest (SPEC: a tenth of the call timeout, at most 100 ms).
 const maxIOReserve = 100 * time.Millisecond
 
-// add gives conn a new handle, or returns abi.Busy when the instance holds
+// addHandle gives conn a new handle, or returns abi.Busy when the instance holds
 // abi.MaxHandles already (then the caller closes conn).
 func (inst *instance) addHandle(kind ioKind, conn deviceConn) (int32, abi.Code) {
 	t := &inst.io
@@ -77,8 +77,8 @@ func (inst *instance) addHandle(kind ioKind, conn deviceConn) (int32, abi.Code) 
 	return t.last, abi.OK
 }
 
-// handle returns the open handle id of kind, or nil.
-func (inst *instance) ioHandle(id int32, kind ioKind) *ioHandle {
+// lookupHandle returns the open handle id of kind, or nil.
+func (inst *instance) lookupHandle(id int32, kind ioKind) *ioHandle {
 	for _, h := range inst.io.open {
 		if h.id == id && h.kind == kind {
 			return h
@@ -206,7 +206,7 @@ func readTarget(mem api.Memory, ptr, n uint64) (iogrant.Target, bool) {
 
 // ioRead reads into out from handle id of kind (the read imports).
 func (inst *instance) ioRead(kind ioKind, id int32, out []byte, timeoutMS int32) uint64 {
-	h := inst.ioHandle(id, kind)
+	h := inst.lookupHandle(id, kind)
 	switch {
 	case h == nil:
 		return fail(abi.BadHandle)
@@ -238,7 +238,7 @@ func (inst *instance) ioRead(kind ioKind, id int32, out []byte, timeoutMS int32)
 
 // ioWrite writes data to handle id of kind (the write and send imports).
 func (inst *instance) ioWrite(kind ioKind, id int32, data []byte, timeoutMS int32) uint64 {
-	h := inst.ioHandle(id, kind)
+	h := inst.lookupHandle(id, kind)
 	switch {
 	case h == nil:
 		return fail(abi.BadHandle)
