@@ -385,3 +385,44 @@ func TestUDPDeviceIO(t *testing.T) {
 		t.Fatalf("send after unreachable: %q", r)
 	}
 }
+
+// BenchmarkTCPDeviceRoundTrip: one request and its answer between a plugin
+// and a real loopback echo server, as a mapper polls a device: a call that
+// writes 12 bytes, then a call that reads them back.
+func BenchmarkTCPDeviceRoundTrip(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go echo(c)
+		}
+	}()
+	p, err := testRuntime.Load(context.Background(), compile(b, devioPlugin), PluginConfig{Name: "devio-bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	ctx := context.Background()
+	do := func(op, content string) string {
+		reply, _, err := p.Handle(ctx, message(op, content))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return string(reply.Content)
+	}
+	h := strings.TrimPrefix(do("tcp", ln.Addr().String()+" 1000"), "h ")
+	write, read := h+" 0103000a0001", h+" 64 1000"
+	for b.Loop() {
+		do("write", write)
+		if r := do("read", read); len(r) < len("data x") {
+			b.Fatalf("read: %q", r)
+		}
+	}
+}
