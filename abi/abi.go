@@ -7,7 +7,7 @@ import "strconv"
 // uses (SPEC.md, "Versioning").
 const (
 	Major = 1
-	Minor = 1
+	Minor = 2
 )
 
 // ImportModule is the wasm import module under which the host provides its
@@ -49,6 +49,34 @@ const (
 	ImportMQTTPublish     = "mqtt_publish"
 	ImportMQTTSubscribe   = "mqtt_subscribe"
 	ImportMQTTUnsubscribe = "mqtt_unsubscribe"
+
+	// ABI 1.2: device I/O (SPEC.md section 5.2).
+	ImportTCPConnect  = "tcp_connect"
+	ImportTCPRead     = "tcp_read"
+	ImportTCPWrite    = "tcp_write"
+	ImportTCPClose    = "tcp_close"
+	ImportUDPOpen     = "udp_open"
+	ImportUDPSend     = "udp_send"
+	ImportUDPRecv     = "udp_recv"
+	ImportUDPClose    = "udp_close"
+	ImportSerialOpen  = "serial_open"
+	ImportSerialRead  = "serial_read"
+	ImportSerialWrite = "serial_write"
+	ImportSerialClose = "serial_close"
+)
+
+// MaxHandles is the most device I/O handles one instance holds open
+// (SPEC.md section 5.2).
+const MaxHandles = 16
+
+// MaxDatagram is the largest datagram udp_send sends.
+const MaxDatagram = 65507
+
+// Serial parities of serial_open.
+const (
+	ParityNone int32 = 0
+	ParityOdd  int32 = 1
+	ParityEven int32 = 2
 )
 
 // Log levels for ImportLog.
@@ -78,6 +106,13 @@ const (
 	Busy            Code = 9
 	NoHandler       Code = 10
 	Loop            Code = 11
+	// Closed: a device stream is over (end of stream, reset, hang-up).
+	Closed Code = 12
+	// BadHandle: not an open device handle of this transport and instance.
+	BadHandle Code = 13
+	// Unreachable: a device cannot be reached (refused, no route, name not
+	// resolved, device absent).
+	Unreachable Code = 14
 )
 
 var codeNames = [...]string{
@@ -93,6 +128,9 @@ var codeNames = [...]string{
 	Busy:            "busy",
 	NoHandler:       "no handler",
 	Loop:            "loop",
+	Closed:          "closed",
+	BadHandle:       "bad handle",
+	Unreachable:     "unreachable",
 }
 
 // String returns the code's name as SPEC.md spells it.

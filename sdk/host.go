@@ -2,7 +2,6 @@ package sdk
 
 import (
 	"errors"
-	"math"
 	"strconv"
 	"time"
 	"unsafe"
@@ -132,14 +131,7 @@ func Request(m *Message, timeout time.Duration) (*Message, error) {
 	if err != nil {
 		return nil, wrap("edgehost request", err)
 	}
-	ms := int32(0)
-	if timeout > 0 {
-		d := timeout.Milliseconds()
-		if time.Duration(d)*time.Millisecond < timeout {
-			d++
-		}
-		ms = int32(min(d, math.MaxInt32))
-	}
+	ms := millis(timeout)
 	b, err := fetch("request", "",
 		func(o []byte) int32 { return hostRequest(env, ms, o) },
 		hostRequestReply)

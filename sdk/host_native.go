@@ -61,6 +61,44 @@ func hostMQTTSubscribe(filter string) int32 { return host().MQTTSubscribe(filter
 
 func hostMQTTUnsubscribe(filter string) int32 { return host().MQTTUnsubscribe(filter) }
 
+func hostTCPConnect(addr string, timeoutMS int32) int32 { return host().TCPConnect(addr, timeoutMS) }
+
+func hostTCPRead(h int32, out []byte, timeoutMS int32) int32 {
+	return host().TCPRead(h, out, timeoutMS)
+}
+
+func hostTCPWrite(h int32, data []byte, timeoutMS int32) int32 {
+	return host().TCPWrite(h, data, timeoutMS)
+}
+
+func hostTCPClose(h int32) int32 { return host().TCPClose(h) }
+
+func hostUDPOpen(addr string) int32 { return host().UDPOpen(addr) }
+
+func hostUDPSend(h int32, data []byte, timeoutMS int32) int32 {
+	return host().UDPSend(h, data, timeoutMS)
+}
+
+func hostUDPRecv(h int32, out []byte, timeoutMS int32) int32 {
+	return host().UDPRecv(h, out, timeoutMS)
+}
+
+func hostUDPClose(h int32) int32 { return host().UDPClose(h) }
+
+func hostSerialOpen(path string, baud, dataBits, parity, stopBits int32) int32 {
+	return host().SerialOpen(path, baud, dataBits, parity, stopBits)
+}
+
+func hostSerialRead(h int32, out []byte, timeoutMS int32) int32 {
+	return host().SerialRead(h, out, timeoutMS)
+}
+
+func hostSerialWrite(h int32, data []byte, timeoutMS int32) int32 {
+	return host().SerialWrite(h, data, timeoutMS)
+}
+
+func hostSerialClose(h int32) int32 { return host().SerialClose(h) }
+
 // Little-endian loads and stores through pointers, for the envelope code,
 // on any native byte order.
 

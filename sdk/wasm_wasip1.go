@@ -104,6 +104,42 @@ func importMQTTSubscribe(filter string) int32
 //go:wasmimport edgehost_v1 mqtt_unsubscribe
 func importMQTTUnsubscribe(filter string) int32
 
+//go:wasmimport edgehost_v1 tcp_connect
+func importTCPConnect(addr string, timeoutMS int32) int32
+
+//go:wasmimport edgehost_v1 tcp_read
+func importTCPRead(h int32, out *byte, outCap, timeoutMS int32) int32
+
+//go:wasmimport edgehost_v1 tcp_write
+func importTCPWrite(h int32, data string, timeoutMS int32) int32
+
+//go:wasmimport edgehost_v1 tcp_close
+func importTCPClose(h int32) int32
+
+//go:wasmimport edgehost_v1 udp_open
+func importUDPOpen(addr string) int32
+
+//go:wasmimport edgehost_v1 udp_send
+func importUDPSend(h int32, data string, timeoutMS int32) int32
+
+//go:wasmimport edgehost_v1 udp_recv
+func importUDPRecv(h int32, out *byte, outCap, timeoutMS int32) int32
+
+//go:wasmimport edgehost_v1 udp_close
+func importUDPClose(h int32) int32
+
+//go:wasmimport edgehost_v1 serial_open
+func importSerialOpen(path string, baud, dataBits, parity, stopBits int32) int32
+
+//go:wasmimport edgehost_v1 serial_read
+func importSerialRead(h int32, out *byte, outCap, timeoutMS int32) int32
+
+//go:wasmimport edgehost_v1 serial_write
+func importSerialWrite(h int32, data string, timeoutMS int32) int32
+
+//go:wasmimport edgehost_v1 serial_close
+func importSerialClose(h int32) int32
+
 // str views b as a string for an import that only reads it.
 func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
@@ -142,3 +178,41 @@ func hostMQTTPublish(topic string, payload []byte, qos, retain int32) int32 {
 func hostMQTTSubscribe(filter string) int32 { return importMQTTSubscribe(filter) }
 
 func hostMQTTUnsubscribe(filter string) int32 { return importMQTTUnsubscribe(filter) }
+
+func hostTCPConnect(addr string, timeoutMS int32) int32 { return importTCPConnect(addr, timeoutMS) }
+
+func hostTCPRead(h int32, out []byte, timeoutMS int32) int32 {
+	return importTCPRead(h, unsafe.SliceData(out), int32(len(out)), timeoutMS)
+}
+
+func hostTCPWrite(h int32, data []byte, timeoutMS int32) int32 {
+	return importTCPWrite(h, str(data), timeoutMS)
+}
+
+func hostTCPClose(h int32) int32 { return importTCPClose(h) }
+
+func hostUDPOpen(addr string) int32 { return importUDPOpen(addr) }
+
+func hostUDPSend(h int32, data []byte, timeoutMS int32) int32 {
+	return importUDPSend(h, str(data), timeoutMS)
+}
+
+func hostUDPRecv(h int32, out []byte, timeoutMS int32) int32 {
+	return importUDPRecv(h, unsafe.SliceData(out), int32(len(out)), timeoutMS)
+}
+
+func hostUDPClose(h int32) int32 { return importUDPClose(h) }
+
+func hostSerialOpen(path string, baud, dataBits, parity, stopBits int32) int32 {
+	return importSerialOpen(path, baud, dataBits, parity, stopBits)
+}
+
+func hostSerialRead(h int32, out []byte, timeoutMS int32) int32 {
+	return importSerialRead(h, unsafe.SliceData(out), int32(len(out)), timeoutMS)
+}
+
+func hostSerialWrite(h int32, data []byte, timeoutMS int32) int32 {
+	return importSerialWrite(h, str(data), timeoutMS)
+}
+
+func hostSerialClose(h int32) int32 { return importSerialClose(h) }

@@ -77,6 +77,9 @@ type PluginInfo struct {
 	MQTTDropped      uint64    `json:"mqtt_dropped"`
 	TickFailed       uint64    `json:"tick_failed"`
 	Loops            uint64    `json:"loops"`
+	IOHandles        int       `json:"io_handles"`
+	IOBytesIn        uint64    `json:"io_bytes_in"`
+	IOBytesOut       uint64    `json:"io_bytes_out"`
 	LastFault        string    `json:"last_fault,omitempty"`
 	QuarantinedUntil time.Time `json:"quarantined_until,omitzero"`
 	LastError        string    `json:"last_error,omitempty"`

@@ -232,6 +232,15 @@ func TestBadValues(t *testing.T) {
 		`modules.devices.wasmProtocols[1]: "virtual" is listed twice`: func(c *Config) {
 			c.Modules.Devices.WasmProtocols = []string{"virtual", "virtual"}
 		},
+		`modules.plugins.restrict[0].tcp[1]: "sensor.local": want host:port`: func(c *Config) {
+			c.Modules.Plugins.Restrict = []PluginRestriction{{Plugin: "m", TCP: []string{"10.0.0.5:502", "sensor.local"}}}
+		},
+		`modules.plugins.restrict[0].udp[0]: "[10.0.0.5]:161": IPv6 addresses go in brackets`: func(c *Config) {
+			c.Modules.Plugins.Restrict = []PluginRestriction{{Plugin: "m", UDP: []string{"[10.0.0.5]:161"}}}
+		},
+		`modules.plugins.restrict[0].serial[0]: "ttyUSB*" is not an absolute, clean path`: func(c *Config) {
+			c.Modules.Plugins.Restrict = []PluginRestriction{{Plugin: "m", Serial: []string{"ttyUSB*"}}}
+		},
 		`modules.hub.httpServer: must be an https:// URL`: func(c *Config) {
 			c.Modules.Hub.Enable, c.Modules.Hub.Server, c.Modules.Hub.NodeName, c.Modules.Hub.HTTPServer = true, "h:1", "n", "http://h:10002"
 		},

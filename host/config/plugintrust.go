@@ -3,6 +3,8 @@ package config
 import (
 	"encoding/base64"
 	"strings"
+
+	"github.com/edgehost/edgehost/host/iogrant"
 )
 
 // Signature policies of modules.plugins.trust.policy.
@@ -57,6 +59,11 @@ type PluginRestriction struct {
 	KV *KVCeiling `yaml:"kv,omitempty"`
 	// MQTT, when set, allows MQTT within these topic filters at most.
 	MQTT *MQTTCeiling `yaml:"mqtt,omitempty"`
+	// TCP and UDP list the endpoints ("host:port", as in a manifest) the
+	// plugin may reach at most; Serial the device path globs it may open.
+	TCP    []string `yaml:"tcp,omitempty"`
+	UDP    []string `yaml:"udp,omitempty"`
+	Serial []string `yaml:"serial,omitempty"`
 }
 
 // MQTTCeiling is the mqtt part of a PluginRestriction: topic filters.
@@ -94,6 +101,21 @@ func (r *PluginRestriction) validate(p *problems, path string) {
 	for i, s := range r.Send {
 		if s.Group == "" {
 			p.add(p.index(path+".send", i)+".group", "is required")
+		}
+	}
+	for _, list := range []struct {
+		name      string
+		endpoints []string
+	}{{".tcp", r.TCP}, {".udp", r.UDP}} {
+		for i, e := range list.endpoints {
+			if _, err := iogrant.ParseEndpoint(e); err != nil {
+				p.add(p.index(path+list.name, i), "%v", err)
+			}
+		}
+	}
+	for i, g := range r.Serial {
+		if err := iogrant.ValidPathGlob(g); err != nil {
+			p.add(p.index(path+".serial", i), "%v", err)
 		}
 	}
 	if r.MQTT == nil {

@@ -142,6 +142,8 @@ func TestMetrics(t *testing.T) {
 		`edgehost_plugin_faults_total{plugin="echo"} 0`,
 		`edgehost_plugin_denied_total{plugin="echo"} 0`,
 		`edgehost_plugin_instances{plugin="echo"} 1`,
+		`edgehost_plugin_io_handles{plugin="echo"} 0`,
+		`edgehost_plugin_io_read_bytes_total{plugin="echo"} 0`,
 		`edgehost_plugin_quarantined{plugin="echo"} 0`,
 		`edgehost_plugin_state{plugin="echo",state="ready"} 1`,
 		`edgehost_plugin_state{plugin="echo",state="failed"} 0`,

@@ -63,6 +63,7 @@ func (m *Module) info(h *hosted) Info {
 	in.Loops += st.Loops
 	in.QuarantinedUntil, in.HeldFailed = st.QuarantinedUntil, st.HeldFailed
 	in.MemoryPages, in.ModuleBytes = st.MemoryPages, st.ModuleBytes
+	in.IOHandles, in.IOBytesIn, in.IOBytesOut = st.IOHandles, st.IOBytesIn, st.IOBytesOut
 	if st.Version != "" {
 		in.Version = st.Version
 	}
@@ -89,6 +90,15 @@ func grantStrings(c plugins.Capabilities) []string {
 	}
 	if c.MQTT != nil {
 		out = append(out, fmt.Sprintf("mqtt publish=%q subscribe=%q", c.MQTT.Publish, c.MQTT.Subscribe))
+	}
+	if len(c.TCP) > 0 {
+		out = append(out, fmt.Sprintf("tcp %q", c.TCP))
+	}
+	if len(c.UDP) > 0 {
+		out = append(out, fmt.Sprintf("udp %q", c.UDP))
+	}
+	if len(c.Serial) > 0 {
+		out = append(out, fmt.Sprintf("serial %q", c.Serial))
 	}
 	return out
 }

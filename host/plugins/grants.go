@@ -9,6 +9,7 @@ import (
 
 	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/host/eventbus"
+	"github.com/edgehost/edgehost/host/iogrant"
 )
 
 // Grant names, as missing-grant errors spell them.
@@ -17,6 +18,9 @@ const (
 	GrantKV            = "kv"
 	GrantMQTTPublish   = "mqtt.publish"
 	GrantMQTTSubscribe = "mqtt.subscribe"
+	GrantTCP           = "tcp"
+	GrantUDP           = "udp"
+	GrantSerial        = "serial"
 )
 
 // freeImports need no grant.
@@ -37,6 +41,19 @@ var importGrants = map[string]string{
 	abi.ImportMQTTPublish:     GrantMQTTPublish,
 	abi.ImportMQTTSubscribe:   GrantMQTTSubscribe,
 	abi.ImportMQTTUnsubscribe: GrantMQTTSubscribe,
+
+	abi.ImportTCPConnect:  GrantTCP,
+	abi.ImportTCPRead:     GrantTCP,
+	abi.ImportTCPWrite:    GrantTCP,
+	abi.ImportTCPClose:    GrantTCP,
+	abi.ImportUDPOpen:     GrantUDP,
+	abi.ImportUDPSend:     GrantUDP,
+	abi.ImportUDPRecv:     GrantUDP,
+	abi.ImportUDPClose:    GrantUDP,
+	abi.ImportSerialOpen:  GrantSerial,
+	abi.ImportSerialRead:  GrantSerial,
+	abi.ImportSerialWrite: GrantSerial,
+	abi.ImportSerialClose: GrantSerial,
 }
 
 // Capabilities are the grants a plugin asks for (in its manifest) or that
@@ -52,6 +69,15 @@ type Capabilities struct {
 	// MQTT lets the plugin publish and subscribe through the eventbus
 	// within these topic filters.
 	MQTT *MQTTGrant `json:"mqtt,omitempty"`
+	// TCP lets the plugin connect to these endpoints, "host:port" with host
+	// an address, a CIDR prefix or a DNS name and port a number, a range
+	// lo-hi or * (abi/SPEC.md section 5.2).
+	TCP []string `json:"tcp,omitempty"`
+	// UDP lets the plugin open UDP sockets to these endpoints, as TCP.
+	UDP []string `json:"udp,omitempty"`
+	// Serial lets the plugin open serial devices whose paths match one of
+	// these globs ("/dev/ttyUSB*").
+	Serial []string `json:"serial,omitempty"`
 }
 
 // KVGrant is the kv capability.
@@ -73,6 +99,21 @@ func (c *Capabilities) validate() error {
 	for i, p := range c.Send {
 		if p.Group == "" {
 			return fmt.Errorf("capabilities.send[%d].group is required", i)
+		}
+	}
+	for i, e := range c.TCP {
+		if _, err := iogrant.ParseEndpoint(e); err != nil {
+			return fmt.Errorf("capabilities.tcp[%d]: %w", i, err)
+		}
+	}
+	for i, e := range c.UDP {
+		if _, err := iogrant.ParseEndpoint(e); err != nil {
+			return fmt.Errorf("capabilities.udp[%d]: %w", i, err)
+		}
+	}
+	for i, g := range c.Serial {
+		if err := iogrant.ValidPathGlob(g); err != nil {
+			return fmt.Errorf("capabilities.serial[%d]: %w", i, err)
 		}
 	}
 	if c.MQTT == nil {
@@ -102,6 +143,12 @@ func (c *Capabilities) has(grant string) bool {
 		return c.MQTT != nil && len(c.MQTT.Publish) > 0
 	case GrantMQTTSubscribe:
 		return c.MQTT != nil && len(c.MQTT.Subscribe) > 0
+	case GrantTCP:
+		return len(c.TCP) > 0
+	case GrantUDP:
+		return len(c.UDP) > 0
+	case GrantSerial:
+		return len(c.Serial) > 0
 	}
 	return false
 }
@@ -139,11 +186,15 @@ type Policy struct {
 	kv        *KVGrant
 	publish   []string // MQTT topic filters
 	subscribe []string
+	tcp, udp  []iogrant.Endpoint
+	serial    []string // path globs
 	ceiling   *Policy
 }
 
 // NewPolicy compiles granted, narrowed by ceiling (nil: not narrowed; a
-// kind the ceiling does not list is denied).
+// kind the ceiling does not list is denied). Both must have passed
+// validation (a manifest's Validate, the config's checks): an endpoint that
+// does not parse grants nothing.
 func NewPolicy(granted Capabilities, ceiling *Capabilities) *Policy {
 	p := compilePolicy(granted)
 	if ceiling != nil {
@@ -161,7 +212,20 @@ func compilePolicy(c Capabilities) *Policy {
 		p.publish = slices.Clone(c.MQTT.Publish)
 		p.subscribe = slices.Clone(c.MQTT.Subscribe)
 	}
+	p.tcp = compileEndpoints(c.TCP)
+	p.udp = compileEndpoints(c.UDP)
+	p.serial = slices.Clone(c.Serial)
 	return p
+}
+
+func compileEndpoints(list []string) []iogrant.Endpoint {
+	var out []iogrant.Endpoint
+	for _, s := range list {
+		if e, err := iogrant.ParseEndpoint(s); err == nil {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func (p *Policy) has(grant string) bool {
@@ -175,6 +239,12 @@ func (p *Policy) has(grant string) bool {
 		own = len(p.publish) > 0
 	case GrantMQTTSubscribe:
 		own = len(p.subscribe) > 0
+	case GrantTCP:
+		own = len(p.tcp) > 0
+	case GrantUDP:
+		own = len(p.udp) > 0
+	case GrantSerial:
+		own = len(p.serial) > 0
 	}
 	return own && (p.ceiling == nil || p.ceiling.has(grant))
 }
@@ -235,6 +305,41 @@ func (p *Policy) AllowSubscribe(filter string) bool {
 		}
 	}
 	return ok && (p.ceiling == nil || p.ceiling.AllowSubscribe(filter))
+}
+
+// AllowTCP reports whether the plugin may connect to t: an address only
+// through an address or prefix grant, a name only through a grant of that
+// name (abi/SPEC.md section 5.2).
+func (p *Policy) AllowTCP(t iogrant.Target) bool {
+	return matchEndpoint(p.tcp, t) && (p.ceiling == nil || p.ceiling.AllowTCP(t))
+}
+
+// AllowUDP reports whether the plugin may open a UDP socket to t, by the
+// rules of AllowTCP.
+func (p *Policy) AllowUDP(t iogrant.Target) bool {
+	return matchEndpoint(p.udp, t) && (p.ceiling == nil || p.ceiling.AllowUDP(t))
+}
+
+// AllowSerial reports whether the plugin may open the serial device at
+// path (a clean absolute path): one of its globs matches it.
+func (p *Policy) AllowSerial(path string) bool {
+	ok := false
+	for _, g := range p.serial {
+		if iogrant.MatchPath(g, path) {
+			ok = true
+			break
+		}
+	}
+	return ok && (p.ceiling == nil || p.ceiling.AllowSerial(path))
+}
+
+func matchEndpoint(grants []iogrant.Endpoint, t iogrant.Target) bool {
+	for i := range grants {
+		if grants[i].Match(t) {
+			return true
+		}
+	}
+	return false
 }
 
 // compiledPattern is a route pattern split once into levels.

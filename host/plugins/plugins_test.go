@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/edgehost/edgehost/host/iogrant"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -246,7 +247,7 @@ func TestMQTTPolicy(t *testing.T) {
 // TestManifestABIMatchesImports: the manifest's abi must be a version this
 // host implements and must cover the module's imports: "1" with the MQTT
 // imports of ABI 1.1 is refused, naming the import and the version to
-// declare, and so is "1.2".
+// declare, as is "1.1" with the device I/O imports of 1.2, and so is "1.3".
 func TestManifestABIMatchesImports(t *testing.T) {
 	mqtt := []string{"log", "mqtt_publish"}
 	for _, c := range []struct {
@@ -258,7 +259,10 @@ func TestManifestABIMatchesImports(t *testing.T) {
 		{"1.1", "", mqtt},
 		{"1", `abi "1", but the module imports mqtt_publish, which ABI 1.1 added: declare abi "1.1"`, mqtt},
 		{"1.0", `abi "1.0", but the module imports mqtt_publish`, mqtt},
-		{"1.2", `abi "1.2" is not a version this host implements (1.0 to 1.1)`, nil},
+		{"1.2", "", []string{"log", "tcp_connect", "serial_read"}},
+		{"1.1", `abi "1.1", but the module imports tcp_connect, which ABI 1.2 added: declare abi "1.2"`, []string{"mqtt_publish", "tcp_connect"}},
+		{"1", `abi "1", but the module imports udp_open, which ABI 1.2 added`, []string{"udp_open"}},
+		{"1.3", `abi "1.3" is not a version this host implements (1.0 to 1.2)`, nil},
 		{"1.01", "is not a version this host implements", nil},
 		{"2", "is not a version this host implements", nil},
 		{"1.", "is not a version this host implements", nil},
@@ -274,5 +278,79 @@ func TestManifestABIMatchesImports(t *testing.T) {
 		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
 			t.Errorf("abi %q with %v: %v, want %q", c.abi, c.imports, err, c.want)
 		}
+	}
+}
+
+// TestDeviceIOGrants: the tcp, udp and serial grants are validated naming
+// the field and index, deny by default, keep names and addresses apart,
+// and are narrowed by the operator's ceiling, also at install.
+func TestDeviceIOGrants(t *testing.T) {
+	for _, c := range []struct{ caps, want string }{
+		{`{"tcp":["10.0.0.5:502","10.0.0.5"]}`, `capabilities.tcp[1]: "10.0.0.5": want host:port`},
+		{`{"udp":["10.0.0.5/8:502"]}`, `capabilities.udp[0]: "10.0.0.5/8:502": prefix 10.0.0.5/8 has bits set past its length`},
+		{`{"serial":["/dev/ttyS0","dev/ttyUSB*"]}`, `capabilities.serial[1]: "dev/ttyUSB*" is not an absolute, clean path`},
+		{`{"serial":["/dev/../etc/*"]}`, `capabilities.serial[0]`},
+		{`{"tcp":["sensor.local:0"]}`, `capabilities.tcp[0]`},
+	} {
+		_, err := ParseManifest([]byte(`{"name":"m","version":"1.0.0","kind":"mapper","abi":"1.2","capabilities":` + c.caps + `}`))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.caps, err, c.want)
+		}
+	}
+	m, err := ParseManifest([]byte(`{"name":"m","version":"1.0.0","kind":"mapper","abi":"1.2","capabilities":{
+		"tcp":["10.0.0.5:502","10.0.1.0/24:502","sensor.local:7000","127.0.0.1:*"],
+		"udp":["10.0.0.9:161"],"serial":["/dev/ttyUSB*","/dev/ttyS0"]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := func(s string) iogrant.Target {
+		tg, err := iogrant.ParseTarget(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tg
+	}
+	p := NewPolicy(m.Capabilities, nil)
+	for _, c := range []struct {
+		addr     string
+		tcp, udp bool
+	}{
+		{"10.0.0.5:502", true, false},
+		{"10.0.1.200:502", true, false},
+		{"10.0.2.1:502", false, false},
+		{"sensor.local:7000", true, false},
+		{"127.0.0.1:9", true, false},
+		{"localhost:9", false, false},
+		{"10.0.0.9:161", false, true},
+	} {
+		if got := p.AllowTCP(target(c.addr)); got != c.tcp {
+			t.Errorf("AllowTCP(%s) = %v", c.addr, got)
+		}
+		if got := p.AllowUDP(target(c.addr)); got != c.udp {
+			t.Errorf("AllowUDP(%s) = %v", c.addr, got)
+		}
+	}
+	if !p.AllowSerial("/dev/ttyUSB3") || !p.AllowSerial("/dev/ttyS0") || p.AllowSerial("/dev/ttyS1") {
+		t.Error("AllowSerial ignores the globs")
+	}
+	if err := p.CheckImports([]string{"tcp_connect", "tcp_read", "udp_open", "serial_open"}); err != nil {
+		t.Errorf("CheckImports with grants = %v", err)
+	}
+	// The ceiling keeps one TCP device and no serial or UDP.
+	narrowed := NewPolicy(m.Capabilities, &Capabilities{TCP: []string{"10.0.1.0/28:502"}})
+	if narrowed.AllowTCP(target("10.0.0.5:502")) || !narrowed.AllowTCP(target("10.0.1.3:502")) || narrowed.AllowTCP(target("10.0.1.30:502")) ||
+		narrowed.AllowSerial("/dev/ttyS0") || narrowed.AllowUDP(target("10.0.0.9:161")) {
+		t.Error("the ceiling does not narrow")
+	}
+	err = narrowed.CheckImports([]string{"tcp_connect", "serial_open", "serial_read", "udp_recv"})
+	if !errors.Is(err, ErrMissingGrants) || !strings.Contains(err.Error(), "serial (for serial_open), serial (for serial_read), udp (for udp_recv)") {
+		t.Errorf("CheckImports under the ceiling = %v", err)
+	}
+	none := NewPolicy(Capabilities{}, nil)
+	if none.AllowTCP(target("127.0.0.1:1")) || none.AllowSerial("/dev/ttyS0") {
+		t.Error("no grant allows device I/O")
+	}
+	if err := none.CheckImports([]string{"tcp_connect"}); err == nil || !strings.Contains(err.Error(), "tcp (for tcp_connect)") {
+		t.Errorf("CheckImports without the tcp grant = %v", err)
 	}
 }

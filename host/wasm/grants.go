@@ -1,10 +1,13 @@
 package wasm
 
-import "github.com/edgehost/edgehost/abi"
+import (
+	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/host/iogrant"
+)
 
 // Grants decides at call time whether a plugin may use a capability. The
-// send, request, KV, mqtt_publish and mqtt_subscribe imports ask it before
-// acting; a refusal returns
+// send, request, KV, mqtt_publish, mqtt_subscribe, tcp_connect, udp_open
+// and serial_open imports ask it before acting; a refusal returns
 // abi.Denied to the guest, is logged and counted in Status.Denied. A nil
 // Grants allows everything (an operator-trusted plugin). Implementations
 // must be safe for concurrent use and should not allocate.
@@ -22,6 +25,15 @@ type Grants interface {
 	// topic filter (a valid filter): whether its grants cover every topic
 	// the filter matches.
 	AllowSubscribe(filter string) bool
+	// AllowTCP reports whether the plugin may connect to t (abi/SPEC.md
+	// section 5.2: an address only by an address grant, a name only by a
+	// grant of that name).
+	AllowTCP(t iogrant.Target) bool
+	// AllowUDP reports whether the plugin may open a UDP socket to t.
+	AllowUDP(t iogrant.Target) bool
+	// AllowSerial reports whether the plugin may open the serial device at
+	// path (absolute and clean).
+	AllowSerial(path string) bool
 }
 
 // deny counts and logs a refused host call and returns the result for the
@@ -54,4 +66,21 @@ func (inst *instance) allowPublish(topic string) bool {
 func (inst *instance) allowSubscribe(filter string) bool {
 	g := inst.p.grants
 	return g == nil || g.AllowSubscribe(filter)
+}
+
+// allowTCP, allowUDP and allowSerial check a device I/O open against the
+// plugin's grants.
+func (inst *instance) allowTCP(t iogrant.Target) bool {
+	g := inst.p.grants
+	return g == nil || g.AllowTCP(t)
+}
+
+func (inst *instance) allowUDP(t iogrant.Target) bool {
+	g := inst.p.grants
+	return g == nil || g.AllowUDP(t)
+}
+
+func (inst *instance) allowSerial(path string) bool {
+	g := inst.p.grants
+	return g == nil || g.AllowSerial(path)
 }

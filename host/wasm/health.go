@@ -70,6 +70,11 @@ type Status struct {
 	// Loops counts sends and requests refused because the chain of
 	// messages they would extend was already abi.MaxHops long.
 	Loops uint64
+	// IOHandles is the number of device I/O handles open in the live
+	// instances; IOBytesIn and IOBytesOut count the bytes read from and
+	// written to devices (abi/SPEC.md section 5.2).
+	IOHandles             int
+	IOBytesIn, IOBytesOut uint64
 }
 
 // health tracks faults and quarantine. The atomics let the hot path of a
@@ -205,6 +210,9 @@ func (p *Plugin) Status() Status {
 		Denied:            h.denied.Load(),
 		HeldFailed:        h.heldFailed.Load(),
 		Loops:             p.loops.Load(),
+		IOHandles:         int(p.ioOpen.Load()),
+		IOBytesIn:         p.ioIn.Load(),
+		IOBytesOut:        p.ioOut.Load(),
 	}
 	if h.quarantined.Load() {
 		s.State = StateQuarantined

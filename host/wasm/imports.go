@@ -42,6 +42,20 @@ var hostFuncs = map[string]hostFunc{
 	abi.ImportMQTTPublish:     {signature{types(i32, i32, i32, i32, i32, i32), types(i32)}, importMQTTPublish},
 	abi.ImportMQTTSubscribe:   {signature{types(i32, i32), types(i32)}, importMQTTSubscribe},
 	abi.ImportMQTTUnsubscribe: {signature{types(i32, i32), types(i32)}, importMQTTUnsubscribe},
+
+	// ABI 1.2 (section 5.2).
+	abi.ImportTCPConnect:  {signature{types(i32, i32, i32), types(i32)}, importTCPConnect},
+	abi.ImportTCPRead:     {signature{types(i32, i32, i32, i32), types(i32)}, importTCPRead},
+	abi.ImportTCPWrite:    {signature{types(i32, i32, i32, i32), types(i32)}, importTCPWrite},
+	abi.ImportTCPClose:    {signature{types(i32), types(i32)}, importTCPClose},
+	abi.ImportUDPOpen:     {signature{types(i32, i32), types(i32)}, importUDPOpen},
+	abi.ImportUDPSend:     {signature{types(i32, i32, i32, i32), types(i32)}, importUDPSend},
+	abi.ImportUDPRecv:     {signature{types(i32, i32, i32, i32), types(i32)}, importUDPRecv},
+	abi.ImportUDPClose:    {signature{types(i32), types(i32)}, importUDPClose},
+	abi.ImportSerialOpen:  {signature{types(i32, i32, i32, i32, i32, i32), types(i32)}, importSerialOpen},
+	abi.ImportSerialRead:  {signature{types(i32, i32, i32, i32), types(i32)}, importSerialRead},
+	abi.ImportSerialWrite: {signature{types(i32, i32, i32, i32), types(i32)}, importSerialWrite},
+	abi.ImportSerialClose: {signature{types(i32), types(i32)}, importSerialClose},
 }
 
 // instantiateImports provides the named edgehost_v1 imports, and only those,
@@ -112,7 +126,7 @@ func output(out []byte, data []byte) uint64 {
 // guest by matching them under errors.Is, as the bus's and the eventbus's
 // errors do.
 var passedCodes = [...]abi.Code{abi.InvalidArgument, abi.Malformed, abi.TooLarge, abi.NotFound,
-	abi.Denied, abi.Timeout, abi.Unavailable, abi.Internal, abi.Busy, abi.Loop}
+	abi.Denied, abi.Timeout, abi.Unavailable, abi.Internal, abi.Busy, abi.Loop, abi.Closed, abi.BadHandle, abi.Unreachable}
 
 // codeOf maps a Host, MQTT or KV error to the code the guest sees.
 func codeOf(err error, fallback abi.Code) abi.Code {

@@ -50,10 +50,11 @@ type instance struct {
 	// lastTopic is the topic of the last mqtt_publish, reused while the
 	// guest publishes on the same one.
 	lastTopic string
-	oom       bool  // the guest reported running out of memory in this call
-	timedOut  bool  // the safepoint stopped this call at its deadline
-	pages     int64 // linear memory pages counted in p.pages
-	dead      bool  // the instance must not serve another call
+	io        ioTable // device I/O handles; they outlive calls
+	oom       bool    // the guest reported running out of memory in this call
+	timedOut  bool    // the safepoint stopped this call at its deadline
+	pages     int64   // linear memory pages counted in p.pages
+	dead      bool    // the instance must not serve another call
 
 	stdout, stderr *lineWriter
 }
@@ -348,7 +349,6 @@ func (inst *instance) stop(ctx context.Context) {
 	}
 }
 
-// close releases the instance.
 // countPages brings the plugin's page count up to date with the
 // instance's memory, which only the goroutine holding it may read.
 func (inst *instance) countPages() {
@@ -360,7 +360,9 @@ func (inst *instance) countPages() {
 	inst.pages = n
 }
 
+// close releases the instance and closes its device handles.
 func (inst *instance) close() {
+	inst.closeIO()
 	inst.p.pages.Add(-inst.pages)
 	inst.pages = 0
 	if inst.mod != nil {

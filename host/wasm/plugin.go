@@ -81,6 +81,17 @@ type Plugin struct {
 
 	loops atomic.Uint64 // messages refused for a chain past abi.MaxHops
 
+	// ioCtx ends when the plugin closes, and with it every device I/O
+	// wait of its instances.
+	ioCtx    context.Context
+	ioCancel context.CancelFunc
+	ioOpen   atomic.Int64  // device handles open in live instances
+	ioIn     atomic.Uint64 // bytes read from devices
+	ioOut    atomic.Uint64 // bytes written to devices
+	// abandoned: Close stopped waiting for calls in flight; their
+	// instances are closed when the calls return.
+	abandoned atomic.Bool
+
 	moduleBytes int
 
 	health     health // of message calls
@@ -128,15 +139,18 @@ func (r *Runtime) Load(ctx context.Context, m *Module, cfg PluginConfig) (*Plugi
 		health:      health{policy: cfg.Quarantine.withDefaults()},
 		tickHealth:  health{policy: cfg.Quarantine.withDefaults()},
 	}
+	p.ioCtx, p.ioCancel = context.WithCancel(context.Background())
 	p.rt = wazero.NewRuntimeWithConfig(ctx, r.runtimeConfig().WithMemoryLimitPages(limits.MemoryPages))
 	// The plugin keeps nothing of m: its bytes and decoded form are
 	// garbage once the caller closes it.
 	if err := p.link(ctx, m); err != nil {
+		p.ioCancel()
 		_ = p.rt.Close(ctx)
 		return nil, fmt.Errorf("plugin %q: %w", p.name, err)
 	}
 	inst, err := p.newInstance(ctx)
 	if err != nil {
+		p.ioCancel()
 		_ = p.rt.Close(ctx)
 		return nil, fmt.Errorf("plugin %q: start: %w", p.name, err)
 	}
@@ -268,10 +282,11 @@ func (p *Plugin) acquire(ctx context.Context) (*instance, error) {
 	return inst, nil
 }
 
-// release returns inst to the pool, or discards it if it is dead.
+// release returns inst to the pool, or discards it if it is dead or Close
+// has stopped waiting for it.
 func (p *Plugin) release(inst *instance) {
 	inst.countPages()
-	if inst.dead {
+	if inst.dead || p.abandoned.Load() {
 		inst.close()
 		p.tokens <- struct{}{}
 		return
@@ -279,14 +294,16 @@ func (p *Plugin) release(inst *instance) {
 	p.idle <- inst
 }
 
-// Close stops the plugin: new calls fail with ErrClosed, calls in flight
-// finish (until ctx is done, when they are cut short), each instance gets
-// edgehost_stop, then the plugin's runtime is released.
+// Close stops the plugin: new calls fail with ErrClosed, device I/O waits
+// end at once (abi.Timeout), calls in flight finish (until ctx is done,
+// when they are cut short), each instance gets edgehost_stop and its device
+// handles are closed, then the plugin's runtime is released.
 func (p *Plugin) Close(ctx context.Context) error {
 	if !p.closed.CompareAndSwap(false, true) {
 		return nil
 	}
 	close(p.closing)
+	p.ioCancel()
 	defer p.owner.untrack(p)
 	for range p.limits.Instances {
 		select {
@@ -295,7 +312,9 @@ func (p *Plugin) Close(ctx context.Context) error {
 			inst.close()
 		case <-p.tokens:
 		case <-ctx.Done():
-			// Calls still running are stopped by closing their modules.
+			// Calls still running are stopped by closing their modules;
+			// their instances close as the calls return.
+			p.abandoned.Store(true)
 			p.logger.Warn("closing plugin with calls in flight", "error", ctx.Err())
 			if err := p.rt.Close(context.Background()); err != nil {
 				return fmt.Errorf("plugin %q: close: %w", p.name, err)

@@ -51,6 +51,9 @@ type Host struct {
 	Responder func(req *sdk.Message) (*sdk.Message, error)
 	// Clock is the host's time; nil means time.Now.
 	Clock func() time.Time
+	// TCP and UDP are the endpoints the plugin may reach, as a manifest's
+	// capabilities.tcp and .udp ("127.0.0.1:*"); nil denies all.
+	TCP, UDP []string
 
 	initialized   bool
 	logs          []LogLine
@@ -60,6 +63,8 @@ type Host struct {
 	tx            map[string]write // the current call's KV writes
 	kept          []byte           // a request's reply kept for request_reply
 	ids           int
+	devices       map[int32]*device // open device handles
+	lastHandle    int32
 }
 
 // write is one buffered KV write.

@@ -25,6 +25,18 @@ type Host interface {
 	MQTTPublish(topic string, payload []byte, qos, retain int32) int32
 	MQTTSubscribe(filter string) int32
 	MQTTUnsubscribe(filter string) int32
+	TCPConnect(addr string, timeoutMS int32) int32
+	TCPRead(h int32, out []byte, timeoutMS int32) int32
+	TCPWrite(h int32, data []byte, timeoutMS int32) int32
+	TCPClose(h int32) int32
+	UDPOpen(addr string) int32
+	UDPSend(h int32, data []byte, timeoutMS int32) int32
+	UDPRecv(h int32, out []byte, timeoutMS int32) int32
+	UDPClose(h int32) int32
+	SerialOpen(path string, baud, dataBits, parity, stopBits int32) int32
+	SerialRead(h int32, out []byte, timeoutMS int32) int32
+	SerialWrite(h int32, data []byte, timeoutMS int32) int32
+	SerialClose(h int32) int32
 }
 
 // Guest is the plugin's side: its exports.
