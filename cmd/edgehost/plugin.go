@@ -27,7 +27,8 @@ func newPluginCommand() *cobra.Command {
 	for _, upgrade := range []bool{false, true} {
 		cmd.AddCommand(newPluginUploadCommand(upgrade))
 	}
-	cmd.AddCommand(newPluginListCommand(), newPluginInfoCommand(), newPluginLogsCommand(), newPluginRemoveCommand())
+	cmd.AddCommand(newPluginListCommand(), newPluginInfoCommand(), newPluginLogsCommand(), newPluginRemoveCommand(),
+		newPluginTestCommand(), newPluginNewCommand())
 	for _, action := range []string{"rollback", "enable", "disable"} {
 		cmd.AddCommand(newPluginActionCommand(action))
 	}

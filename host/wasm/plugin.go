@@ -229,6 +229,9 @@ func (p *Plugin) Handle(ctx context.Context, in *abi.Message) (reply abi.Message
 	return reply, ok, err
 }
 
+// HasTick reports whether the module exports edgehost_tick.
+func (p *Plugin) HasTick() bool { return p.hasTick }
+
 // Tick runs the plugin's edgehost_tick on one instance; it does nothing when
 // the plugin does not export it. Errors are those of Handle.
 func (p *Plugin) Tick(ctx context.Context) error {
