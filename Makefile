@@ -28,6 +28,7 @@ builtin:
 	@for p in $(FIRSTPARTY); do \
 		echo "built-in plugin $$p"; \
 		$(call wasm-plugin,$$p,$(BUILTINDIR)/$$(basename $$p).wasm) || exit 1; \
+		if [ -f $$p/manifest.json ]; then cp $$p/manifest.json $(BUILTINDIR)/$$(basename $$p).json; fi; \
 	done
 
 # Every plugin, first-party and example, as build/plugins/<dir>.wasm.
