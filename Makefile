@@ -87,6 +87,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeMarker -fuzztime 30s ./host/store/
 	$(GO) test -run '^$$' -fuzz FuzzParseObjects -fuzztime 30s ./host/dmi/
 	$(GO) test -run '^$$' -fuzz FuzzReadDevicesFile -fuzztime 30s ./host/twin/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeMapping -fuzztime 30s ./host/twin/
 
 fmt:
 	gofmt -w .
