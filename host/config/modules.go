@@ -143,8 +143,9 @@ type Devices struct {
 	DMIBurst int `yaml:"dmiBurst"`
 	// DMICallTimeout bounds each call to a mapper.
 	DMICallTimeout time.Duration `yaml:"dmiCallTimeout"`
-	// WasmProtocols are the device protocols served by wasm mapper
-	// plugins; a DMI mapper may not register them.
+	// WasmProtocols reserves device protocols for wasm mapper plugins not
+	// installed yet: a DMI mapper may not register them. The protocols
+	// the mapper plugins in service declare are reserved without it.
 	WasmProtocols []string `yaml:"wasmProtocols"`
 }
 
