@@ -145,6 +145,7 @@ type counters struct {
 	reads, writes, missed, reports, states, reportsFailed atomic.Uint64
 	errs                                                  [numKinds]atomic.Uint64
 	worstLateNS, worstDoneNS                              atomic.Int64
+	doneNS, doneCount                                     atomic.Int64 // sum and count of completion lateness
 }
 
 // New returns the module. mappers lists the mapper plugins; events, if

@@ -48,12 +48,13 @@ type property struct {
 	mp              abi.MapperProperty
 	collect, report time.Duration
 
-	value    string // the last value read
-	readAt   time.Time
-	err      string // the last read's error, "" when it succeeded
-	reported string // the last value handed to the twin
-	reportAt time.Time
-	sent     bool // reported at least once
+	value       string // the last value read
+	readAt      time.Time
+	err         string    // the last read's error, "" when it succeeded
+	reported    string    // the last value handed to the twin
+	reportAt    time.Time // when
+	reportCycle time.Time // the cycle it was read in
+	sent        bool      // reported at least once
 
 	writing, written string // the value being written, the last written
 	failed           string // the last value whose write failed, and when

@@ -57,9 +57,12 @@ func (m *Module) apply(ctx context.Context, j job, answer abi.MapperReadReply, k
 	var out []twinMessage
 	m.mu.Lock()
 	now := m.cfg.Now()
-	if done := now.Sub(j.due); done > time.Duration(m.stats.worstDoneNS.Load()) {
+	done := now.Sub(j.due)
+	if done > time.Duration(m.stats.worstDoneNS.Load()) {
 		m.stats.worstDoneNS.Store(int64(done))
 	}
+	m.stats.doneNS.Add(int64(done))
+	m.stats.doneCount.Add(1)
 	for _, rd := range j.reads {
 		d := rd.dev
 		if !rd.force {
@@ -90,7 +93,7 @@ func (m *Module) apply(ctx context.Context, j job, answer abi.MapperReadReply, k
 				p.err = d.lastErr
 			}
 		}
-		if msg, ok := m.reportDue(d, rd.props, now, rd.force); ok {
+		if msg, ok := m.reportDue(d, rd.props, j.due, now, rd.force); ok {
 			out = append(out, msg)
 		}
 		if state != d.state || d.stateSent == "" {
@@ -177,16 +180,18 @@ type (
 
 // reportDue builds the twin update of the properties of props whose value
 // is due for the twin: read without error, and never reported, or changed
-// since the last report and its report cycle passed (force: changed or
-// not, now). An unchanged value is not sent again: the twin holds it.
-// Callers hold m.mu.
-func (m *Module) reportDue(d *device, props []*property, now time.Time, force bool) (twinMessage, bool) {
+// since the last report and its report cycle passed since the cycle of
+// that report (cycles, not answers, are compared, so an answer a little
+// earlier in its cycle than the last one is not held back a cycle; force:
+// changed or not, now). An unchanged value is not sent again: the twin
+// holds it. Callers hold m.mu.
+func (m *Module) reportDue(d *device, props []*property, cycle, now time.Time, force bool) (twinMessage, bool) {
 	var up twinUpdate
 	for _, p := range props {
 		if p.err != "" || p.readAt.IsZero() {
 			continue
 		}
-		due := !p.sent || force || (p.value != p.reported && !now.Before(p.reportAt.Add(p.report)))
+		due := !p.sent || force || (p.value != p.reported && !cycle.Before(p.reportCycle.Add(p.report)))
 		if !due {
 			continue
 		}
@@ -194,7 +199,7 @@ func (m *Module) reportDue(d *device, props []*property, now time.Time, force bo
 			up.Twin = map[string]twinActual{}
 		}
 		up.Twin[p.mp.Name] = twinActual{Actual: twinValue{p.value}, Metadata: twinType{p.mp.Type}}
-		p.reported, p.reportAt, p.sent = p.value, now, true
+		p.reported, p.reportAt, p.reportCycle, p.sent = p.value, now, cycle, true
 	}
 	if up.Twin == nil {
 		return twinMessage{}, false

@@ -6,9 +6,10 @@ import (
 )
 
 // schedule is the one timer heap of every property's collect cycle. Each
-// entry is one property's next read; due times are aligned to multiples
-// of the cycle (since the Unix epoch), so the properties of many devices
-// with one cycle fall due together and their reads share calls. It is
+// entry is one property's next read; first reads are aligned to multiples
+// of the cycle (of a second, for longer cycles) since the Unix epoch, so
+// the properties of many devices with one cycle fall due together and
+// their reads share calls. It is
 // not safe for concurrent use: the module's lock guards it.
 type schedule struct {
 	h entries
@@ -45,10 +46,12 @@ func aligned(now time.Time, cycle time.Duration) time.Time {
 	return time.Unix(0, (n/c+1)*c)
 }
 
-// add schedules p's first read at the first multiple of its cycle after
-// now.
+// add schedules p's first read at the next multiple of its cycle, or of
+// a second for a longer cycle (so a minute's cycle does not leave the
+// property unread for up to a minute); the next reads follow a cycle
+// apart.
 func (s *schedule) add(d *device, p *property, now time.Time) {
-	heap.Push(&s.h, &entry{due: aligned(now, p.collect), dev: d, prop: p, gen: d.gen})
+	heap.Push(&s.h, &entry{due: aligned(now, min(p.collect, time.Second)), dev: d, prop: p, gen: d.gen})
 }
 
 // next is when the earliest entry falls due; ok is false when there is

@@ -89,10 +89,10 @@ func TestPopDueCountsMissedCycles(t *testing.T) {
 
 // fakeMapper is a mapper plugin stood in for by a bus module that answers
 // reads as a mapper would: every property's value is the number of reads
-// it has answered. block, when not nil, holds every answer until closed.
+// it has answered.
 type fakeMapper struct {
 	name  string
-	block chan struct{}
+	block chan struct{} // when not nil, each read's answer waits for a receive from it
 	mu    sync.Mutex
 	reads int // read calls answered
 	devs  int // devices in them
@@ -116,12 +116,12 @@ func (f *fakeMapper) serve(t *testing.T, b *bus.Bus) {
 }
 
 func (f *fakeMapper) answer(b *bus.Bus, msg abi.Message) {
-	if f.block != nil {
-		<-f.block
-	}
 	if msg.Route.Operation != abi.MapperOpRead {
 		b.Respond(msg.Reply(abi.OpResponse, nil))
 		return
+	}
+	if f.block != nil {
+		<-f.block
 	}
 	var req abi.MapperRead
 	json.Unmarshal(msg.Content, &req)
@@ -332,5 +332,45 @@ func TestReportsFollowTheReportCycle(t *testing.T) {
 	// (the first), 1004 and 1007.
 	if updates != 3 {
 		t.Fatalf("%d twin updates over 7 reads with a 3 s report cycle, want 3", updates)
+	}
+}
+
+// twinUpdates counts the twin updates of id the rig's twin got so far.
+func (r *rig) twinUpdates(id string) int {
+	n := 0
+	for {
+		select {
+		case msg := <-r.twin:
+			if topic, _ := eventbus.TopicOfTwinResource(msg.Route.Resource); topic == "$hw/events/device/"+id+"/twin/update" {
+				n++
+			}
+		case <-time.After(100 * time.Millisecond):
+			return n
+		}
+	}
+}
+
+// TestReportCycleCountsCyclesNotAnswers: a changed value is reported once
+// a report cycle has passed since the cycle of the last report, even when
+// this answer came earlier in its cycle than the last one did (the old
+// rule compared answer times and held such a value back a whole cycle).
+func TestReportCycleCountsCyclesNotAnswers(t *testing.T) {
+	gate := make(chan struct{})
+	slow := &fakeMapper{name: "fast", block: gate}
+	r := newRig(t, []Mapper{{Name: "fast", Protocols: []string{"f"}}}, sensor("default/j-0", "f", 1, time.Second))
+	slow.serve(t, r.m.bus)
+	// The first cycle's answer is applied 300 ms into the cycle...
+	r.clock.add(time.Second)
+	r.m.dispatchDue()
+	r.clock.add(300 * time.Millisecond)
+	gate <- struct{}{}
+	until(t, "first read", func() bool { return r.reads("default/j-0") == 1 })
+	// ...the second's at once.
+	r.clock.add(700 * time.Millisecond)
+	r.m.dispatchDue()
+	gate <- struct{}{}
+	until(t, "second read", func() bool { return r.reads("default/j-0") == 2 })
+	if n := r.twinUpdates("default/j-0"); n != 2 {
+		t.Fatalf("%d twin updates for two changed values a report cycle apart, want 2", n)
 	}
 }

@@ -26,6 +26,9 @@ type Stats struct {
 	// due; WorstCompletion the longest from a cycle falling due to its
 	// answer being applied.
 	WorstLateness, WorstCompletion time.Duration
+	// MeanCompletion is the mean time from a cycle falling due to its
+	// read call's answer being applied.
+	MeanCompletion time.Duration
 }
 
 // Stats returns the module's counters.
@@ -35,6 +38,9 @@ func (m *Module) Stats() Stats {
 		Errors:          map[string]uint64{},
 		WorstLateness:   time.Duration(m.stats.worstLateNS.Load()),
 		WorstCompletion: time.Duration(m.stats.worstDoneNS.Load())}
+	if n := m.stats.doneCount.Load(); n > 0 {
+		s.MeanCompletion = time.Duration(m.stats.doneNS.Load() / n)
+	}
 	for k, name := range KindNames {
 		s.Errors[name] = m.stats.errs[k].Load()
 	}
