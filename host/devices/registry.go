@@ -78,7 +78,10 @@ func (m *Module) bind() {
 	for _, mp := range mappers {
 		for _, p := range mp.Protocols {
 			if other, taken := owner[p]; taken && other != mp.Name {
-				m.log.Warn("two mapper plugins declare one protocol; the first loaded serves it", "protocol", p, "serves", other, "ignored", mp.Name)
+				if key := "protocol " + p + " " + mp.Name; !m.warned[key] {
+					m.warned[key] = true
+					m.log.Warn("two mapper plugins declare one protocol; the first loaded serves it", "protocol", p, "serves", other, "ignored", mp.Name)
+				}
 				continue
 			}
 			owner[p] = mp.Name
@@ -154,6 +157,7 @@ func (m *Module) wanted() map[string]wantedDevice {
 			m.log.Debug("cloud device not decoded", "device", id, "error", err)
 			continue
 		}
+		mp.ID = id // the resource's, which the metamanager stored it under
 		out[id] = wantedDevice{mp, SourceCloud}
 	}
 	return out

@@ -55,6 +55,8 @@ func (m *Module) apply(ctx context.Context, j job, answer abi.MapperReadReply, k
 		byID[answer.Devices[i].ID] = &answer.Devices[i]
 	}
 	var out []twinMessage
+	type change struct{ id, from, to, err string }
+	var changes []change
 	m.mu.Lock()
 	now := m.cfg.Now()
 	done := now.Sub(j.due)
@@ -97,6 +99,9 @@ func (m *Module) apply(ctx context.Context, j job, answer abi.MapperReadReply, k
 			out = append(out, msg)
 		}
 		if state != d.state || d.stateSent == "" {
+			if state != d.state {
+				changes = append(changes, change{d.id, d.state, state, d.lastErr})
+			}
 			d.state = state
 			if state != d.stateSent {
 				d.stateSent = state
@@ -105,6 +110,14 @@ func (m *Module) apply(ctx context.Context, j job, answer abi.MapperReadReply, k
 		}
 	}
 	m.mu.Unlock()
+	// A change of state is news once; the errors behind it are counted.
+	for _, c := range changes {
+		if c.to == abi.StateOnline {
+			m.log.Info("device online", "device", c.id, "was", c.from)
+		} else {
+			m.log.Warn("device "+c.to, "device", c.id, "was", c.from, "last_error", c.err)
+		}
+	}
 	for _, msg := range out {
 		m.toTwin(ctx, msg)
 	}

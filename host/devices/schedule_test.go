@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -372,5 +373,45 @@ func TestReportCycleCountsCyclesNotAnswers(t *testing.T) {
 	until(t, "second read", func() bool { return r.reads("default/j-0") == 2 })
 	if n := r.twinUpdates("default/j-0"); n != 2 {
 		t.Fatalf("%d twin updates for two changed values a report cycle apart, want 2", n)
+	}
+}
+
+// TestCloudDevicesAreBound: the cloud's Device and DeviceModel objects, as
+// the metamanager hands them over, become devices bound to their mapper,
+// with the model's visitor defaults under the device's; a delete removes
+// the device; a resource that is not a device object is refused.
+func TestCloudDevicesAreBound(t *testing.T) {
+	r := newRig(t, []Mapper{{Name: "fast", Protocols: []string{"f"}}})
+	model := `{"apiVersion":"devices.kubeedge.io/v1beta1","kind":"DeviceModel","metadata":{"name":"m","namespace":"site"},
+"spec":{"protocol":"f","properties":[{"name":"p","type":"INT","visitors":{"configData":{"data":{"reg":1,"scale":2}}}}]}}`
+	device := `{"apiVersion":"devices.kubeedge.io/v1beta1","kind":"Device","metadata":{"name":"c-0","namespace":"site"},
+"spec":{"deviceModelRef":{"name":"m"},"properties":[{"name":"p","visitors":{"configData":{"data":{"scale":3}}}}]}}`
+	for _, msg := range []abi.Message{
+		{Route: abi.Route{Source: "metamanager", Group: "resource", Operation: abi.OpInsert, Resource: "site/devicemodel/m"}, Content: []byte(model)},
+		{Route: abi.Route{Source: "metamanager", Group: "resource", Operation: abi.OpInsert, Resource: "site/device/c-0"}, Content: []byte(device)},
+	} {
+		if err := r.m.takeObject(&msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.m.bind()
+	d := r.device("site/c-0")
+	if d == nil || d.run == nil || d.run.name != "fast" || d.source != SourceCloud {
+		t.Fatalf("cloud device = %+v, want bound to fast", d)
+	}
+	if v := d.props[0].mp.Visitor; v["reg"] != 1 || v["scale"] != 3 || d.props[0].mp.Type != "int" {
+		t.Fatalf("visitor %v type %s, want the model's reg under the device's scale, int", v, d.props[0].mp.Type)
+	}
+	del := abi.Message{Route: abi.Route{Operation: abi.OpDelete, Resource: "site/device/c-0"}}
+	if err := r.m.takeObject(&del); err != nil {
+		t.Fatal(err)
+	}
+	r.m.bind()
+	if r.device("site/c-0") != nil {
+		t.Fatal("deleted cloud device still known")
+	}
+	bad := abi.Message{Route: abi.Route{Operation: abi.OpInsert, Resource: "site/pod/x"}, Content: []byte(`{}`)}
+	if err := r.m.takeObject(&bad); err == nil || !strings.Contains(err.Error(), "site/pod/x") {
+		t.Fatalf("pod resource: %v", err)
 	}
 }
