@@ -18,7 +18,6 @@ package devices
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -377,14 +376,8 @@ func (m *Module) deviceCount() int {
 	return len(m.devices)
 }
 
-// Protocols returns the protocols the mapper plugins in service declare,
-// sorted: DMI refuses them to native mappers.
-func (m *Module) Protocols() []string {
-	return Protocols(m.mappers)
-}
-
 // Protocols returns the protocols the mappers of src declare, sorted and
-// without repeats.
+// without repeats: DMI refuses them to native mappers.
 func Protocols(src MapperSource) []string {
 	var out []string
 	for _, mp := range src.Mappers() {
@@ -410,6 +403,3 @@ func (m *Module) warnOnce(key, msg string, args ...any) {
 		m.log.Warn(msg+"; further ones are logged at debug", args...)
 	}
 }
-
-// errStopped is the error of a call made while the module stops.
-var errStopped = errors.New("devices: stopping")
