@@ -28,6 +28,7 @@ builtin:
 	@for p in $(FIRSTPARTY); do \
 		echo "built-in plugin $$p"; \
 		$(call wasm-plugin,$$p,$(BUILTINDIR)/$$(basename $$p).wasm) || exit 1; \
+		if [ -f $$p/manifest.json ]; then cp $$p/manifest.json $(BUILTINDIR)/$$(basename $$p).json; fi; \
 	done
 
 # Every plugin, first-party and example, as build/plugins/<dir>.wasm.
@@ -38,12 +39,13 @@ plugins:
 		$(call wasm-plugin,$$p,$(PLUGINDIR)/$$(basename $$p).wasm) || exit 1; \
 	done
 
-# Run the daemon on embedded defaults: no cloud, data under .run/. The
+# Run the daemon on embedded defaults: no cloud, data under .run/, the
+# simulated devices of examples/devices served by the built-in virtual mapper. The
 # first-party plugins are in the binary; the examples go in the plugin dir.
 run: build plugins
 	@mkdir -p $(RUNDIR)/plugins
 	@for p in $(EXAMPLES); do cp $(PLUGINDIR)/$$(basename $$p).wasm $(RUNDIR)/plugins/; done
-	$(BIN) run --config scripts/dev.yaml --data-dir $(RUNDIR)
+	$(BIN) run --config scripts/dev.yaml --data-dir $(RUNDIR) --devices-dir examples/devices
 
 # The whole test suite, as CI runs it (.ci/run). The test plugins are
 # compiled once, without -race, into a compilation cache that this run
@@ -87,6 +89,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseObjects -fuzztime 30s ./host/dmi/
 	$(GO) test -run '^$$' -fuzz FuzzReadDevicesFile -fuzztime 30s ./host/twin/
 	$(GO) test -run '^$$' -fuzz FuzzEndpoint -fuzztime 30s ./host/iogrant/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeMapping -fuzztime 30s ./host/twin/
 
 fmt:
 	gofmt -w .

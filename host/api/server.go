@@ -166,6 +166,9 @@ func New(backend Backend, token string, log hclog.Logger) *Server {
 	if db, ok := backend.(DevicesBackend); ok {
 		s.registerDevices(db)
 	}
+	if db, ok := backend.(MappedDevicesBackend); ok {
+		s.registerMappedDevices(db)
+	}
 	if mb, ok := backend.(MetaBackend); ok {
 		s.registerMeta(mb)
 	}

@@ -16,7 +16,7 @@ import (
 
 // FirstParty names every first-party plugin, the directories under
 // plugins/ (a test keeps the two in step).
-var FirstParty = []string{"devicetwin"}
+var FirstParty = []string{"devicetwin", "virtual"}
 
 //go:embed all:wasm
 var files embed.FS
@@ -28,6 +28,11 @@ type Plugin struct {
 	// Config is passed to the plugin's edgehost_init; the daemon sets it
 	// from its own config (the twin's node name, for one).
 	Config []byte
+	// Manifest is the plugin's plugins/<name>/manifest.json, which `make
+	// build` copies beside the module as <name>.json; nil without one.
+	// The host takes only its mapper declaration from it: a built-in
+	// plugin runs under the operator's default limits.
+	Manifest []byte
 }
 
 // Plugins returns the embedded plugins, sorted by name.
@@ -46,7 +51,8 @@ func Plugins() []Plugin {
 		if err != nil {
 			continue
 		}
-		out = append(out, Plugin{Name: name, Wasm: code})
+		manifest, _ := files.ReadFile("wasm/" + name + ".json") // absent: nil
+		out = append(out, Plugin{Name: name, Wasm: code, Manifest: manifest})
 	}
 	return out
 }

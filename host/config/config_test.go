@@ -229,6 +229,12 @@ func TestBadValues(t *testing.T) {
 		"modules.devices.dmiRate: must be a positive number":                func(c *Config) { c.Modules.Devices.DMIRate = 0 },
 		"modules.devices.dmiBurst: must be > 0":                             func(c *Config) { c.Modules.Devices.DMIBurst = -1 },
 		"modules.devices.dmiCallTimeout: must be > 0":                       func(c *Config) { c.Modules.Devices.DMICallTimeout = 0 },
+		`modules.plugins.list[0].mapper.protocols[1]: "virtual" is listed twice`: func(c *Config) {
+			c.Modules.Plugins.List = []Plugin{{Name: "virtual", Mapper: &Mapper{Protocols: []string{"virtual", "virtual"}}}}
+		},
+		`modules.plugins.list[0].mapper.protocols: must list the protocols the plugin serves`: func(c *Config) {
+			c.Modules.Plugins.List = []Plugin{{Name: "virtual", Mapper: &Mapper{}}}
+		},
 		`modules.devices.wasmProtocols[1]: "virtual" is listed twice`: func(c *Config) {
 			c.Modules.Devices.WasmProtocols = []string{"virtual", "virtual"}
 		},

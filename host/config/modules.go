@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/edgehost/edgehost/abi"
 )
 
 // Modules holds one section per module. Adding a module takes a section
@@ -142,9 +144,25 @@ type Devices struct {
 	DMIBurst int `yaml:"dmiBurst"`
 	// DMICallTimeout bounds each call to a mapper.
 	DMICallTimeout time.Duration `yaml:"dmiCallTimeout"`
-	// WasmProtocols are the device protocols served by wasm mapper
-	// plugins; a DMI mapper may not register them.
+	// WasmProtocols reserves device protocols for wasm mapper plugins not
+	// installed yet: a DMI mapper may not register them. The protocols
+	// the mapper plugins in service declare are reserved without it.
 	WasmProtocols []string `yaml:"wasmProtocols"`
+}
+
+func (mp *Mapper) validate(p *problems, path string) {
+	if len(mp.Protocols) == 0 {
+		p.add(path+".protocols", "must list the protocols the plugin serves")
+	}
+	for i, proto := range mp.Protocols {
+		key := p.index(path+".protocols", i)
+		switch {
+		case !abi.ValidProtocol(proto):
+			p.add(key, "must be 1-64 of letters, digits and . _ - starting and ending with a letter or digit, got %q", proto)
+		case slices.Contains(mp.Protocols[:i], proto):
+			p.add(key, "%q is listed twice", proto)
+		}
+	}
 }
 
 func (d *Devices) validate(p *problems, path string) {
@@ -251,6 +269,16 @@ type Plugin struct {
 	// TickInterval is how often the plugin's edgehost_tick is called; 0:
 	// never.
 	TickInterval time.Duration `yaml:"tickInterval,omitempty"`
+	// Mapper declares the device protocols the plugin serves as a mapper
+	// (abi/SPEC.md section 9), as an installed plugin's manifest does.
+	Mapper *Mapper `yaml:"mapper,omitempty"`
+}
+
+// Mapper is a mapper plugin's declaration.
+type Mapper struct {
+	// Protocols are the device protocols (spec.protocol.protocolName)
+	// whose devices are bound to the plugin.
+	Protocols []string `yaml:"protocols"`
 }
 
 // Pattern selects bus messages by route. An empty field matches anything;
@@ -302,6 +330,9 @@ func (ps *Plugins) validate(p *problems, path string) {
 			if !validFilter(f) {
 				p.add(p.index(at+".topics", j), "must be an MQTT topic filter (+ and # fill whole levels, # last), got %q", f)
 			}
+		}
+		if pl.Mapper != nil {
+			pl.Mapper.validate(p, at+".mapper")
 		}
 	}
 	ps.Trust.validate(p, path+".trust")

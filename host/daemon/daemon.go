@@ -19,6 +19,7 @@ import (
 	"github.com/edgehost/edgehost/host/builtin"
 	"github.com/edgehost/edgehost/host/bus"
 	"github.com/edgehost/edgehost/host/config"
+	"github.com/edgehost/edgehost/host/devices"
 	"github.com/edgehost/edgehost/host/dmi"
 	"github.com/edgehost/edgehost/host/eventbus"
 	"github.com/edgehost/edgehost/host/hub"
@@ -44,6 +45,7 @@ type Daemon struct {
 	hub     *hub.Module
 	plugins *pluginhost.Module
 	twin    *twin.Module
+	devices *devices.Module
 	meta    *meta.Module
 	super   *supervisor.Supervisor
 	metrics metricsRegistry
@@ -125,10 +127,15 @@ func Run(ctx context.Context, cfg *config.Config, opts Options, log hclog.Logger
 			DevicesDir: cfg.Modules.Devices.Dir, Lanes: cfg.Modules.Twin.Lanes, Store: st}, log)
 		modules = append(modules, d.twin)
 	}
+	if d.plugins != nil {
+		// After the twin, which takes what the mappers read.
+		d.devices = newDevices(cfg, b, d.plugins, d.events, log)
+		modules = append(modules, d.devices)
+	}
 	if dev := cfg.Modules.Devices; dev.DMIEnable {
 		// After the twin, which takes what mappers report.
 		modules = append(modules, dmi.New(dmi.Config{Socket: dev.DMISocket, Rate: dev.DMIRate, Burst: dev.DMIBurst,
-			CallTimeout: dev.DMICallTimeout, WasmProtocols: dev.WasmProtocols}, b, st, dmi.DirSource{Dir: dev.Dir}, log))
+			CallTimeout: dev.DMICallTimeout, WasmProtocols: d.wasmProtocols(dev.WasmProtocols)}, b, st, dmi.DirSource{Dir: dev.Dir}, log))
 	}
 	if cfg.Modules.Meta.Enable {
 		d.meta = meta.New(b, st, meta.Config{Lanes: cfg.Modules.Meta.Lanes,

@@ -50,6 +50,13 @@ func (d *Daemon) ReloadDevices(ctx context.Context) (api.DevicesReport, error) {
 	if d.twin == nil {
 		return api.DevicesReport{}, fmt.Errorf("%w: the twin module is disabled in the config", api.ErrConflict)
 	}
+	if d.devices != nil {
+		// The mappers' view of the dir; a dir that cannot be read is the
+		// twin's report's error too.
+		if err := d.devices.Reload(); err != nil {
+			d.log.Debug("devices module: devices dir not re-read", "error", err)
+		}
+	}
 	rep, err := d.twin.Reload(ctx)
 	if errors.Is(err, twin.ErrNoDevicesDir) {
 		return api.DevicesReport{}, fmt.Errorf("%w: %w", api.ErrConflict, err)

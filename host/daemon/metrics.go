@@ -380,6 +380,8 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	describe(ch, runtimeMetrics)
 	describe(ch, moduleMetrics)
 	describe(ch, twinMetrics)
+	describe(ch, devicesMetrics)
+	describe(ch, devicesErrors)
 	describe(ch, metaMetrics)
 	describe(ch, metaQueries)
 	describe(ch, metaRefused)
@@ -434,6 +436,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	if d.twin != nil {
 		emit(ch, twinMetrics, d.twin.Stats())
 	}
+	d.collectDevices(ch)
 	if d.meta != nil {
 		s := d.meta.Stats()
 		emit(ch, metaMetrics, s)

@@ -58,10 +58,12 @@ type Config struct {
 	Burst int
 	// CallTimeout bounds each call to a mapper (DefaultCallTimeout when 0).
 	CallTimeout time.Duration
-	// WasmProtocols are the protocols served by wasm mapper plugins: their
-	// devices are never handed to a DMI mapper, and a DMI mapper may not
-	// register them or report for their devices.
-	WasmProtocols []string
+	// WasmProtocols returns the protocols served by wasm mapper plugins
+	// (those the plugins in service declare, and any the config reserves);
+	// it is asked at each check. Their devices are never handed to a DMI
+	// mapper, and a DMI mapper may not register them or report for their
+	// devices. Nil: none.
+	WasmProtocols func() []string
 }
 
 // Module is the DMI server and mapper client. Create it with New and run it
@@ -224,7 +226,7 @@ func (m *Module) wake() {
 
 // wasmBound reports whether protocol belongs to a wasm mapper.
 func (m *Module) wasmBound(protocol string) bool {
-	return slices.Contains(m.cfg.WasmProtocols, protocol)
+	return m.cfg.WasmProtocols != nil && slices.Contains(m.cfg.WasmProtocols(), protocol)
 }
 
 // boundDevices returns the catalog's devices and models for a DMI mapper of

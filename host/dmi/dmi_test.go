@@ -123,7 +123,7 @@ func TestMapperFrameworkMapperOverDMI(t *testing.T) {
 	writeDevices(t, devicesDir, "20")
 	source := make(feed, 1)
 	source <- load(t, devicesDir)
-	node := newNodeRig(t, devicesDir, source, Config{WasmProtocols: []string{"virtual"}}, true)
+	node := newNodeRig(t, devicesDir, source, Config{WasmProtocols: func() []string { return []string{"virtual"} }}, true)
 	results := node.mqtt
 	mapper := startMapper(t)
 	dmi := dial(t, node.dmiSock)

@@ -39,7 +39,7 @@ func (s *server) MapperRegister(ctx context.Context, req *pb.MapperRegisterReque
 		return nil, status.Errorf(codes.InvalidArgument, "mapper %q has no address (its unix socket path)", info.GetName())
 	case s.m.wasmBound(info.GetProtocol()):
 		return nil, status.Errorf(codes.FailedPrecondition,
-			"protocol %q is served by a wasm mapper (modules.devices.wasmProtocols); a device is bound to one mapper", info.GetProtocol())
+			"protocol %q is served by a wasm mapper plugin; a device is bound to one mapper", info.GetProtocol())
 	}
 	loaded, stopping := s.m.runState()
 	select {

@@ -61,10 +61,11 @@ func (m *Module) newHosted(name, origin string) *hosted {
 // live is a loaded version of a plugin and what it receives. Swapping
 // h.cur swaps both at once.
 type live struct {
-	p        *wasm.Plugin
-	receives []config.Pattern
-	tick     time.Duration     // edgehost_tick interval; 0: never
-	manifest *plugins.Manifest // installed only
+	p         *wasm.Plugin
+	receives  []config.Pattern
+	tick      time.Duration     // edgehost_tick interval; 0: never
+	manifest  *plugins.Manifest // installed only
+	protocols []string          // the device protocols it serves as a mapper
 }
 
 // receives returns the patterns of the version in service.

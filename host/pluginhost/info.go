@@ -109,3 +109,28 @@ func or(pattern string) string {
 	}
 	return pattern
 }
+
+// MapperPlugin is a plugin in service that serves device protocols.
+type MapperPlugin struct {
+	// Name is the plugin's name, its bus module.
+	Name string
+	// Protocols are the protocols its manifest (or config entry) declares.
+	Protocols []string
+}
+
+// Mappers returns the plugins in service that declare device protocols,
+// in load order: the devices module binds devices to them, and DMI
+// refuses their protocols.
+func (m *Module) Mappers() []MapperPlugin {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var out []MapperPlugin
+	for _, h := range m.plugins {
+		l := h.cur.Load()
+		if l == nil || h.ep == nil || len(l.protocols) == 0 {
+			continue
+		}
+		out = append(out, MapperPlugin{Name: h.name, Protocols: l.protocols})
+	}
+	return out
+}

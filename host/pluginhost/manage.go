@@ -151,7 +151,11 @@ func (m *Module) loadPackage(ctx context.Context, h *hosted, c *checked) (*live,
 	}
 	tick, _ := man.TickInterval() // validated with the manifest
 	h.logger.Info("plugin version loaded", "version", man.Version, "digest", mod.Digest(), "compile_ms", compileMS, "signer", c.signer)
-	return &live{p: p, receives: receives, tick: tick, manifest: man}, nil
+	l := &live{p: p, receives: receives, tick: tick, manifest: man}
+	if man.Mapper != nil {
+		l.protocols = man.Mapper.Protocols
+	}
+	return l, nil
 }
 
 // loadRecorded loads an installed version from its blob, checking its

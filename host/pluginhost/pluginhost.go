@@ -334,7 +334,11 @@ func (m *Module) loadSpec(ctx context.Context, h *hosted, spec config.Plugin, co
 	}
 	h.instances = max(spec.Limits.Instances, 1)
 	m.log.Info("plugin loaded", "plugin", spec.Name, "digest", mod.Digest(), "path", path, "compile_ms", h.compileMS)
-	return &live{p: p, receives: spec.Receives, tick: spec.TickInterval}, nil
+	l := &live{p: p, receives: spec.Receives, tick: spec.TickInterval}
+	if spec.Mapper != nil {
+		l.protocols = spec.Mapper.Protocols
+	}
+	return l, nil
 }
 
 func wasmLimits(l config.Limits) wasm.Limits {

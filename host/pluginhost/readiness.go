@@ -10,6 +10,7 @@ import (
 
 	"github.com/edgehost/edgehost/host/builtin"
 	"github.com/edgehost/edgehost/host/config"
+	"github.com/edgehost/edgehost/host/plugins"
 	"github.com/edgehost/edgehost/host/wasm"
 )
 
@@ -21,7 +22,16 @@ func (m *Module) SetBuiltins(ps []builtin.Plugin) { m.builtins = ps }
 // builtinSpec is how a built-in plugin is loaded: under the host's default
 // limits, with the config the daemon gave it.
 func (m *Module) builtinSpec(b builtin.Plugin) config.Plugin {
-	return config.Plugin{Name: b.Name, Limits: m.cfg.Limits, Config: b.Config}
+	spec := config.Plugin{Name: b.Name, Limits: m.cfg.Limits, Config: b.Config}
+	if b.Manifest != nil {
+		man, err := plugins.ParseManifest(b.Manifest)
+		if err != nil {
+			m.log.Error("built-in plugin manifest refused; its mapper declaration is not used", "plugin", b.Name, "error", err)
+		} else if man.Mapper != nil {
+			spec.Mapper = &config.Mapper{Protocols: man.Mapper.Protocols}
+		}
+	}
+	return spec
 }
 
 // startLoading registers a load of the plugin called name, which Remove

@@ -48,6 +48,36 @@ type Manifest struct {
 	// Config is the plugin's default configuration, handed to
 	// edgehost_init (opaque JSON).
 	Config json.RawMessage `json:"config,omitempty"`
+	// Mapper declares the device protocols a mapper plugin serves
+	// (abi/SPEC.md section 9); only for kind mapper, and required there.
+	Mapper *MapperSpec `json:"mapper,omitempty"`
+}
+
+// MapperSpec is what a mapper plugin declares about itself.
+type MapperSpec struct {
+	// Protocols are the device protocols (spec.protocol.protocolName)
+	// whose devices the host binds to the plugin.
+	Protocols []string `json:"protocols"`
+}
+
+// maxProtocols bounds how many protocols one mapper declares.
+const maxProtocols = 16
+
+// ValidateMapperSpec reports the first bad field of a mapper declaration,
+// named under field ("mapper" in a manifest).
+func ValidateMapperSpec(s *MapperSpec, field string) error {
+	if len(s.Protocols) == 0 || len(s.Protocols) > maxProtocols {
+		return fmt.Errorf("%s.protocols must list 1 to %d protocols, got %d", field, maxProtocols, len(s.Protocols))
+	}
+	for i, p := range s.Protocols {
+		switch {
+		case !abi.ValidProtocol(p):
+			return fmt.Errorf("%s.protocols[%d] %q must be 1-64 of letters, digits and . _ - starting and ending with a letter or digit", field, i, p)
+		case contains(s.Protocols[:i], p):
+			return fmt.Errorf("%s.protocols[%d] %q is listed twice", field, i, p)
+		}
+	}
+	return nil
 }
 
 // Pattern selects bus messages by route; empty fields match anything.
@@ -141,6 +171,15 @@ func (m *Manifest) Validate() error {
 		return fmt.Errorf("manifest %q: limits must not be negative", m.Name)
 	case len(m.Config) > 0 && !json.Valid(m.Config):
 		return fmt.Errorf("manifest %q: config is not valid JSON", m.Name)
+	case m.Kind == "mapper" && m.Mapper == nil:
+		return fmt.Errorf("manifest %q: kind mapper needs mapper.protocols, the device protocols it serves", m.Name)
+	case m.Kind != "mapper" && m.Mapper != nil:
+		return fmt.Errorf("manifest %q: mapper is only for kind mapper, not %q", m.Name, m.Kind)
+	}
+	if m.Mapper != nil {
+		if err := ValidateMapperSpec(m.Mapper, "mapper"); err != nil {
+			return fmt.Errorf("manifest %q: %w", m.Name, err)
+		}
 	}
 	if _, err := m.CallTimeout(); err != nil {
 		return err

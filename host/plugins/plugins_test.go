@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -352,5 +353,30 @@ func TestDeviceIOGrants(t *testing.T) {
 	}
 	if err := none.CheckImports([]string{"tcp_connect"}); err == nil || !strings.Contains(err.Error(), "tcp (for tcp_connect)") {
 		t.Errorf("CheckImports without the tcp grant = %v", err)
+	}
+}
+
+// TestMapperManifest: a mapper declares 1-16 valid, distinct protocols,
+// and only a mapper declares any; each refusal names the field.
+func TestMapperManifest(t *testing.T) {
+	mapper := strings.Replace(manifest, `"kind":"handler"`, `"kind":"mapper","mapper":{"protocols":["virtual","modbus-tcp"]}`, 1)
+	m, err := ParseManifest([]byte(mapper))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(m.Mapper.Protocols, []string{"virtual", "modbus-tcp"}) {
+		t.Fatalf("protocols = %v", m.Mapper.Protocols)
+	}
+	for to, want := range map[string]string{
+		`"kind":"mapper"`: "kind mapper needs mapper.protocols",
+		`"kind":"handler","mapper":{"protocols":["virtual"]}`: "mapper is only for kind mapper",
+		`"kind":"mapper","mapper":{"protocols":[]}`:           "mapper.protocols must list 1 to 16",
+		`"kind":"mapper","mapper":{"protocols":["a b"]}`:      `mapper.protocols[0] "a b" must be`,
+		`"kind":"mapper","mapper":{"protocols":["v","v"]}`:    `mapper.protocols[1] "v" is listed twice`,
+	} {
+		_, err := ParseManifest([]byte(strings.Replace(manifest, `"kind":"handler"`, to, 1)))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("manifest with %s: error %v, want %q", to, err, want)
+		}
 	}
 }

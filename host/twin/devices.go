@@ -31,15 +31,30 @@ type object struct {
 		DeviceModelRef struct {
 			Name string `yaml:"name"`
 		} `yaml:"deviceModelRef"`
-		Properties []struct {
+		// Protocol is a Device's {protocolName, configData} or a
+		// DeviceModel's protocol name (mapping.go).
+		Protocol           yaml.Node  `yaml:"protocol"`
+		ProtocolConfigData configData `yaml:"protocolConfigData"` // DeviceModel
+		Properties         []struct {
 			Name    string `yaml:"name"`
 			Type    string `yaml:"type"` // DeviceModel
 			Desired struct {
 				Value    string            `yaml:"value"`
 				Metadata map[string]string `yaml:"metadata"`
 			} `yaml:"desired"` // Device
+			Visitors struct {
+				ProtocolName string     `yaml:"protocolName"`
+				ConfigData   configData `yaml:"configData"`
+			} `yaml:"visitors"`
+			CollectCycle int64 `yaml:"collectCycle"` // ms, Device
+			ReportCycle  int64 `yaml:"reportCycle"`  // ms, Device
 		} `yaml:"properties"`
 	} `yaml:"spec"`
+}
+
+// configData is KubeEdge's CustomizedValue: free-form {data: {...}}.
+type configData struct {
+	Data map[string]any `yaml:"data"`
 }
 
 // The devices handed to the plugin, in KubeEdge's membership JSON.
@@ -86,6 +101,9 @@ type FileRead struct {
 	Name string
 	// Devices are the devices the file declares, when it was accepted.
 	Devices []device
+	// Mappings are the same devices as their mappers see them, in the
+	// same order (mapping.go).
+	Mappings []Mapping
 	// Skipped are the ids ({namespace}/{name}) of documents skipped for
 	// their kind or API version: a device whose kind has a typo is not
 	// taken as deleted.
@@ -139,6 +157,7 @@ func ReadDevicesDir(dir, node string) (*DirRead, error) {
 	}
 	var files []parsed
 	models := map[string]map[string]string{} // model -> property -> type
+	rawModels := map[string]*object{}
 	for _, e := range entries {
 		name := e.Name()
 		if strings.HasPrefix(name, ".") || !(strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")) {
@@ -166,6 +185,7 @@ func ReadDevicesDir(dir, node string) (*DirRead, error) {
 						types[pr.Name] = twinType(pr.Type)
 					}
 					models[namespaced(o.Metadata.Namespace, o.Metadata.Name)] = types
+					rawModels[namespaced(o.Metadata.Namespace, o.Metadata.Name)] = &objs[i]
 					continue
 				}
 				p.devices = append(p.devices, o)
@@ -183,6 +203,7 @@ func ReadDevicesDir(dir, node string) (*DirRead, error) {
 		}
 		path := filepath.Join(dir, f.Name)
 		var devices []device
+		var mappings []Mapping
 		for j, o := range files[i].devices {
 			id := namespaced(o.Metadata.Namespace, o.Metadata.Name)
 			if node != "" && o.Spec.NodeName != "" && o.Spec.NodeName != node {
@@ -201,7 +222,14 @@ func ReadDevicesDir(dir, node string) (*DirRead, error) {
 				read.Warnings = append(read.Warnings, fmt.Sprintf("%s: line %d: field spec.deviceModelRef.name: device %s: no DeviceModel %s in the dir; its properties are typed from their desired metadata, else string",
 					path, files[i].lines[j], id, o.Spec.DeviceModelRef.Name))
 			}
+			mp, err := newMapping(id, &o, rawModels[namespaced(o.Metadata.Namespace, o.Spec.DeviceModelRef.Name)])
+			if err != nil {
+				f.Err = fmt.Errorf("%s: line %d: %w", path, files[i].lines[j], err)
+				devices, mappings = nil, nil
+				break
+			}
 			devices = append(devices, newDevice(id, &o, model))
+			mappings = append(mappings, mp)
 		}
 		if f.Err != nil {
 			// The devices it declared before the duplicate are not taken.
@@ -211,7 +239,7 @@ func ReadDevicesDir(dir, node string) (*DirRead, error) {
 				}
 			}
 		}
-		f.Devices = devices
+		f.Devices, f.Mappings = devices, mappings
 	}
 	return read, nil
 }

@@ -44,3 +44,23 @@ func FuzzReadDevicesFile(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeMapping checks that no cloud Device object makes DecodeMapping
+// panic, and that a mapping it returns has the object's id and one entry
+// per property, each typed. Seeds are in testdata/fuzz/FuzzDecodeMapping.
+func FuzzDecodeMapping(f *testing.F) {
+	f.Fuzz(func(t *testing.T, device []byte) {
+		mp, err := DecodeMapping(device, nil)
+		if err != nil {
+			return
+		}
+		if !strings.Contains(mp.ID, "/") {
+			t.Fatalf("id %q", mp.ID)
+		}
+		for _, p := range mp.Properties {
+			if p.Type == "" || p.CollectCycle < 0 || p.ReportCycle < 0 {
+				t.Fatalf("property %+v", p)
+			}
+		}
+	})
+}

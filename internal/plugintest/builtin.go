@@ -26,6 +26,9 @@ func BuiltinOverlay(dir string) (string, error) {
 			return "", err
 		}
 		replace[filepath.Join(root, "host", "builtin", "wasm", name+".wasm")] = path
+		if manifest := filepath.Join(root, "plugins", name, "manifest.json"); fileExists(manifest) {
+			replace[filepath.Join(root, "host", "builtin", "wasm", name+".json")] = manifest
+		}
 	}
 	b, err := json.Marshal(map[string]any{"Replace": replace})
 	if err != nil {
@@ -36,4 +39,9 @@ func BuiltinOverlay(dir string) (string, error) {
 		return "", fmt.Errorf("built-in plugin overlay: %w", err)
 	}
 	return overlay, nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
