@@ -293,12 +293,12 @@ func TestDeviceIOGrants(t *testing.T) {
 		{`{"serial":["/dev/../etc/*"]}`, `capabilities.serial[0]`},
 		{`{"tcp":["sensor.local:0"]}`, `capabilities.tcp[0]`},
 	} {
-		_, err := ParseManifest([]byte(`{"name":"m","version":"1.0.0","kind":"mapper","abi":"1.2","capabilities":` + c.caps + `}`))
+		_, err := ParseManifest([]byte(`{"name":"m","version":"1.0.0","kind":"mapper","mapper":{"protocols":["modbus"]},"abi":"1.2","capabilities":` + c.caps + `}`))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want %q", c.caps, err, c.want)
 		}
 	}
-	m, err := ParseManifest([]byte(`{"name":"m","version":"1.0.0","kind":"mapper","abi":"1.2","capabilities":{
+	m, err := ParseManifest([]byte(`{"name":"m","version":"1.0.0","kind":"mapper","mapper":{"protocols":["modbus"]},"abi":"1.2","capabilities":{
 		"tcp":["10.0.0.5:502","10.0.1.0/24:502","sensor.local:7000","127.0.0.1:*"],
 		"udp":["10.0.0.9:161"],"serial":["/dev/ttyUSB*","/dev/ttyS0"]}}`))
 	if err != nil {
