@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"time"
 
@@ -157,6 +158,13 @@ func New(backend Backend, token string, log hclog.Logger) *Server {
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.HandleFunc("GET /v1/status", s.status)
 	s.mux.HandleFunc("POST /v1/messages", s.messages)
+	if token == "" {
+		// The unix socket only (a TCP listener always has a token): Go's
+		// profiles, for an operator asking where memory or CPU goes.
+		s.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		s.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		s.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	if pb, ok := backend.(PluginBackend); ok {
 		s.registerPlugins(pb)
 	}

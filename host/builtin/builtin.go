@@ -24,7 +24,9 @@ var files embed.FS
 // Plugin is a first-party plugin embedded in the binary.
 type Plugin struct {
 	Name string
-	Wasm []byte
+	// file is the module's path in the embedded FS: read when loaded,
+	// not kept (the binary already holds it once).
+	file string
 	// Config is passed to the plugin's edgehost_init; the daemon sets it
 	// from its own config (the twin's node name, for one).
 	Config []byte
@@ -47,15 +49,16 @@ func Plugins() []Plugin {
 		if !ok || e.IsDir() {
 			continue
 		}
-		code, err := files.ReadFile("wasm/" + e.Name())
-		if err != nil {
-			continue
-		}
 		manifest, _ := files.ReadFile("wasm/" + name + ".json") // absent: nil
-		out = append(out, Plugin{Name: name, Wasm: code, Manifest: manifest})
+		out = append(out, Plugin{Name: name, file: "wasm/" + e.Name(), Manifest: manifest})
 	}
 	return out
 }
+
+// Module returns a copy of the plugin's module. The embedded FS cannot
+// hand out its bytes without copying, so a caller drops the copy once it
+// has compiled it.
+func (p Plugin) Module() ([]byte, error) { return files.ReadFile(p.file) }
 
 // Missing returns the first-party plugins this binary was built without.
 func Missing() []string {

@@ -36,7 +36,7 @@ func TestFirstPartyMatchesPluginsDir(t *testing.T) {
 func TestPluginsAndMissing(t *testing.T) {
 	var names []string
 	for _, p := range builtin.Plugins() {
-		if len(p.Wasm) < 8 || string(p.Wasm[:4]) != "\x00asm" {
+		if code, err := p.Module(); err != nil || len(code) < 8 || string(code[:4]) != "\x00asm" {
 			t.Errorf("embedded %s is not a wasm module", p.Name)
 		}
 		names = append(names, p.Name)

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"slices"
 
@@ -24,25 +25,36 @@ func newDevices(cfg *config.Config, b *bus.Bus, plugins *pluginhost.Module, even
 	return devices.New(b, mapperSource(plugins), ev, devices.Config{DevicesDir: cfg.Modules.Devices.Dir, NodeName: nodeName(cfg)}, log)
 }
 
-// mapperSource lists the plugin host's mapper plugins.
-func mapperSource(p *pluginhost.Module) devices.MapperSource {
-	return devices.MapperFunc(func() []devices.Mapper {
-		var out []devices.Mapper
-		for _, mp := range p.Mappers() {
-			out = append(out, devices.Mapper(mp))
-		}
-		return out
-	})
+// mapperSource lists the plugin host's mapper plugins and starts its
+// built-in mappers when a device needs one.
+func mapperSource(p *pluginhost.Module) devices.MapperSource { return pluginMappers{p} }
+
+// pluginMappers is the plugin host as the devices module sees it.
+type pluginMappers struct{ p *pluginhost.Module }
+
+// Mappers implements devices.MapperSource.
+func (s pluginMappers) Mappers() []devices.Mapper {
+	var out []devices.Mapper
+	for _, mp := range s.p.Mappers() {
+		out = append(out, devices.Mapper(mp))
+	}
+	return out
+}
+
+// StartMapper implements devices.MapperStarter.
+func (s pluginMappers) StartMapper(ctx context.Context, protocol string) (bool, error) {
+	return s.p.StartMapper(ctx, protocol)
 }
 
 // wasmProtocols is what DMI refuses to native mappers: the protocols the
-// mapper plugins in service declare, and those the config reserves for
-// wasm mappers not installed yet.
+// mapper plugins in service declare, those of the built-in mappers not
+// started yet, and those the config reserves for wasm mappers not
+// installed yet.
 func (d *Daemon) wasmProtocols(reserved []string) func() []string {
 	return func() []string {
 		out := slices.Clone(reserved)
 		if d.plugins != nil {
-			for _, p := range devices.Protocols(mapperSource(d.plugins)) {
+			for _, p := range append(devices.Protocols(mapperSource(d.plugins)), d.plugins.DormantProtocols()...) {
 				if !slices.Contains(out, p) {
 					out = append(out, p)
 				}

@@ -93,6 +93,14 @@ type MapperSource interface {
 	Mappers() []Mapper
 }
 
+// MapperStarter is a MapperSource that can start a mapper on demand: the
+// plugin host's built-in mappers start when a device needs their protocol.
+type MapperStarter interface {
+	// StartMapper starts a mapper that serves protocol and reports
+	// whether it did.
+	StartMapper(ctx context.Context, protocol string) (bool, error)
+}
+
 // MapperFunc adapts a function to MapperSource.
 type MapperFunc func() []Mapper
 
@@ -135,6 +143,7 @@ type Module struct {
 	ctx      context.Context // Run's, while running
 	workers  sync.WaitGroup
 	warned   map[string]bool
+	started  map[string]bool // protocols a mapper start was asked for
 
 	stats counters
 }
@@ -168,7 +177,7 @@ func New(b *bus.Bus, mappers MapperSource, events EventBus, cfg Config, log hclo
 	return &Module{bus: b, mappers: mappers, events: events, cfg: cfg, log: log.Named(ModuleName),
 		kick: make(chan struct{}, 1), rebind: make(chan struct{}, 1),
 		devices: map[string]*device{}, runs: map[string]*mapperRun{}, cloud: map[string][]byte{}, models: map[string][]byte{},
-		warned: map[string]bool{}}
+		warned: map[string]bool{}, started: map[string]bool{}}
 }
 
 // Name implements supervisor.Module.

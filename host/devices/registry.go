@@ -88,6 +88,7 @@ func (m *Module) bind() {
 		}
 	}
 	want := m.wanted()
+	m.startMappers(owner, want)
 	for id, d := range m.devices {
 		w, ok := want[id]
 		runName := ""
@@ -123,6 +124,34 @@ func (m *Module) bind() {
 		}
 	}
 	m.wake()
+}
+
+// startMappers asks the mapper source, if it can, to start a mapper for
+// each protocol a wanted device has and no mapper serves, once per
+// protocol; a mapper that starts makes the devices bind again. Called
+// with m.mu held; the starts run apart.
+func (m *Module) startMappers(owner map[string]string, want map[string]wantedDevice) {
+	starter, ok := m.mappers.(MapperStarter)
+	if !ok {
+		return
+	}
+	for _, w := range want {
+		p := w.mapping.Protocol
+		if p == "" || owner[p] != "" || m.started[p] {
+			continue
+		}
+		m.started[p] = true
+		ctx := m.ctx
+		m.workers.Go(func() {
+			started, err := starter.StartMapper(ctx, p)
+			switch {
+			case err != nil:
+				m.log.Warn("mapper for a device's protocol not started", "protocol", p, "error", err)
+			case started:
+				m.askRebind()
+			}
+		})
+	}
 }
 
 // ownsAny reports whether plugin serves any protocol of owner.

@@ -140,11 +140,17 @@ func (m *Module) Run(ctx context.Context, ready func()) error {
 	defer ep.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// A lane and its goroutine start with the first message it is given:
+	// an idle node or a quiet cloud uses a few of them, not all.
 	lanes := make([]chan abi.Message, m.cfg.Lanes)
 	var workers sync.WaitGroup
-	for i := range lanes {
-		lanes[i] = make(chan abi.Message, laneQueue)
-		workers.Go(func() { m.lane(ctx, lanes[i]) })
+	lane := func(i uint64) chan abi.Message {
+		if lanes[i] == nil {
+			in := make(chan abi.Message, laneQueue)
+			lanes[i] = in
+			workers.Go(func() { m.lane(ctx, in) })
+		}
+		return lanes[i]
 	}
 	ready()
 	m.log.Info("metamanager ready", "lanes", m.cfg.Lanes)
@@ -165,7 +171,7 @@ func (m *Module) Run(ctx context.Context, ready func()) error {
 		}
 		if !m.intercept(ctx, msg) {
 			select {
-			case lanes[maphash.String(m.seed, msg.Route.Resource)%uint64(len(lanes))] <- msg:
+			case lane(maphash.String(m.seed, msg.Route.Resource)%uint64(len(lanes))) <- msg:
 			case <-ctx.Done():
 				m.c.dropped.Add(1)
 			}

@@ -54,6 +54,8 @@ type Module struct {
 	log      hclog.Logger
 	trust    *plugins.Trust
 	builtins []builtin.Plugin
+	// dormant are the built-in mapper plugins not started yet; under mu.
+	dormant []dormantMapper
 
 	progress startProgress
 
@@ -144,10 +146,10 @@ func (m *Module) Run(ctx context.Context, ready func()) error {
 
 // startLoad is one plugin to load when the host starts, and the outcome.
 type startLoad struct {
-	h    *hosted
-	spec config.Plugin // config, dir and built-in plugins
-	code []byte        // built-in plugins: the embedded module
-	rec  *plugins.Record
+	h       *hosted
+	spec    config.Plugin   // config, dir and built-in plugins
+	builtin *builtin.Plugin // built-in plugins
+	rec     *plugins.Record
 
 	live *live
 	err  error
@@ -170,13 +172,23 @@ func (m *Module) startLoads(specs []discovered, records []plugins.Record) []*sta
 		h.record = &rec
 		loads = append(loads, &startLoad{h: h, rec: &rec})
 	}
+	var dormant []dormantMapper
 	for _, b := range m.builtins {
 		if taken[b.Name] {
 			m.log.Info("built-in plugin overridden", "plugin", b.Name)
 			continue
 		}
-		loads = append(loads, &startLoad{h: m.newHosted(b.Name, OriginBuiltin), spec: m.builtinSpec(b), code: b.Wasm})
+		if spec := m.builtinSpec(b); spec.Mapper != nil {
+			// A built-in mapper costs an instance's memory; it starts when
+			// a device needs one of its protocols (StartMapper).
+			dormant = append(dormant, dormantMapper{plugin: b, protocols: spec.Mapper.Protocols})
+			continue
+		}
+		loads = append(loads, &startLoad{h: m.newHosted(b.Name, OriginBuiltin), spec: m.builtinSpec(b), builtin: &b})
 	}
+	m.mu.Lock()
+	m.dormant = dormant
+	m.mu.Unlock()
 	return loads
 }
 
@@ -199,7 +211,7 @@ func (m *Module) loadAll(ctx context.Context, loads []*startLoad) {
 			start := time.Now()
 			switch {
 			case l.rec == nil:
-				l.live, l.err = m.loadSpec(ctx, l.h, l.spec, l.code)
+				l.live, l.err = m.loadSpec(ctx, l.h, l.spec, l.builtin)
 			case l.rec.Enabled:
 				// Installed plugins can be removed while they load.
 				lctx, done := m.startLoading(ctx, l.h.name)
@@ -300,16 +312,20 @@ func (m *Module) discover() ([]discovered, error) {
 }
 
 // loadSpec loads a plugin named in the config, found in the directory, or
-// built in (code, when not nil). These are the operator's own and the
+// built in (b, when not nil). These are the operator's own and the
 // project's: no signature or grant checks.
-func (m *Module) loadSpec(ctx context.Context, h *hosted, spec config.Plugin, code []byte) (*live, error) {
+func (m *Module) loadSpec(ctx context.Context, h *hosted, spec config.Plugin, b *builtin.Plugin) (*live, error) {
 	path := "the binary"
-	if code == nil {
+	var code []byte
+	var err error
+	if b != nil {
+		code, err = b.Module()
+	} else {
 		path = m.cfg.ModulePath(spec)
-		var err error
-		if code, err = os.ReadFile(path); err != nil {
-			return nil, fmt.Errorf("load plugin %q: %w", spec.Name, err)
-		}
+		code, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load plugin %q: %w", spec.Name, err)
 	}
 	start := time.Now()
 	mod, err := m.runtime.Compile(ctx, code)

@@ -137,3 +137,64 @@ func (m *Module) NotReady() []string {
 	}
 	return out
 }
+
+// dormantMapper is a built-in mapper plugin that has not been started.
+type dormantMapper struct {
+	plugin    builtin.Plugin
+	protocols []string
+}
+
+// StartMapper starts the built-in mapper plugin that declares protocol, if
+// one has not started yet: built-in mappers start when a device needs
+// them, not with the host, so a node without such devices does not hold
+// their memory. It reports whether it started one; a mapper that fails to
+// load stays in the plugin list with its error, as at start.
+func (m *Module) StartMapper(ctx context.Context, protocol string) (bool, error) {
+	done, err := m.begin()
+	if err != nil {
+		return false, err
+	}
+	defer done()
+	m.mu.Lock()
+	i := slices.IndexFunc(m.dormant, func(d dormantMapper) bool { return slices.Contains(d.protocols, protocol) })
+	if i < 0 {
+		m.mu.Unlock()
+		return false, nil
+	}
+	b := m.dormant[i].plugin
+	m.dormant = slices.Delete(m.dormant, i, i+1)
+	taken := m.find(b.Name) != nil // installed meanwhile, overriding it
+	m.mu.Unlock()
+	if taken {
+		return false, nil
+	}
+	h := m.newHosted(b.Name, OriginBuiltin)
+	lctx, loaded := m.startLoading(ctx, b.Name)
+	l, err := m.loadSpec(lctx, h, m.builtinSpec(b), &b)
+	loaded()
+	m.add(h, l, err)
+	if err != nil {
+		return false, fmt.Errorf("start built-in mapper %q for protocol %q: %w", b.Name, protocol, err)
+	}
+	m.mu.Lock()
+	err = m.reroute()
+	m.mu.Unlock()
+	if err != nil {
+		return true, fmt.Errorf("start built-in mapper %q: %w", b.Name, err)
+	}
+	m.log.Info("built-in mapper started for a device", "plugin", b.Name, "protocol", protocol)
+	return true, nil
+}
+
+// DormantProtocols returns the protocols of the built-in mappers not
+// started yet: DMI refuses them to native mappers as it refuses those of
+// the mappers in service.
+func (m *Module) DormantProtocols() []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var out []string
+	for _, d := range m.dormant {
+		out = append(out, d.protocols...)
+	}
+	return out
+}

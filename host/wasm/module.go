@@ -153,6 +153,16 @@ func (m *Module) Close(ctx context.Context) error {
 		delete(m.rt.modules, m.digest)
 	}
 	m.rt.mu.Unlock()
+	return m.dropCompiled(ctx)
+}
+
+// dropCompiled closes the module's compilation in the shared runtime,
+// keeping what Load needs (the instrumented bytes and what was read from
+// them). wazero's engine keeps the decoded module of whichever runtime
+// compiled it first for as long as any runtime uses the code; dropped
+// before a plugin's runtime compiles, the plugin's own decoded copy is the
+// only one kept.
+func (m *Module) dropCompiled(ctx context.Context) error {
 	m.closeOnce.Do(func() {
 		if err := m.compiled.Close(ctx); err != nil {
 			m.closeErr = fmt.Errorf("close module %s: %w", shortDigest(m.digest), err)

@@ -139,6 +139,15 @@ func (r *Runtime) Load(ctx context.Context, m *Module, cfg PluginConfig) (*Plugi
 		health:      health{policy: cfg.Quarantine.withDefaults()},
 		tickHealth:  health{policy: cfg.Quarantine.withDefaults()},
 	}
+	if r.cacheDir != "" {
+		// The plugin's runtime reads the machine code back from the disk
+		// cache, and the module is decoded once instead of twice (a Go
+		// plugin's data and code sections are several MB). Without a disk
+		// cache this would compile it again, so the memory is spent there.
+		if err := m.dropCompiled(ctx); err != nil {
+			return nil, fmt.Errorf("plugin %q: %w", cfg.Name, err)
+		}
+	}
 	p.ioCtx, p.ioCancel = context.WithCancel(context.Background())
 	p.rt = wazero.NewRuntimeWithConfig(ctx, r.runtimeConfig().WithMemoryLimitPages(limits.MemoryPages))
 	// The plugin keeps nothing of m: its bytes and decoded form are
