@@ -171,7 +171,7 @@ func (m *Module) Run(ctx context.Context, ready func()) error {
 		}
 		if !m.intercept(ctx, msg) {
 			select {
-			case lane(maphash.String(m.seed, msg.Route.Resource)%uint64(len(lanes))) <- msg:
+			case lane(maphash.String(m.seed, msg.Route.Resource) % uint64(len(lanes))) <- msg:
 			case <-ctx.Done():
 				m.c.dropped.Add(1)
 			}
