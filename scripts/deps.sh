@@ -3,13 +3,16 @@
 # - mosquitto and its clients: the real external MQTT broker the eventbus
 #   tests run against;
 # - clang, lld, wasi-libc and the wasm32 compiler runtime: the C plugins the
-#   runtime tests build (including the example printed in abi/SPEC.md).
+#   runtime tests build (including the example printed in abi/SPEC.md) and
+#   the C SDK's examples;
+# - Debian's rustc (1.63; /usr/bin/rustc, which a rustup rustc on PATH may
+#   shadow) and its wasm32-wasi std: the Rust SDK's examples.
 # Idempotent: when every package is installed it does nothing, and it runs
 # `apt-get update` at most once, only if something is missing. Needs root
 # (or sudo) only when it has to install.
 set -euo pipefail
 
-packages=(mosquitto mosquitto-clients clang lld wasi-libc libclang-rt-14-dev-wasm32)
+packages=(mosquitto mosquitto-clients clang lld wasi-libc libclang-rt-14-dev-wasm32 rustc libstd-rust-dev-wasm32)
 
 missing=()
 for pkg in "${packages[@]}"; do
