@@ -41,18 +41,19 @@ assemblyscript)
 	# from its package-lock.json once (npm ci, under a lock so parallel
 	# builds do not race).
 	sdk="$root/sdk/assemblyscript"
+	mkdir -p "$root/build"
 	if [ ! -x "$sdk/node_modules/.bin/asc" ]; then
 		(
 			flock 9
 			if [ ! -x "$sdk/node_modules/.bin/asc" ]; then
 				(cd "$sdk" && npm ci --no-audit --no-fund --loglevel=error >&2)
 			fi
-		) 9>"$sdk/.npm-ci.lock"
+		) 9>"$root/build/.npm-ci.lock"
 	fi
 	# --use abort=: the host provides no env.abort; the SDK's abort logs
 	# through the log import and traps.
 	"$sdk/node_modules/.bin/asc" "$dir/index.ts" -O3 --runtime incremental --exportStart _initialize \
-		--use abort=~lib/@edgehost/sdk/abort/abort --noAssert -o "$out"
+		--use abort=sdk/assemblyscript/assembly/abort/abort -o "$out"
 	;;
 *)
 	echo "$0: unknown language $lang" >&2

@@ -18,7 +18,7 @@ const (
 )
 
 // Languages lists every language with an SDK, Go first.
-var Languages = []string{Go, C, Rust}
+var Languages = []string{Go, C, Rust, AssemblyScript}
 
 // Examples are the plugins every SDK has, each doing exactly what the Go
 // one in examples/<name> does.
