@@ -30,7 +30,7 @@ rust)
 	rustc=${RUSTC:-/usr/bin/rustc}
 	tmp=$(mktemp -d)
 	trap 'rm -rf "$tmp"' EXIT
-	flags=(--edition 2021 --target wasm32-wasi -C opt-level=s -C panic=abort)
+	flags=(--edition 2021 --target wasm32-wasi -C opt-level=3 -C panic=abort -C target-feature=+bulk-memory)
 	"$rustc" "${flags[@]}" --crate-type rlib --crate-name edgehost --out-dir "$tmp" "$root/sdk/rust/src/lib.rs"
 	"$rustc" "${flags[@]}" --crate-type cdylib --crate-name "$(basename "$dir" | tr - _)" \
 		-C strip=symbols -C link-arg=-zstack-size=65536 \

@@ -39,7 +39,18 @@ func message256() *abi.Message {
 	return m
 }
 
-func BenchmarkPluginRoundTrip256(b *testing.B) { benchRoundTrip(b, benchEcho(b)) }
+// BenchmarkPluginRoundTrip256 is the 256-byte echo round trip through the
+// echo example of each SDK: Go (examples/echo), C, Rust and AssemblyScript
+// (examples/<lang>/echo). A language whose toolchain is missing is skipped
+// (failed under CI). Each reports its module's size and initial memory.
+func BenchmarkPluginRoundTrip256(b *testing.B) {
+	b.Run("Go", func(b *testing.B) { benchRoundTrip(b, benchEcho(b)) })
+	for _, lang := range []struct{ name, id string }{
+		{"C", plugintest.C}, {"Rust", plugintest.Rust}, {"AssemblyScript", plugintest.AssemblyScript},
+	} {
+		b.Run(lang.name, func(b *testing.B) { benchRoundTrip(b, plugintest.MustReadExample(b, lang.id, "echo")) })
+	}
+}
 
 // BenchmarkPluginRoundTrip256Raw is BenchmarkPluginRoundTrip256 against the
 // raw echo of testdata whatever examples/echo is: it separates the host's
@@ -54,7 +65,7 @@ func benchRoundTrip(b *testing.B, wasm []byte) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Logf("initial memory: %d pages", m.InitialMemoryPages())
+	b.Logf("module: %d bytes, initial memory: %d pages", len(wasm), m.InitialMemoryPages())
 	p, err := testRuntime.Load(ctx, m, PluginConfig{Name: "echo"})
 	if err != nil {
 		b.Fatal(err)
@@ -68,6 +79,9 @@ func benchRoundTrip(b *testing.B, wasm []byte) {
 			b.Fatalf("ok=%v err=%v", ok, err)
 		}
 	}
+	// After the loop: b.Loop's start drops metrics reported before it.
+	b.ReportMetric(float64(len(wasm)), "module-bytes")
+	b.ReportMetric(float64(m.InitialMemoryPages()), "pages")
 }
 
 // nativeEcho is the echo plugin as a Go function over envelopes: decode the

@@ -126,6 +126,15 @@ export function utf8Valid(p: usize, n: i32): bool {
   return true;
 }
 
+/** ascii reports whether the n bytes at p are all ASCII. */
+@inline function ascii(p: usize, n: i32): bool {
+  let acc: u64 = 0;
+  let i = 0;
+  for (; i + 8 <= n; i += 8) acc |= load<u64>(p + i);
+  for (; i < n; i++) acc |= load<u8>(p + i);
+  return (acc & 0x8080808080808080) == 0;
+}
+
 /** utf8 is s encoded as UTF-8. */
 export function utf8(s: string): ArrayBuffer { return String.UTF8.encode(s); }
 
@@ -186,15 +195,20 @@ export function decode(p: usize, n: i32, m: Request): i32 {
   let total: u64 = <u64>HEADER_LEN + clen;
   for (let i = 0; i < 7; i++) total += load<u16>(p + 10 + 2 * i);
   if (total != <u64>n) return -Code.MALFORMED;
+  const ptrs = m.ptrs, lens = m.lens;
   let q = p + HEADER_LEN;
   for (let i = 0; i < 7; i++) {
     const l = <i32>load<u16>(p + 10 + 2 * i);
-    unchecked(m.ptrs[i] = q);
-    unchecked(m.lens[i] = l);
+    unchecked(ptrs[i] = q);
+    unchecked(lens[i] = l);
     q += l;
   }
-  // Each string on its own (a sequence may not span two fields).
-  for (let i = 0; i < 7; i++) if (!utf8Valid(unchecked(m.ptrs[i]), unchecked(m.lens[i]))) return -Code.MALFORMED;
+  // Each string must be UTF-8 on its own (a sequence may not span two
+  // fields); when they are all ASCII, as nearly all are, one pass over
+  // them says so.
+  if (!ascii(p + HEADER_LEN, <i32>(q - p) - HEADER_LEN)) {
+    for (let i = 0; i < 7; i++) if (!utf8Valid(unchecked(ptrs[i]), unchecked(lens[i]))) return -Code.MALFORMED;
+  }
   unchecked(m.ptrs[7] = q);
   unchecked(m.lens[7] = <i32>clen);
   m.sync = (load<u8>(p + 1) & 1) != 0;
@@ -552,6 +566,7 @@ const keep: ArrayBuffer[] = [];
 /** finish writes the reply's head in front of its content and returns the
  * envelope's location for edgehost_handle. */
 function finish(m: Request, w: Reply): i64 {
+  if (w.set == 0) return finishDefault(m, w);
   const ptrs = fieldPtrs, lens = fieldLens;
   // No id (the host gives one); parent_id is the request's id.
   ptrs[0] = 0; lens[0] = 0;
@@ -595,4 +610,30 @@ function finish(m: Request, w: Reply): i64 {
   }
   store<u32>(b + 24, w.len);
   return (<i64>(head + w.len) << 32) | <i64>(<u32>b);
+}
+
+/** finishDefault is finish for a reply with the request's route and
+ * resource version, the usual case: the head is the request's, less its id
+ * (which becomes the parent_id), with operation "response". */
+function finishDefault(m: Request, w: Reply): i64 {
+  const b = w.buf.ptr;
+  const id = m.len(Field.ID), meta = m.len(Field.RESOURCE_VERSION) + m.len(Field.SOURCE) + m.len(Field.GROUP);
+  const resource = m.len(Field.RESOURCE);
+  store<u16>(b, 1); // format 1, flags 0
+  store<i64>(b + 2, w.timestamp);
+  store<u16>(b + 10, 0);
+  store<u16>(b + 12, <u16>id);
+  memory.copy(b + 14, exchange.ptr + 14, 6); // resource_version, source, group
+  store<u16>(b + 20, 8);
+  store<u16>(b + 22, <u16>resource);
+  store<u32>(b + 24, w.len);
+  let q = b + HEADER_LEN;
+  memory.copy(q, m.ptr(Field.ID), id); // as parent_id
+  q += id;
+  memory.copy(q, m.ptr(Field.RESOURCE_VERSION), meta); // back to back in both
+  q += meta;
+  memory.copy(q, changetype<usize>(responseOp), 8);
+  q += 8;
+  memory.copy(q, m.ptr(Field.RESOURCE), resource);
+  return (<i64>(w.head + w.len) << 32) | <i64>(<u32>b);
 }
