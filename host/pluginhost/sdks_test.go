@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -250,4 +251,116 @@ func TestSDKMQTTEcho(t *testing.T) {
 			}
 		}
 	})
+}
+
+// sdkcheckManifest grants the sdkcheck test plugin what it uses.
+const sdkcheckManifest = `{"name":"sdkcheck","version":"1.0.0","kind":"handler","abi":"1","tick":"50ms",
+	"config":{"answer":42},"capabilities":{"send":[{"group":"svc"},{"group":"sink"}],"kv":{}},"limits":{"instances":1}}`
+
+// TestSDKSurface runs testdata/sdkcheck in each non-Go SDK: request (a
+// reply larger than the SDKs' first buffer, so fetched with
+// request_reply), send, every KV import, config, now, log, a failure code,
+// a trap (AssemblyScript's through the SDK's abort, which logs), and ticks.
+func TestSDKSurface(t *testing.T) {
+	for _, lang := range plugintest.Languages[1:] {
+		t.Run(lang, func(t *testing.T) {
+			dir := t.TempDir()
+			h := startHost(t, dir, testPluginsConfig(dir))
+			sink, err := h.bus.Register("sink", "sink")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sink.Close()
+			svc, err := h.bus.Register("svc", "svc")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer svc.Close()
+			// svc answers a query with as many bytes as its content says.
+			go func() {
+				for {
+					m, err := svc.Receive(context.Background())
+					if err != nil {
+						return
+					}
+					n, _ := strconv.Atoi(string(m.Content))
+					_ = h.bus.Respond(abi.Message{Header: abi.Header{ParentID: m.Header.ID},
+						Route: abi.Route{Group: "svc", Operation: abi.OpResponse, Resource: m.Route.Resource}, Content: bytes.Repeat([]byte("r"), n)})
+				}
+			}()
+			file, err := plugins.Pack(plugintest.MustReadLang(t, lang, "host/pluginhost/testdata/sdkcheck/"+lang), []byte(sdkcheckManifest))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := h.m.Install(context.Background(), file, SourceLocal); err != nil {
+				t.Fatal(err)
+			}
+			call := func(op, content string) abi.Message {
+				return request(t, h.bus, "sdkcheck", abi.Message{Route: abi.Route{Group: "user", Operation: op, Resource: "sdk"}, Content: []byte(content)})
+			}
+			before := time.Now().UnixNano()
+			for op, want := range map[string]string{
+				"request": "response 100000",
+				"send":    "ok",
+				"config":  `{"answer":42}`,
+				"log":     "ok",
+			} {
+				content := map[string]string{"request": "100000", "send": "sent by " + lang, "log": "logged by " + lang}[op]
+				if r := call(op, content); string(r.Content) != want || r.Route.Operation != abi.OpResponse {
+					t.Errorf("%s: reply %s %q, want %q", op, r.Route.Operation, r.Content, want)
+				}
+			}
+			if r := call("request", "7"); string(r.Content) != "response 7" {
+				t.Errorf("small request: reply %q", r.Content)
+			}
+			// Each call deletes its key at the end, after listing the keys.
+			for content, want := range map[string]string{"a=1": "1|a|absent", "b/ü=vé": "vé|b/ü|absent", "c=": "|c|absent"} {
+				if r := call("kv", content); string(r.Content) != want {
+					t.Errorf("kv %s: reply %q, want %q", content, r.Content, want)
+				}
+			}
+			if r := call("now", ""); r.Route.Operation != abi.OpResponse {
+				t.Errorf("now: %s %q", r.Route.Operation, r.Content)
+			} else if ns, err := strconv.ParseInt(string(r.Content), 10, 64); err != nil || ns < before || ns > time.Now().UnixNano() {
+				t.Errorf("now = %q (%v), want a time since the test started", r.Content, err)
+			}
+			if r := call("fail", ""); r.Route.Operation != abi.OpError || !strings.Contains(string(r.Content), "no handler") {
+				t.Errorf("fail: reply %s %q, want an error naming code no handler", r.Route.Operation, r.Content)
+			}
+			if r := call("trap", ""); r.Route.Operation != abi.OpError || !strings.Contains(string(r.Content), "fault") {
+				t.Errorf("trap: reply %s %q, want a fault", r.Route.Operation, r.Content)
+			}
+			if r := call("send", "after the trap"); string(r.Content) != "ok" {
+				t.Errorf("after a trap: reply %q", r.Content)
+			}
+			got := map[string]bool{}
+			for len(got) < 3 {
+				m, ok := receiveWithin(sink, 5*time.Second)
+				if !ok {
+					t.Fatalf("sink got %v; want sent by %s, after the trap and a tick", got, lang)
+				}
+				got[m.Route.Resource+" "+string(m.Content)] = true
+			}
+			for _, want := range []string{"sdk/s sent by " + lang, "sdk/s after the trap", "sdk/tick tick"} {
+				if !got[want] {
+					t.Errorf("sink got %v, not %q", got, want)
+				}
+			}
+			lines, err := h.m.Logs("sdkcheck", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var logged, aborted bool
+			for _, l := range lines {
+				logged = logged || strings.HasPrefix(l.Message, "logged by "+lang+" ")
+				aborted = aborted || strings.Contains(l.Message, "abort: sdkcheck: trap at ")
+			}
+			if !logged || (lang == plugintest.AssemblyScript && !aborted) {
+				t.Errorf("log has the line logged: %v, the abort: %v; log: %+v", logged, aborted, lines)
+			}
+			if info, _ := h.m.Info("sdkcheck"); info.Faults != 1 {
+				t.Errorf("faults = %d, want 1 (the trap)", info.Faults)
+			}
+		})
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -69,12 +70,17 @@ func needPath(tb testing.TB, path, pkg string) {
 	tb.Skipf("%s is not installed (no %s); run scripts/deps.sh (make test does)", pkg, path)
 }
 
-// BuildExample builds the example name written in lang and returns the
-// path of its .wasm file under build/test-plugins/. Go plugins build as
-// Build does; the others with scripts/build-plugin.sh, as make plugins
-// builds them. Each is built once per process.
+// BuildExample builds the example name written in lang (see BuildLang).
 func BuildExample(lang, name string) (string, error) {
-	dir := ExampleDir(lang, name)
+	return BuildLang(lang, ExampleDir(lang, name))
+}
+
+// BuildLang builds the plugin in dir (relative to the repository root),
+// written in lang, and returns the path of its .wasm file under
+// build/test-plugins/. Go plugins build as Build does; the others with
+// scripts/build-plugin.sh, as make plugins builds them. Each is built once
+// per process.
+func BuildLang(lang, dir string) (string, error) {
 	if lang == Go {
 		return Build(dir)
 	}
@@ -91,10 +97,11 @@ func BuildExample(lang, name string) (string, error) {
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return "", fmt.Errorf("build %s plugin %s: %w", lang, dir, err)
 	}
-	out := filepath.Join(outDir, lang+"_"+name+".wasm")
+	name := strings.ReplaceAll(filepath.ToSlash(filepath.Clean(dir)), "/", "_")
+	out := filepath.Join(outDir, name+".wasm")
 	// A temporary name and a rename, so concurrent test binaries never
 	// read a half-written module.
-	tmp, err := os.CreateTemp(outDir, lang+"_"+name+".*.tmp")
+	tmp, err := os.CreateTemp(outDir, name+".*.tmp")
 	if err != nil {
 		return "", fmt.Errorf("build %s plugin %s: %w", lang, dir, err)
 	}
@@ -112,12 +119,18 @@ func BuildExample(lang, name string) (string, error) {
 	return out, nil
 }
 
-// MustReadExample is BuildExample, returning the module's bytes, and
-// skipping or failing (NeedLanguage) when lang's toolchain is missing.
+// MustReadExample is MustReadLang for the example name written in lang.
 func MustReadExample(tb testing.TB, lang, name string) []byte {
 	tb.Helper()
+	return MustReadLang(tb, lang, ExampleDir(lang, name))
+}
+
+// MustReadLang is BuildLang, returning the module's bytes, and skipping or
+// failing (NeedLanguage) when lang's toolchain is missing.
+func MustReadLang(tb testing.TB, lang, dir string) []byte {
+	tb.Helper()
 	NeedLanguage(tb, lang)
-	p, err := BuildExample(lang, name)
+	p, err := BuildLang(lang, dir)
 	if err != nil {
 		tb.Fatalf("%v", err)
 	}
