@@ -88,6 +88,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParsePackage -fuzztime 30s ./host/plugins/
 	$(GO) test -run '^$$' -fuzz FuzzMessageJSON -fuzztime 30s ./host/api/
 	$(GO) test -run '^$$' -fuzz FuzzModule -fuzztime 30s ./host/wasm/internal/instrument/
+	$(GO) test -run '^$$' -fuzz FuzzSDKEchoDecode -fuzztime 30s ./host/wasm/
 	$(GO) test -run '^$$' -fuzz FuzzCodec -fuzztime 30s ./plugins/devicetwin/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 30s ./host/meta/
 	$(GO) test -run '^$$' -fuzz FuzzParseResource -fuzztime 30s ./host/meta/

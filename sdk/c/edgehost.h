@@ -138,6 +138,18 @@ static inline int eh_utf8_valid(const uint8_t *p, size_t n) {
   return 1;
 }
 
+/* eh__ascii reports whether the n bytes at p are all ASCII. */
+static inline int eh__ascii(const uint8_t *p, size_t n) {
+  uint64_t acc = 0, w;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    memcpy(&w, p + i, 8);
+    acc |= w;
+  }
+  for (; i < n; i++) acc |= p[i];
+  return (acc & 0x8080808080808080ull) == 0;
+}
+
 /* eh_decode decodes the envelope b (n bytes) into m, whose strings and
  * content then point into b. Returns 0, or -EH_MALFORMED for an envelope
  * SPEC §2 calls malformed (short, trailing bytes, unknown format, a
@@ -157,7 +169,12 @@ static inline int32_t eh_decode(const uint8_t *b, size_t n, eh_message *m) {
     f[i]->len = l;
     p += l;
   }
-  if (!eh_utf8_valid(b + EH_HEADER_LEN, (size_t)(p - (const char *)b) - EH_HEADER_LEN)) return -EH_MALFORMED;
+  /* Each string must be UTF-8 on its own (a sequence may not span two
+   * fields); when they are all ASCII, as nearly all are, one pass says so. */
+  size_t strings = (size_t)(p - (const char *)b) - EH_HEADER_LEN;
+  if (!eh__ascii(b + EH_HEADER_LEN, strings))
+    for (int i = 0; i < 7; i++)
+      if (!eh_utf8_valid((const uint8_t *)f[i]->ptr, f[i]->len)) return -EH_MALFORMED;
   m->sync = b[1] & 1;
   int64_t ts;
   memcpy(&ts, b + 2, 8); /* wasm is little-endian */
