@@ -180,6 +180,19 @@ func TestSDKKVCounter(t *testing.T) {
 		if _, found, _ := kv.Get("device/nobody"); found {
 			t.Error("a query stored a device")
 		}
+		lines, err := h.m.Logs("kvcounter", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var news []string
+		for _, l := range lines {
+			if strings.HasPrefix(l.Message, "new device ") {
+				news = append(news, strings.TrimSuffix(l.Message, " source=guest"))
+			}
+		}
+		if want := []string{"new device device=d1", "new device device=d0", "new device device=d2"}; !slices.Equal(news, want) {
+			t.Errorf("logged %q, want %q", news, want)
+		}
 
 		// Fresh instances after a restart read the same statistics.
 		h.stop()
@@ -250,6 +263,16 @@ func TestSDKMQTTEcho(t *testing.T) {
 				t.Fatalf("info = %+v", info)
 			}
 		}
+		// A config whose topic is not a string refuses init.
+		dir := t.TempDir()
+		var addr string
+		h := startHostWith(t, dir, testPluginsConfig(dir), startEventBus(t, "embedded", &addr))
+		bad := mqttEchoManifestWith(`{"in":5}`, "a")
+		_, err := h.m.Install(context.Background(), packExample(t, lang, "mqtt-echo", bad), SourceLocal)
+		if err == nil {
+			t.Fatal(`a config with "in": 5 was accepted`)
+		}
+		t.Logf("install with a bad config: %v", err)
 	})
 }
 
