@@ -10,6 +10,9 @@ RUNDIR    := .run
 # make run from the plugin dir).
 FIRSTPARTY := $(patsubst %/,%,$(dir $(wildcard plugins/*/main.go)))
 EXAMPLES   := $(patsubst %/,%,$(dir $(wildcard examples/*/main.go)))
+# The examples written against the C, Rust and AssemblyScript SDKs
+# (examples/<lang>/<name>/), built by scripts/build-plugin.sh.
+SDK_EXAMPLES := $(patsubst %/,%,$(wildcard examples/c/*/ examples/rust/*/ examples/assemblyscript/*/))
 # Where the binary's go:embed finds the first-party plugins (host/builtin).
 BUILTINDIR := host/builtin/wasm
 
@@ -31,12 +34,19 @@ builtin:
 		if [ -f $$p/manifest.json ]; then cp $$p/manifest.json $(BUILTINDIR)/$$(basename $$p).json; fi; \
 	done
 
-# Every plugin, first-party and example, as build/plugins/<dir>.wasm.
-plugins:
+# Every plugin, first-party and example, as build/plugins/<dir>.wasm; the
+# other SDKs' examples as build/plugins/<lang>/<dir>.wasm (a subdirectory:
+# make run and make bench load only the Go ones).
+plugins: deps
 	@mkdir -p $(PLUGINDIR)
 	@for p in $(FIRSTPARTY) $(EXAMPLES); do \
 		echo "plugin $$p"; \
 		$(call wasm-plugin,$$p,$(PLUGINDIR)/$$(basename $$p).wasm) || exit 1; \
+	done
+	@for p in $(SDK_EXAMPLES); do \
+		lang=$$(basename $$(dirname $$p)); \
+		echo "plugin $$p"; \
+		scripts/build-plugin.sh $$lang $$p $(PLUGINDIR)/$$lang/$$(basename $$p).wasm || exit 1; \
 	done
 
 # Run the daemon on embedded defaults: no cloud, data under .run/, the
@@ -68,7 +78,8 @@ vet:
 bench: build plugins
 	@scripts/bench.sh
 
-# Installs what the tests need (mosquitto); does nothing when present.
+# Installs what the tests and plugins need (mosquitto, clang, rustc, the
+# AssemblyScript compiler: scripts/deps.sh); does nothing when present.
 deps:
 	@scripts/deps.sh
 
@@ -79,6 +90,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParsePackage -fuzztime 30s ./host/plugins/
 	$(GO) test -run '^$$' -fuzz FuzzMessageJSON -fuzztime 30s ./host/api/
 	$(GO) test -run '^$$' -fuzz FuzzModule -fuzztime 30s ./host/wasm/internal/instrument/
+	$(GO) test -run '^$$' -fuzz FuzzSDKEchoDecode -fuzztime 30s ./host/wasm/
 	$(GO) test -run '^$$' -fuzz FuzzCodec -fuzztime 30s ./plugins/devicetwin/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 30s ./host/meta/
 	$(GO) test -run '^$$' -fuzz FuzzParseResource -fuzztime 30s ./host/meta/

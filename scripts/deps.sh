@@ -3,13 +3,35 @@
 # - mosquitto and its clients: the real external MQTT broker the eventbus
 #   tests run against;
 # - clang, lld, wasi-libc and the wasm32 compiler runtime: the C plugins the
-#   runtime tests build (including the example printed in abi/SPEC.md).
+#   runtime tests build (including the example printed in abi/SPEC.md) and
+#   the C SDK's examples;
+# - Debian's rustc (1.63; /usr/bin/rustc, which a rustup rustc on PATH may
+#   shadow) and its wasm32-wasi std: the Rust SDK's examples;
+# - Node.js and npm, when the machine has none (Debian's), and the
+#   AssemblyScript compiler pinned by sdk/assemblyscript/package-lock.json
+#   (npm ci into sdk/assemblyscript/node_modules, ignored by git): the
+#   AssemblyScript SDK's examples.
 # Idempotent: when every package is installed it does nothing, and it runs
 # `apt-get update` at most once, only if something is missing. Needs root
 # (or sudo) only when it has to install.
 set -euo pipefail
 
-packages=(mosquitto mosquitto-clients clang lld wasi-libc libclang-rt-14-dev-wasm32)
+packages=(mosquitto mosquitto-clients clang lld wasi-libc libclang-rt-14-dev-wasm32 rustc libstd-rust-dev-wasm32)
+
+# Node.js may come from elsewhere than Debian (as on the project's
+# machines); only a machine without node and npm gets Debian's.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+	packages+=(nodejs npm)
+fi
+
+# npm ci, once: after the Debian packages, which may bring npm.
+root=$(cd "$(dirname "$0")/.." && pwd)
+as_compiler() {
+	if [ ! -x "$root/sdk/assemblyscript/node_modules/.bin/asc" ]; then
+		echo "deps.sh: npm ci in sdk/assemblyscript" >&2
+		(cd "$root/sdk/assemblyscript" && npm ci --no-audit --no-fund --loglevel=error >&2)
+	fi
+}
 
 missing=()
 for pkg in "${packages[@]}"; do
@@ -18,6 +40,7 @@ for pkg in "${packages[@]}"; do
 	fi
 done
 if [ ${#missing[@]} -eq 0 ]; then
+	as_compiler
 	exit 0
 fi
 
@@ -33,3 +56,4 @@ echo "deps.sh: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+as_compiler

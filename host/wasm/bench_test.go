@@ -39,7 +39,18 @@ func message256() *abi.Message {
 	return m
 }
 
-func BenchmarkPluginRoundTrip256(b *testing.B) { benchRoundTrip(b, benchEcho(b)) }
+// BenchmarkPluginRoundTrip256 is the 256-byte echo round trip through the
+// echo example of each SDK: Go (examples/echo), C, Rust and AssemblyScript
+// (examples/<lang>/echo). A language whose toolchain is missing is skipped
+// (failed under CI). Each reports its module's size and initial memory.
+func BenchmarkPluginRoundTrip256(b *testing.B) {
+	b.Run("Go", func(b *testing.B) { benchRoundTrip(b, benchEcho(b)) })
+	for _, lang := range []struct{ name, id string }{
+		{"C", plugintest.C}, {"Rust", plugintest.Rust}, {"AssemblyScript", plugintest.AssemblyScript},
+	} {
+		b.Run(lang.name, func(b *testing.B) { benchRoundTrip(b, plugintest.MustReadExample(b, lang.id, "echo")) })
+	}
+}
 
 // BenchmarkPluginRoundTrip256Raw is BenchmarkPluginRoundTrip256 against the
 // raw echo of testdata whatever examples/echo is: it separates the host's
@@ -54,7 +65,7 @@ func benchRoundTrip(b *testing.B, wasm []byte) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Logf("initial memory: %d pages", m.InitialMemoryPages())
+	b.Logf("module: %d bytes, initial memory: %d pages", len(wasm), m.InitialMemoryPages())
 	p, err := testRuntime.Load(ctx, m, PluginConfig{Name: "echo"})
 	if err != nil {
 		b.Fatal(err)
@@ -68,6 +79,9 @@ func benchRoundTrip(b *testing.B, wasm []byte) {
 			b.Fatalf("ok=%v err=%v", ok, err)
 		}
 	}
+	// After the loop: b.Loop's start drops metrics reported before it.
+	b.ReportMetric(float64(len(wasm)), "module-bytes")
+	b.ReportMetric(float64(m.InitialMemoryPages()), "pages")
 }
 
 // nativeEcho is the echo plugin as a Go function over envelopes: decode the
@@ -191,6 +205,64 @@ func BenchmarkCallWithStack(b *testing.B) {
 				if err := fn.CallWithStack(ctx, stack); err != nil {
 					b.Fatal(err)
 				}
+			}
+		})
+	}
+}
+
+// BenchmarkSDKGuestEcho256 calls each SDK's echo example's edgehost_handle
+// on a 256-byte message straight through wazero: no edgehost host around
+// it (no instrumentation, no envelope work on the host side), only a stub
+// log import. It is the guest's share of BenchmarkPluginRoundTrip256, which
+// the host's share hides.
+func BenchmarkSDKGuestEcho256(b *testing.B) {
+	ctx := context.Background()
+	for _, lang := range []struct{ name, id string }{
+		{"Go", plugintest.Go}, {"C", plugintest.C}, {"Rust", plugintest.Rust}, {"AssemblyScript", plugintest.AssemblyScript},
+	} {
+		b.Run(lang.name, func(b *testing.B) {
+			wasm := plugintest.MustReadExample(b, lang.id, "echo")
+			rt := wazero.NewRuntime(ctx)
+			defer rt.Close(ctx)
+			wasi_snapshot_preview1.MustInstantiate(ctx, rt)
+			if _, err := rt.NewHostModuleBuilder(abi.ImportModule).NewFunctionBuilder().
+				WithFunc(func(int32, int32, int32) {}).Export(abi.ImportLog).Instantiate(ctx); err != nil {
+				b.Fatal(err)
+			}
+			mod, err := rt.InstantiateWithConfig(ctx, wasm, wazero.NewModuleConfig().WithStartFunctions())
+			if err != nil {
+				b.Fatal(err)
+			}
+			if f := mod.ExportedFunction("_initialize"); f != nil {
+				if _, err := f.Call(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			env, err := abi.Append(nil, message256())
+			if err != nil {
+				b.Fatal(err)
+			}
+			r, err := mod.ExportedFunction(abi.ExportBuffer).Call(ctx, uint64(len(env)))
+			if err != nil || r[0] == 0 {
+				b.Fatalf("edgehost_buffer: %v", err)
+			}
+			if _, err := mod.ExportedFunction(abi.ExportInit).Call(ctx, 0); err != nil {
+				b.Fatal(err)
+			}
+			if !mod.Memory().Write(uint32(r[0]), env) {
+				b.Fatal("exchange buffer outside memory")
+			}
+			handle := mod.ExportedFunction(abi.ExportHandle)
+			stack := make([]uint64, 1)
+			for b.Loop() {
+				stack[0] = uint64(len(env))
+				if err := handle.CallWithStack(ctx, stack); err != nil {
+					b.Fatal(err)
+				}
+			}
+			// The reply: the request with operation response for echo.
+			if n, want := int64(stack[0])>>32, int64(len(env)-len("echo")+len(abi.OpResponse)); n != want {
+				b.Fatalf("reply of %d bytes, want %d", n, want)
 			}
 		})
 	}

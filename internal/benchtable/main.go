@@ -31,7 +31,10 @@ type ratio struct {
 }
 
 var ratios = []ratio{
-	{"plugin round trip / native round trip (256 B)", "PluginRoundTrip256", "NativeRoundTrip256", "≤ 4×"},
+	{"plugin round trip / native round trip (256 B)", "PluginRoundTrip256/Go", "NativeRoundTrip256", "≤ 4×"},
+	{"plugin round trip / native, C SDK echo", "PluginRoundTrip256/C", "NativeRoundTrip256", "—"},
+	{"plugin round trip / native, Rust SDK echo", "PluginRoundTrip256/Rust", "NativeRoundTrip256", "—"},
+	{"plugin round trip / native, AssemblyScript SDK echo", "PluginRoundTrip256/AssemblyScript", "NativeRoundTrip256", "—"},
 	{"interrupt overhead, Go guest: safepoints / plain", "InterruptOverhead/go/instrumented", "InterruptOverhead/go/plain", "≤ 1.3×"},
 	{"interrupt overhead, Go guest: close-on-done / plain", "InterruptOverhead/go/closeOnDone", "InterruptOverhead/go/plain", "—"},
 	{"interrupt overhead, C guest: safepoints / plain", "InterruptOverhead/c/instrumented", "InterruptOverhead/c/plain", "≤ 1.3×"},
