@@ -51,9 +51,11 @@ assemblyscript)
 		) 9>"$root/build/.npm-ci.lock"
 	fi
 	# --use abort=: the host provides no env.abort; the SDK's abort logs
-	# through the log import and traps.
+	# through the log import and traps. asc names the function by its
+	# file's path from the working directory.
+	abort="$(realpath --relative-to="$PWD" "$sdk")/assembly/abort/abort"
 	"$sdk/node_modules/.bin/asc" "$dir/index.ts" -O3 --runtime incremental --exportStart _initialize \
-		--use abort=sdk/assemblyscript/assembly/abort/abort -o "$out"
+		--use "abort=$abort" -o "$out"
 	;;
 *)
 	echo "$0: unknown language $lang" >&2

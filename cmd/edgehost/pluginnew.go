@@ -30,8 +30,12 @@ type scaffoldData struct {
 	// Name is the plugin's name.
 	Name string
 	// SDK is the edgehost source tree the project builds against, when
-	// given (--sdk): a replace directive for Go, an include path for C.
+	// given (--sdk): a replace directive for Go, the build script's tree
+	// for the others.
 	SDK string
+	// SDKFromDir is SDK relative to the project's directory, for the
+	// languages whose imports take no absolute paths (AssemblyScript).
+	SDKFromDir string
 }
 
 func scaffoldLangs() []string {
@@ -60,6 +64,9 @@ func newPluginNewCommand() *cobra.Command {
 			if dir == "" {
 				dir = name
 			}
+			if sdk == "" && lang != "go" {
+				return fmt.Errorf("plugin new: --lang %s needs --sdk DIR, an edgehost source tree: its SDK is not published as a package", lang)
+			}
 			if sdk != "" {
 				abs, err := filepath.Abs(sdk)
 				if err != nil {
@@ -67,7 +74,18 @@ func newPluginNewCommand() *cobra.Command {
 				}
 				sdk = abs
 			}
-			if err := writeScaffold(lang, dir, scaffoldData{Name: name, SDK: sdk}); err != nil {
+			data := scaffoldData{Name: name, SDK: sdk}
+			if sdk != "" {
+				abs, err := filepath.Abs(dir)
+				if err != nil {
+					return fmt.Errorf("plugin new: --dir: %w", err)
+				}
+				if data.SDKFromDir, err = filepath.Rel(abs, sdk); err != nil {
+					return fmt.Errorf("plugin new: --sdk: %w", err)
+				}
+				data.SDKFromDir = filepath.ToSlash(data.SDKFromDir)
+			}
+			if err := writeScaffold(lang, dir, data); err != nil {
 				return fmt.Errorf("plugin new: %w", err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "created %s (%s); see %s\n", dir, lang, filepath.Join(dir, "README.md"))

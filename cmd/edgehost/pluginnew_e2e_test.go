@@ -22,6 +22,9 @@ func TestPluginNewBuildsAndConforms(t *testing.T) {
 	}
 	for _, lang := range scaffoldLangs() {
 		t.Run(lang, func(t *testing.T) {
+			if lang != "go" {
+				plugintest.NeedLanguage(t, lang)
+			}
 			dir := filepath.Join(t.TempDir(), "hello-"+lang)
 			if out, code := edgehost(t, bin, "", "plugin", "new", "--lang", lang, "--sdk", root, "--dir", dir, "hello-"+lang); code != 0 {
 				t.Fatalf("plugin new: exit %d: %s", code, out)

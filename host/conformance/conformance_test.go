@@ -51,25 +51,35 @@ func result(rep *Report, name string) Check {
 	return Check{Name: name, Result: "missing"}
 }
 
+// TestExamplesConform: every SDK's three examples pass the checks.
 func TestExamplesConform(t *testing.T) {
 	cases := []struct {
-		dir, manifest string
-		route         abi.Route
+		name, manifest string
+		route          abi.Route
 	}{
-		{"examples/echo", manifest("echo", "1", "{}"), abi.Route{}},
-		{"examples/kvcounter", manifest("kvcounter", "1", `{"kv":{}}`), abi.Route{Source: "t", Group: "user", Operation: "incr", Resource: "kvcounter/n"}},
-		{"examples/mqtt-echo", manifest("mqtt-echo", "1.1", `{"mqtt":{"publish":["#"],"subscribe":["#"]}}`), abi.Route{}},
+		{"echo", manifest("echo", "1", "{}"), abi.Route{}},
+		{"kvcounter", manifest("kvcounter", "1", `{"kv":{}}`), abi.Route{Source: "t", Group: "user", Operation: "incr", Resource: "kvcounter/n"}},
+		{"mqtt-echo", manifest("mqtt-echo", "1.1", `{"mqtt":{"publish":["#"],"subscribe":["#"]}}`), abi.Route{}},
 	}
-	for _, c := range cases {
-		rep := check(t, pack(t, c.dir, c.manifest), Options{Message: c.route})
-		for _, ch := range rep.Checks {
-			if ch.Result == Fail {
-				t.Errorf("%s: %s failed: %s", c.dir, ch.Name, ch.Detail)
+	for _, lang := range plugintest.Languages {
+		t.Run(lang, func(t *testing.T) {
+			plugintest.NeedLanguage(t, lang)
+			for _, c := range cases {
+				file, err := plugins.Pack(plugintest.MustReadExample(t, lang, c.name), []byte(c.manifest))
+				if err != nil {
+					t.Fatal(err)
+				}
+				rep := check(t, file, Options{Message: c.route})
+				for _, ch := range rep.Checks {
+					if ch.Result == Fail {
+						t.Errorf("%s %s: %s failed: %s", lang, c.name, ch.Name, ch.Detail)
+					}
+				}
+				if !rep.Passed() || len(rep.Checks) < 12 {
+					t.Errorf("%s %s: report %+v", lang, c.name, rep)
+				}
 			}
-		}
-		if !rep.Passed() || len(rep.Checks) < 12 {
-			t.Errorf("%s: report %+v", c.dir, rep)
-		}
+		})
 	}
 }
 
