@@ -129,7 +129,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options, log hclog.Logger
 	}
 	if d.plugins != nil {
 		// After the twin, which takes what the mappers read.
-		d.devices = newDevices(cfg, b, d.plugins, d.events, log)
+		d.devices = newDevices(cfg, b, d.plugins, d.events, d.storedObjects, log)
 		modules = append(modules, d.devices)
 	}
 	if dev := cfg.Modules.Devices; dev.DMIEnable {

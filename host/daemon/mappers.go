@@ -16,13 +16,16 @@ import (
 )
 
 // newDevices is the devices module over the plugin host's mapper plugins
-// and the eventbus (nil: desired values are not written).
-func newDevices(cfg *config.Config, b *bus.Bus, plugins *pluginhost.Module, events *eventbus.Module, log hclog.Logger) *devices.Module {
+// and the eventbus (nil: desired values are not written), restoring the
+// cloud's devices from stored (nil: none).
+func newDevices(cfg *config.Config, b *bus.Bus, plugins *pluginhost.Module, events *eventbus.Module,
+	stored func(typ string) ([]devices.StoredObject, error), log hclog.Logger) *devices.Module {
 	var ev devices.EventBus
 	if events != nil {
 		ev = events
 	}
-	return devices.New(b, mapperSource(plugins), ev, devices.Config{DevicesDir: cfg.Modules.Devices.Dir, NodeName: nodeName(cfg)}, log)
+	return devices.New(b, mapperSource(plugins), ev, devices.Config{DevicesDir: cfg.Modules.Devices.Dir, NodeName: nodeName(cfg),
+		Stored: stored}, log)
 }
 
 // mapperSource lists the plugin host's mapper plugins and starts its
@@ -112,4 +115,21 @@ func (d *Daemon) collectDevices(ch chan<- prometheus.Metric) {
 	for _, k := range devices.KindNames {
 		emit(ch, devicesErrors, s.Errors[k], k)
 	}
+}
+
+// storedObjects lists what the metamanager stored of a type, for the
+// devices module; nil without a metamanager.
+func (d *Daemon) storedObjects(typ string) ([]devices.StoredObject, error) {
+	if d.meta == nil {
+		return nil, nil
+	}
+	objs, err := d.meta.List("", typ)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]devices.StoredObject, len(objs))
+	for i, o := range objs {
+		out[i] = devices.StoredObject{Resource: o.Key, Content: o.Content}
+	}
+	return out, nil
 }

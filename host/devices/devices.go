@@ -80,6 +80,17 @@ type Config struct {
 	// Now is the clock (time.Now when nil); tests drive the scheduler
 	// with their own.
 	Now func() time.Time
+	// Stored, when set, lists the cloud's objects of a type (device,
+	// devicemodel) that the metamanager stored, so that after a restart
+	// the cloud's devices are served without the cloud.
+	Stored func(typ string) ([]StoredObject, error)
+}
+
+// StoredObject is a cloud object as the metamanager keeps it.
+type StoredObject struct {
+	// Resource is its key, {namespace}/{type}/{name}.
+	Resource string
+	Content  []byte
 }
 
 // Mapper is a mapper plugin in service and the protocols it declares.
@@ -204,6 +215,7 @@ func (m *Module) Run(ctx context.Context, ready func()) error {
 	if m.cfg.DevicesDir != "" {
 		m.readDir()
 	}
+	m.restoreCloud()
 	if m.events != nil {
 		unsub, err := m.events.Subscribe(ModuleName, DeltaFilter, m.onDelta)
 		if err != nil {
@@ -292,6 +304,27 @@ func (m *Module) receive(ctx context.Context, ep *bus.Endpoint) {
 			continue
 		}
 		m.askRebind()
+	}
+}
+
+// restoreCloud takes the cloud's stored device models, then devices, as
+// if the cloud had just sent them.
+func (m *Module) restoreCloud() {
+	if m.cfg.Stored == nil {
+		return
+	}
+	for _, typ := range []string{"devicemodel", "device"} {
+		objs, err := m.cfg.Stored(typ)
+		if err != nil {
+			m.log.Warn("stored cloud objects not read; the cloud's devices wait for the cloud", "type", typ, "error", err)
+			continue
+		}
+		for _, o := range objs {
+			msg := abi.Message{Route: abi.Route{Source: "metamanager", Operation: abi.OpInsert, Resource: o.Resource}, Content: o.Content}
+			if err := m.takeObject(&msg); err != nil {
+				m.warnOnce("stored object", "stored cloud device object not taken", "resource", o.Resource, "error", err)
+			}
+		}
 	}
 }
 

@@ -415,3 +415,28 @@ func TestCloudDevicesAreBound(t *testing.T) {
 		t.Fatalf("pod resource: %v", err)
 	}
 }
+
+// TestStoredCloudDevicesAreRestored: after a restart, the cloud's devices
+// the metamanager stored are bound without the cloud sending them again.
+func TestStoredCloudDevicesAreRestored(t *testing.T) {
+	r := newRig(t, []Mapper{{Name: "fast", Protocols: []string{"f"}}})
+	model := `{"kind":"DeviceModel","metadata":{"name":"m","namespace":"site"},"spec":{"protocol":"f","properties":[{"name":"p","type":"INT"}]}}`
+	device := `{"kind":"Device","metadata":{"name":"c-0","namespace":"site"},"spec":{"deviceModelRef":{"name":"m"},"properties":[{"name":"p"}]}}`
+	r.m.cfg.Stored = func(typ string) ([]StoredObject, error) {
+		switch typ {
+		case "device":
+			return []StoredObject{{Resource: "site/device/c-0", Content: []byte(device)}, {Resource: "site/device/bad", Content: []byte("{")}}, nil
+		case "devicemodel":
+			return []StoredObject{{Resource: "site/devicemodel/m", Content: []byte(model)}}, nil
+		}
+		return nil, nil
+	}
+	r.m.restoreCloud()
+	r.m.bind()
+	if d := r.device("site/c-0"); d == nil || d.run == nil || d.run.name != "fast" || d.source != SourceCloud {
+		t.Fatalf("restored cloud device = %+v, want bound to fast", d)
+	}
+	if r.device("site/bad") != nil {
+		t.Fatal("a stored object that does not decode was taken")
+	}
+}
