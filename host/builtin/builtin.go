@@ -16,7 +16,7 @@ import (
 
 // FirstParty names every first-party plugin, the directories under
 // plugins/ (a test keeps the two in step).
-var FirstParty = []string{"devicetwin", "virtual"}
+var FirstParty = []string{"devicetwin", "modbus", "virtual"}
 
 //go:embed all:wasm
 var files embed.FS
@@ -30,8 +30,10 @@ type Plugin struct {
 	Config []byte
 	// Manifest is the plugin's plugins/<name>/manifest.json, which `make
 	// build` copies beside the module as <name>.json; nil without one.
-	// The host takes only its mapper declaration from it: a built-in
-	// plugin runs under the operator's default limits.
+	// The host takes its mapper declaration and its capabilities from it
+	// (under the operator's restrict ceiling), not its limits: a built-in
+	// plugin runs under the operator's default limits, and one without a
+	// manifest is trusted.
 	Manifest []byte
 }
 

@@ -147,7 +147,9 @@ type startLoad struct {
 	h    *hosted
 	spec config.Plugin // config, dir and built-in plugins
 	code []byte        // built-in plugins: the embedded module
-	rec  *plugins.Record
+	// grants are a built-in plugin's from its manifest; nil: trusted.
+	grants *plugins.Policy
+	rec    *plugins.Record
 
 	live *live
 	err  error
@@ -175,7 +177,8 @@ func (m *Module) startLoads(specs []discovered, records []plugins.Record) []*sta
 			m.log.Info("built-in plugin overridden", "plugin", b.Name)
 			continue
 		}
-		loads = append(loads, &startLoad{h: m.newHosted(b.Name, OriginBuiltin), spec: m.builtinSpec(b), code: b.Wasm})
+		spec, grants := m.builtinSpec(b)
+		loads = append(loads, &startLoad{h: m.newHosted(b.Name, OriginBuiltin), spec: spec, code: b.Wasm, grants: grants})
 	}
 	return loads
 }
@@ -199,7 +202,7 @@ func (m *Module) loadAll(ctx context.Context, loads []*startLoad) {
 			start := time.Now()
 			switch {
 			case l.rec == nil:
-				l.live, l.err = m.loadSpec(ctx, l.h, l.spec, l.code)
+				l.live, l.err = m.loadSpec(ctx, l.h, l.spec, l.code, l.grants)
 			case l.rec.Enabled:
 				// Installed plugins can be removed while they load.
 				lctx, done := m.startLoading(ctx, l.h.name)
@@ -302,7 +305,7 @@ func (m *Module) discover() ([]discovered, error) {
 // loadSpec loads a plugin named in the config, found in the directory, or
 // built in (code, when not nil). These are the operator's own and the
 // project's: no signature or grant checks.
-func (m *Module) loadSpec(ctx context.Context, h *hosted, spec config.Plugin, code []byte) (*live, error) {
+func (m *Module) loadSpec(ctx context.Context, h *hosted, spec config.Plugin, code []byte, grants *plugins.Policy) (*live, error) {
 	path := "the binary"
 	if code == nil {
 		path = m.cfg.ModulePath(spec)
@@ -320,7 +323,7 @@ func (m *Module) loadSpec(ctx context.Context, h *hosted, spec config.Plugin, co
 	// The loaded plugin keeps what it needs; the compiled code stays in the
 	// compilation cache, and the module's bytes become garbage.
 	defer mod.Close(context.Background())
-	p, err := m.runtime.Load(ctx, mod, wasm.PluginConfig{
+	pc := wasm.PluginConfig{
 		Name:   spec.Name,
 		Limits: wasmLimits(spec.Limits),
 		Config: spec.Config,
@@ -328,7 +331,14 @@ func (m *Module) loadSpec(ctx context.Context, h *hosted, spec config.Plugin, co
 		KV:     storeKV{m.store.PluginKV(spec.Name)},
 		MQTT:   m.mqttFor(h),
 		Logger: h.logger,
-	})
+	}
+	if grants != nil {
+		if err := grants.CheckImports(mod.Imports()); err != nil {
+			return nil, fmt.Errorf("load plugin %q from %s: %w", spec.Name, path, err)
+		}
+		pc.Grants = grants
+	}
+	p, err := m.runtime.Load(ctx, mod, pc)
 	if err != nil {
 		return nil, fmt.Errorf("load plugin %q from %s: %w", spec.Name, path, err)
 	}
