@@ -15,7 +15,7 @@ import (
 const devioPlugin = "host/wasm/testdata/plugins/devio"
 
 func devioManifest(abiVersion, caps string) string {
-	return `{"name":"devio","version":"0.1.0","kind":"mapper","abi":"` + abiVersion + `","capabilities":{` + caps + `}}`
+	return `{"name":"devio","version":"0.1.0","kind":"mapper","abi":"` + abiVersion + `","mapper":{"protocols":["devio"]},"capabilities":{` + caps + `}}`
 }
 
 // TestDeviceIOInstallChecksAndCeiling: an installed module that imports the
