@@ -55,7 +55,7 @@ func handle(m *sdk.Message) (*sdk.Message, error) {
 				case err != nil:
 					dv.Error, dv.State = err.Error(), abi.StateOffline
 				case !ok:
-					err = fmt.Errorf("READ %s: the sensor answered %q", ch, answer)
+					value, err = "", fmt.Errorf("READ %s: the sensor answered %q", ch, answer)
 				}
 				if dv.Error != "" {
 					dv.Properties = nil

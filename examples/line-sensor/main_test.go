@@ -93,7 +93,8 @@ func TestReadAndWrite(t *testing.T) {
 		return out.Devices[0]
 	}
 	got := read()
-	if p := got.Properties; len(p) != 3 || p[0].Value != "21.5" || p[1].Value != "off" || !strings.Contains(p[2].Error, "no channel hum") {
+	if p := got.Properties; len(p) != 3 || p[0].Value != "21.5" || p[1].Value != "off" || p[2].Value != "" ||
+		!strings.Contains(p[2].Error, "no channel hum") {
 		t.Fatalf("read = %+v", got)
 	}
 	w := dev
