@@ -51,6 +51,8 @@ spec:
     - {name: pump, type: BOOLEAN, visitors: {protocolName: modbus, configData: {data: {register: CoilRegister, offset: 2}}}}
     - {name: door, type: BOOLEAN, visitors: {protocolName: modbus, configData: {data: {register: DiscreteInputRegister, offset: 3}}}}
     - {name: setpoint, type: INT, visitors: {protocolName: modbus, configData: {data: {register: HoldingRegister, offset: 10}}}}
+    - {name: ratio, type: FLOAT, visitors: {protocolName: modbus, configData: {data: {register: HoldingRegister, offset: 20, dataType: float32}}}}
+    - {name: relays, type: INT, visitors: {protocolName: modbus, configData: {data: {register: CoilRegister, offset: 30, limit: 4}}}}
 `
 
 // modbusDevice is a device of the meter model at addr (host:port).
@@ -69,6 +71,8 @@ spec:
     - {name: pump, collectCycle: 100, reportCycle: 100}
     - {name: door, collectCycle: 100, reportCycle: 100}
     - {name: setpoint, collectCycle: 100, reportCycle: 100}
+    - {name: ratio, collectCycle: 100, reportCycle: 100}
+    - {name: relays, collectCycle: 100, reportCycle: 100}
 `, name, host, port, extra)
 }
 
@@ -119,19 +123,28 @@ func TestModbusMapperThroughTheTwin(t *testing.T) {
 			return true
 		})
 	}
-	want("the meter's values in the twin", map[string]string{"temp": "21.5", "level": "65538", "pump": "true", "door": "false", "setpoint": "0"})
+	want("the meter's values in the twin", map[string]string{"temp": "21.5", "level": "65538", "pump": "true", "door": "false", "setpoint": "0",
+		"ratio": "0", "relays": "0"})
 	bank.SetHolding(0, 0xFFF6) // -1.0 °C
 	bank.SetInput(1, 7, 0)
 	bank.SetCoil(2, false)
 	bank.SetDiscrete(3, true)
 	want("the changed values in the twin", map[string]string{"temp": "-1", "level": "7", "pump": "false", "door": "true"})
 
-	// Desired values over MQTT are written to the device.
+	// Desired values over MQTT are written to the device: one register
+	// (function 6), two (16), one coil (5), four (15).
 	n.publish(t, "$hw/events/device/default/meter-0/twin/update",
-		`{"event_id":"set-1","twin":{"setpoint":{"expected":{"value":"-40"}},"pump":{"expected":{"value":"true"}}}}`)
-	want("the written values read back", map[string]string{"setpoint": "-40", "pump": "true"})
+		`{"event_id":"set-1","twin":{"setpoint":{"expected":{"value":"-40"}},"pump":{"expected":{"value":"true"}},`+
+			`"ratio":{"expected":{"value":"12.5"}},"relays":{"expected":{"value":"5"}}}}`)
+	want("the written values read back", map[string]string{"setpoint": "-40", "pump": "true", "ratio": "12.5", "relays": "5"})
 	if got := int16(bank.Holding(10)); got != -40 || !bank.Coil(2) {
 		t.Fatalf("server holds setpoint %d, pump %v; want -40, true", got, bank.Coil(2))
+	}
+	if hi, lo := bank.Holding(20), bank.Holding(21); hi != 0x4148 || lo != 0 {
+		t.Fatalf("server holds ratio %04x %04x, want 4148 0000 (12.5 as float32)", hi, lo)
+	}
+	if !bank.Coil(30) || bank.Coil(31) || !bank.Coil(32) || bank.Coil(33) {
+		t.Fatalf("server holds relays %v %v %v %v, want 5 = on off on off", bank.Coil(30), bank.Coil(31), bank.Coil(32), bank.Coil(33))
 	}
 
 	// Each fault is a named error on its own device.
