@@ -89,6 +89,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./host/config/
 	$(GO) test -run '^$$' -fuzz FuzzParsePackage -fuzztime 30s ./host/plugins/
 	$(GO) test -run '^$$' -fuzz FuzzMessageJSON -fuzztime 30s ./host/api/
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./plugins/modbus/mbap/
+	$(GO) test -run '^$$' -fuzz FuzzReplyJSON -fuzztime 30s ./plugins/modbus/
 	$(GO) test -run '^$$' -fuzz FuzzModule -fuzztime 30s ./host/wasm/internal/instrument/
 	$(GO) test -run '^$$' -fuzz FuzzSDKEchoDecode -fuzztime 30s ./host/wasm/
 	$(GO) test -run '^$$' -fuzz FuzzCodec -fuzztime 30s ./plugins/devicetwin/

@@ -11,6 +11,8 @@
 #   AssemblyScript compiler pinned by sdk/assemblyscript/package-lock.json
 #   (npm ci into sdk/assemblyscript/node_modules, ignored by git): the
 #   AssemblyScript SDK's examples.
+# - the npm package internal/modbusserver runs (a real Modbus TCP server in
+#   its own process, for the Modbus end-to-end test).
 # Idempotent: when every package is installed it does nothing, and it runs
 # `apt-get update` at most once, only if something is missing. Needs root
 # (or sudo) only when it has to install.
@@ -24,13 +26,19 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 	packages+=(nodejs npm)
 fi
 
-# npm ci, once: after the Debian packages, which may bring npm.
 root=$(cd "$(dirname "$0")/.." && pwd)
 as_compiler() {
 	if [ ! -x "$root/sdk/assemblyscript/node_modules/.bin/asc" ]; then
 		echo "deps.sh: npm ci in sdk/assemblyscript" >&2
 		(cd "$root/sdk/assemblyscript" && npm ci --no-audit --no-fund --loglevel=error >&2)
 	fi
+}
+modbusserver="$root/internal/modbusserver/install.sh"
+
+# npm installs, once: after the Debian packages, which may bring npm.
+npm_packages() {
+	as_compiler
+	"$modbusserver"
 }
 
 missing=()
@@ -40,7 +48,7 @@ for pkg in "${packages[@]}"; do
 	fi
 done
 if [ ${#missing[@]} -eq 0 ]; then
-	as_compiler
+	npm_packages
 	exit 0
 fi
 
@@ -56,4 +64,4 @@ echo "deps.sh: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
-as_compiler
+npm_packages

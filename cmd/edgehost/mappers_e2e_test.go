@@ -38,7 +38,7 @@ apiVersion: devices.kubeedge.io/v1beta1
 kind: Device
 metadata: {name: meter, namespace: default}
 spec:
-  protocol: {protocolName: modbus}
+  protocol: {protocolName: opcua}
   properties:
     - name: kwh
 `

@@ -16,7 +16,7 @@ import (
 
 // FirstParty names every first-party plugin, the directories under
 // plugins/ (a test keeps the two in step).
-var FirstParty = []string{"devicetwin", "virtual"}
+var FirstParty = []string{"devicetwin", "modbus", "virtual"}
 
 //go:embed all:wasm
 var files embed.FS
@@ -27,13 +27,17 @@ type Plugin struct {
 	// file is the module's path in the embedded FS: read when loaded,
 	// not kept (the binary already holds it once).
 	file string
+	// code is the module of a plugin made with FromModule.
+	code []byte
 	// Config is passed to the plugin's edgehost_init; the daemon sets it
 	// from its own config (the twin's node name, for one).
 	Config []byte
 	// Manifest is the plugin's plugins/<name>/manifest.json, which `make
 	// build` copies beside the module as <name>.json; nil without one.
-	// The host takes only its mapper declaration from it: a built-in
-	// plugin runs under the operator's default limits.
+	// The host takes its mapper declaration and its capabilities from it
+	// (under the operator's restrict ceiling), not its limits: a built-in
+	// plugin runs under the operator's default limits, and one without a
+	// manifest is trusted.
 	Manifest []byte
 }
 
@@ -55,10 +59,21 @@ func Plugins() []Plugin {
 	return out
 }
 
-// Module returns a copy of the plugin's module. The embedded FS cannot
-// hand out its bytes without copying, so a caller drops the copy once it
-// has compiled it.
-func (p Plugin) Module() ([]byte, error) { return files.ReadFile(p.file) }
+// FromModule is a built-in plugin made from a module and its manifest (nil:
+// none) rather than embedded: for a host that brings its own, and tests.
+func FromModule(name string, module, manifest []byte) Plugin {
+	return Plugin{Name: name, code: module, Manifest: manifest}
+}
+
+// Module returns the plugin's module. For an embedded one it is a copy (the
+// embedded FS cannot hand out its bytes without copying), which a caller
+// drops once it has compiled it.
+func (p Plugin) Module() ([]byte, error) {
+	if p.code != nil {
+		return p.code, nil
+	}
+	return files.ReadFile(p.file)
+}
 
 // Missing returns the first-party plugins this binary was built without.
 func Missing() []string {

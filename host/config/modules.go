@@ -234,8 +234,8 @@ type Plugins struct {
 	// Trust is the trust store and signature policy for plugins installed
 	// through the admin API or from the cloud (see plugintrust.go).
 	Trust PluginTrust `yaml:"trust"`
-	// Restrict narrows the grants of installed plugins, one ceiling per
-	// plugin.
+	// Restrict narrows the grants of installed plugins, and of built-in
+	// plugins with a manifest, one ceiling per plugin.
 	Restrict []PluginRestriction `yaml:"restrict,omitempty"`
 }
 

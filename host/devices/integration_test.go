@@ -14,6 +14,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/host/builtin"
 	"github.com/edgehost/edgehost/host/bus"
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/eventbus"
@@ -60,6 +61,7 @@ func run(t *testing.T, name string, mod interface {
 type node struct {
 	bus     *bus.Bus
 	devices *Module
+	plugins *pluginhost.Module
 	mqtt    *paho.Client
 	addr    string
 	got     chan mqttMessage
@@ -71,15 +73,22 @@ type mqttMessage struct {
 	payload []byte
 }
 
-// plugins gives the mapper plugins of ph to the devices module.
-func plugins(ph *pluginhost.Module) MapperSource {
-	return MapperFunc(func() []Mapper {
-		var out []Mapper
-		for _, mp := range ph.Mappers() {
-			out = append(out, Mapper(mp))
-		}
-		return out
-	})
+// plugins gives the mapper plugins of ph to the devices module, and
+// starts its built-in mappers when a device needs one, as the daemon does.
+func plugins(ph *pluginhost.Module) MapperSource { return hostMappers{ph} }
+
+type hostMappers struct{ ph *pluginhost.Module }
+
+func (h hostMappers) Mappers() []Mapper {
+	var out []Mapper
+	for _, mp := range h.ph.Mappers() {
+		out = append(out, Mapper(mp))
+	}
+	return out
+}
+
+func (h hostMappers) StartMapper(ctx context.Context, protocol string) (bool, error) {
+	return h.ph.StartMapper(ctx, protocol)
 }
 
 func freeAddr(t *testing.T) string {
@@ -96,6 +105,23 @@ var clientSeq atomic.Int64
 
 // newNode starts a node over the devices dir dir.
 func newNode(t *testing.T, dir string, extra ...config.Plugin) *node {
+	t.Helper()
+	return newNodeWith(t, dir, nodeOptions{extra: extra})
+}
+
+// nodeOptions are what a test adds to the node newNodeWith starts.
+type nodeOptions struct {
+	// extra are plugins of modules.plugins.list beside the twin and the
+	// virtual mapper.
+	extra []config.Plugin
+	// builtins are loaded as the binary's built-in plugins, under the
+	// node's limits and restrict.
+	builtins []builtin.Plugin
+	restrict []config.PluginRestriction
+}
+
+// newNodeWith starts a node over the devices dir dir, with opts.
+func newNodeWith(t *testing.T, dir string, opts nodeOptions) *node {
 	t.Helper()
 	twinWasm, err := plugintest.Build("plugins/devicetwin")
 	if err != nil {
@@ -129,8 +155,11 @@ func newNode(t *testing.T, dir string, extra ...config.Plugin) *node {
 	list := append([]config.Plugin{
 		{Name: twin.DefaultPlugin, Path: twinWasm, Config: config.JSON(`{"node_name":"edge-1"}`), Limits: limits},
 		{Name: "virtual", Path: virtualWasm, Limits: limits, Mapper: &config.Mapper{Protocols: []string{"virtual"}}},
-	}, extra...)
-	ph := pluginhost.New(b, rt, st, ev, config.Plugins{Enable: true, Dir: filepath.Join(data, "plugins"), Limits: limits, List: list}, nil)
+	}, opts.extra...)
+	ph := pluginhost.New(b, rt, st, ev, config.Plugins{Enable: true, Dir: filepath.Join(data, "plugins"), Limits: limits, List: list,
+		Restrict: opts.restrict}, nil)
+	ph.SetBuiltins(opts.builtins)
+	n.plugins = ph
 	run(t, "plugins", ph)
 	run(t, "twin", twin.New(b, twin.Config{DevicesDir: dir, Lanes: 4}, nil))
 	n.waitTopic(t, "$hw/events/node/edge-1/membership/updated", nil)

@@ -510,7 +510,8 @@ func (m *Module) restoreBuiltin(ctx context.Context, name string) {
 		return
 	}
 	h := m.newHosted(name, OriginBuiltin)
-	l, err := m.loadSpec(ctx, h, m.builtinSpec(m.builtins[i]), &m.builtins[i])
+	spec, grants := m.builtinSpec(m.builtins[i])
+	l, err := m.loadSpec(ctx, h, spec, &m.builtins[i], grants)
 	m.add(h, l, err)
 	if err == nil {
 		m.log.Info("built-in plugin back in service", "plugin", name)

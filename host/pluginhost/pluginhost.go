@@ -149,7 +149,9 @@ type startLoad struct {
 	h       *hosted
 	spec    config.Plugin   // config, dir and built-in plugins
 	builtin *builtin.Plugin // built-in plugins
-	rec     *plugins.Record
+	// grants are a built-in plugin's from its manifest; nil: trusted.
+	grants *plugins.Policy
+	rec    *plugins.Record
 
 	live *live
 	err  error
@@ -178,13 +180,14 @@ func (m *Module) startLoads(specs []discovered, records []plugins.Record) []*sta
 			m.log.Info("built-in plugin overridden", "plugin", b.Name)
 			continue
 		}
-		if spec := m.builtinSpec(b); spec.Mapper != nil {
+		spec, grants := m.builtinSpec(b)
+		if spec.Mapper != nil {
 			// A built-in mapper costs an instance's memory; it starts when
 			// a device needs one of its protocols (StartMapper).
 			dormant = append(dormant, dormantMapper{plugin: b, protocols: spec.Mapper.Protocols})
 			continue
 		}
-		loads = append(loads, &startLoad{h: m.newHosted(b.Name, OriginBuiltin), spec: m.builtinSpec(b), builtin: &b})
+		loads = append(loads, &startLoad{h: m.newHosted(b.Name, OriginBuiltin), spec: spec, builtin: &b, grants: grants})
 	}
 	m.mu.Lock()
 	m.dormant = dormant
@@ -211,7 +214,7 @@ func (m *Module) loadAll(ctx context.Context, loads []*startLoad) {
 			start := time.Now()
 			switch {
 			case l.rec == nil:
-				l.live, l.err = m.loadSpec(ctx, l.h, l.spec, l.builtin)
+				l.live, l.err = m.loadSpec(ctx, l.h, l.spec, l.builtin, l.grants)
 			case l.rec.Enabled:
 				// Installed plugins can be removed while they load.
 				lctx, done := m.startLoading(ctx, l.h.name)
@@ -314,7 +317,7 @@ func (m *Module) discover() ([]discovered, error) {
 // loadSpec loads a plugin named in the config, found in the directory, or
 // built in (b, when not nil). These are the operator's own and the
 // project's: no signature or grant checks.
-func (m *Module) loadSpec(ctx context.Context, h *hosted, spec config.Plugin, b *builtin.Plugin) (*live, error) {
+func (m *Module) loadSpec(ctx context.Context, h *hosted, spec config.Plugin, b *builtin.Plugin, grants *plugins.Policy) (*live, error) {
 	path := "the binary"
 	var code []byte
 	var err error
@@ -336,7 +339,7 @@ func (m *Module) loadSpec(ctx context.Context, h *hosted, spec config.Plugin, b 
 	// The loaded plugin keeps what it needs; the compiled code stays in the
 	// compilation cache, and the module's bytes become garbage.
 	defer mod.Close(context.Background())
-	p, err := m.runtime.Load(ctx, mod, wasm.PluginConfig{
+	pc := wasm.PluginConfig{
 		Name:   spec.Name,
 		Limits: wasmLimits(spec.Limits),
 		Config: spec.Config,
@@ -344,7 +347,14 @@ func (m *Module) loadSpec(ctx context.Context, h *hosted, spec config.Plugin, b 
 		KV:     storeKV{m.store.PluginKV(spec.Name)},
 		MQTT:   m.mqttFor(h),
 		Logger: h.logger,
-	})
+	}
+	if grants != nil {
+		if err := grants.CheckImports(mod.Imports()); err != nil {
+			return nil, fmt.Errorf("load plugin %q from %s: %w", spec.Name, path, err)
+		}
+		pc.Grants = grants
+	}
+	p, err := m.runtime.Load(ctx, mod, pc)
 	if err != nil {
 		return nil, fmt.Errorf("load plugin %q from %s: %w", spec.Name, path, err)
 	}

@@ -20,18 +20,27 @@ import (
 func (m *Module) SetBuiltins(ps []builtin.Plugin) { m.builtins = ps }
 
 // builtinSpec is how a built-in plugin is loaded: under the host's default
-// limits, with the config the daemon gave it.
-func (m *Module) builtinSpec(b builtin.Plugin) config.Plugin {
+// limits, with the config the daemon gave it. A built-in plugin with a
+// manifest runs under its manifest's grants, narrowed by the operator's
+// modules.plugins.restrict entry for it as an installed plugin's are (the
+// Modbus mapper reaches only the device addresses the operator allows);
+// one without a manifest is trusted (nil grants).
+func (m *Module) builtinSpec(b builtin.Plugin) (config.Plugin, *plugins.Policy) {
 	spec := config.Plugin{Name: b.Name, Limits: m.cfg.Limits, Config: b.Config}
-	if b.Manifest != nil {
-		man, err := plugins.ParseManifest(b.Manifest)
-		if err != nil {
-			m.log.Error("built-in plugin manifest refused; its mapper declaration is not used", "plugin", b.Name, "error", err)
-		} else if man.Mapper != nil {
-			spec.Mapper = &config.Mapper{Protocols: man.Mapper.Protocols}
-		}
+	if b.Manifest == nil {
+		return spec, nil
 	}
-	return spec
+	man, err := plugins.ParseManifest(b.Manifest)
+	if err != nil {
+		// Refuse everything rather than trust a plugin whose grants are
+		// unreadable; the import check then names what it lacks.
+		m.log.Error("built-in plugin manifest refused; the plugin gets no grants", "plugin", b.Name, "error", err)
+		return spec, plugins.NewPolicy(plugins.Capabilities{}, nil)
+	}
+	if man.Mapper != nil {
+		spec.Mapper = &config.Mapper{Protocols: man.Mapper.Protocols}
+	}
+	return spec, m.policy(man)
 }
 
 // startLoading registers a load of the plugin called name, which Remove
@@ -170,7 +179,8 @@ func (m *Module) StartMapper(ctx context.Context, protocol string) (bool, error)
 	}
 	h := m.newHosted(b.Name, OriginBuiltin)
 	lctx, loaded := m.startLoading(ctx, b.Name)
-	l, err := m.loadSpec(lctx, h, m.builtinSpec(b), &b)
+	spec, grants := m.builtinSpec(b)
+	l, err := m.loadSpec(lctx, h, spec, &b, grants)
 	loaded()
 	m.add(h, l, err)
 	if err != nil {

@@ -44,6 +44,7 @@ var ratios = []ratio{
 	{"store apply serial / parallel (group commit)", "StoreApplySerial", "StoreApplyParallel", "> 1×"},
 	{"MQTT plugin round trip, mosquitto / embedded", "MQTTPluginRoundTrip/mosquitto", "MQTTPluginRoundTrip/embedded", "—"},
 	{"MQTT native round trip, mosquitto / embedded", "MQTTRoundTripNative/mosquitto", "MQTTRoundTripNative/embedded", "—"},
+	{"Modbus poll, wasm mapper / native client (one holding register)", "ModbusPoll/mapper", "ModbusPoll/native", "≤ 2×"},
 	{"fast subscriber p99, 1 s/message neighbour / alone (embedded)",
 		"FastSubscriberLatency/embedded/slowNeighbour p99-µs", "FastSubscriberLatency/embedded/alone p99-µs", "≈ 1×"},
 	{"fast subscriber p99, 1 s/message neighbour / alone (mosquitto)",
