@@ -1,6 +1,6 @@
-// Package servicebus is the daemon's "servicebus" module (group "bus"),
-// KubeEdge's servicebus: HTTP between the cloud and the edge's local
-// services, both ways.
+// Package servicebus is the daemon's "servicebus" module, KubeEdge's
+// servicebus: HTTP between the cloud and the edge's local services, both
+// ways.
 //
 //   - Cloud → edge: a request from router_servicebus for resource
 //     {port}:{path} is forwarded to http://127.0.0.1:{port}{path} (the
@@ -32,9 +32,13 @@ import (
 
 // Names on the bus, KubeEdge's.
 const (
-	// ModuleName and Group are what the module registers as.
+	// ModuleName and Group are what the module registers as. KubeEdge
+	// puts it in group "bus" beside the eventbus, where beehive's
+	// SendToGroup reaches every member; edgehost's SendToGroup picks one,
+	// so a group of its own keeps every "bus" message the eventbus's. The
+	// hub addresses it by name, as edgecore's edgehub does.
 	ModuleName = "servicebus"
-	Group      = "bus"
+	Group      = "servicebus"
 	// CloudSource is the route source of the cloud's requests; the module
 	// ignores any other (as edgecore does).
 	CloudSource = "router_servicebus"
@@ -276,11 +280,8 @@ func (m *Module) handle(ctx context.Context, msg abi.Message) {
 	r := msg.Route
 	switch {
 	case r.Source != CloudSource:
-		// The hub's connection broadcasts come here too; edgecore's
-		// servicebus ignores every other source.
-		if r.Source != "edgehub" {
-			m.refuse(ReasonWrongSource, errors.New("message from source "+r.Source+" ignored"), &msg)
-		}
+		// edgecore's servicebus ignores every other source.
+		m.refuse(ReasonWrongSource, errors.New("message from source "+r.Source+" ignored"), &msg)
 	case r.Operation == OpStart || r.Operation == OpStop:
 		m.allow(msg)
 	default:
