@@ -5,7 +5,9 @@
 // a token, as CloudCore's does on port 10002. It is meant for tests, labs
 // and sites without a Kubernetes control plane; it keeps no objects of its
 // own but the packages pushed for nodes to fetch, remembers what nodes
-// reported (in memory) and routes nothing onwards (docs/hub.md).
+// reported (in memory) and routes nothing onwards but the nodes'
+// servicebus requests, which it makes itself (docs/hub.md,
+// docs/servicebus.md).
 package cloud
 
 import (
