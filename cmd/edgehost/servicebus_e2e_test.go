@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/edgehost/edgehost/internal/plugintest"
 )
 
 // pythonServer is `python3 -m http.server` serving dir, a separate
@@ -239,4 +241,83 @@ func TestServicebusEndToEnd(t *testing.T) {
 			t.Errorf("/metrics lacks %s", line)
 		}
 	}
+}
+
+// TestServicebusRouteAuthEndToEnd: the cloud's requests for the ports
+// examples/route-auth receives go through it (a real wasm plugin in the
+// real daemon): refused without a known bearer token, rewritten
+// (/api/x to /x) with its added header and without the token, a binary
+// body from python3 http.server byte for byte, and the same answer from
+// its KV cache, marked stale, once that server is stopped by PID. A port
+// no route plugin receives still takes the default route.
+func TestServicebusRouteAuthEndToEnd(t *testing.T) {
+	wasm, err := plugintest.Build("examples/route-auth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	blob := make([]byte, 200<<10)
+	rand.Read(blob)
+	os.WriteFile(filepath.Join(work, "blob.bin"), blob, 0o644)
+	py := startPythonServer(t, work)
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Seen", r.URL.Path+" "+r.Header.Get("X-Edge-Route")+" auth="+r.Header.Get("Authorization"))
+		io.WriteString(w, "echo "+r.URL.Path)
+	}))
+	defer echo.Close()
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "plain "+r.URL.Path) }))
+	defer plain.Close()
+	modules := fmt.Sprintf("  plugins:\n    list:\n      - name: route-auth\n        path: %s\n"+
+		"        config: {tokens: [t1], strip_prefix: /api/, add_prefix: /, add_header: {X-Edge-Route: route-auth}}\n"+
+		"        receives:\n          - {group: route, resource: \"%s:/#\"}\n          - {group: route, resource: \"%s:/#\"}\n",
+		wasm, py.port, portOf(t, echo))
+	r := newHubRigWith(t, rigOptions{modules: modules})
+	r.start()
+	r.awaitFrames(route("websocket", "resource", "keepalive", "node"), 1)
+	auth := "Authorization: Bearer t1"
+
+	if out, code := r.hubHTTP("--port", portOf(t, echo), "/api/x"); code != 0 || !strings.HasPrefix(out, "HTTP 401 ") ||
+		!strings.Contains(out, "missing or unknown bearer token") {
+		t.Errorf("no token: exit %d\n%s\ndaemon logs:\n%s", code, out, r.d.logs)
+	}
+	if out, code := r.hubHTTP("--port", portOf(t, echo), "-H", "Authorization: Bearer wrong", "/api/x"); code != 0 || !strings.HasPrefix(out, "HTTP 401 ") {
+		t.Errorf("unknown token: exit %d\n%s", code, out)
+	}
+	if out, code := r.hubHTTP("--port", portOf(t, echo), "-H", auth, "/api/x"); code != 0 || !strings.HasPrefix(out, "HTTP 200 ") ||
+		!strings.Contains(out, "X-Seen: /x route-auth auth=\n") || !strings.HasSuffix(out, "\necho /x") {
+		t.Errorf("accepted and rewritten: exit %d\n%s", code, out)
+	}
+	got := filepath.Join(work, "got.bin")
+	if out, code := r.hubHTTP("--port", py.port, "-H", auth, "-o", got, "/api/blob.bin"); code != 0 || !strings.HasPrefix(out, "HTTP 200 ") {
+		t.Fatalf("python through the plugin: exit %d\n%s\ndaemon logs:\n%s", code, out, r.d.logs)
+	}
+	if b, _ := os.ReadFile(got); !bytes.Equal(b, blob) {
+		t.Errorf("python through the plugin: %d bytes, not the %d served", len(b), len(blob))
+	}
+	py.stop()
+	cached := filepath.Join(work, "cached.bin")
+	if out, code := r.hubHTTP("--port", py.port, "-H", auth, "-o", cached, "/api/blob.bin"); code != 0 || !strings.HasPrefix(out, "HTTP 200 ") ||
+		!strings.Contains(out, "X-Edgehost-Cache: stale\n") {
+		t.Errorf("cached while down: exit %d\n%s", code, out)
+	}
+	if b, _ := os.ReadFile(cached); !bytes.Equal(b, blob) {
+		t.Errorf("cached: %d bytes, not the %d served", len(b), len(blob))
+	}
+	if out, code := r.hubHTTP("--port", portOf(t, plain), "/p"); code != 0 || !strings.HasSuffix(out, "\nplain /p") {
+		t.Errorf("default route beside the plugin: exit %d\n%s", code, out)
+	}
+	if _, m := adminGet(t, r.dataDir, "/metrics"); !strings.Contains(m, "edgehost_servicebus_routed_total 5\n") {
+		t.Errorf("/metrics lacks edgehost_servicebus_routed_total 5:\n%s", grepLines(m, "edgehost_servicebus"))
+	}
+}
+
+// grepLines returns the lines of s containing sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

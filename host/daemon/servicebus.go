@@ -23,6 +23,8 @@ var serviceBusMetrics = []metric[servicebus.Stats]{
 		func(s servicebus.Stats) float64 { return float64(s.Requests) }),
 	counter("edgehost_servicebus_answered_total", "Cloud requests answered with the local service's own response.",
 		func(s servicebus.Stats) float64 { return float64(s.Answered) }),
+	counter("edgehost_servicebus_routed_total", "Cloud requests a route plugin took (the rest took the default route).",
+		func(s servicebus.Stats) float64 { return float64(s.Routed) }),
 	counter("edgehost_servicebus_answer_seconds_total", "Seconds spent serving the answered cloud requests (divide by answered_total for the mean).",
 		func(s servicebus.Stats) float64 { return s.Duration }),
 	gauge("edgehost_servicebus_in_flight", "Cloud requests being served now (at most modules.servicebus.concurrency).",

@@ -93,8 +93,9 @@ func (m *Module) serveCloud(ctx context.Context, msg abi.Message) {
 	m.nanos.Add(int64(time.Since(start)))
 }
 
-// call forwards the request to the local service and reads its answer; on
-// failure it returns the status of the error answer.
+// call answers the request: through the route plugin that takes it, else
+// through the default route, the local service; on failure it returns the
+// status of the error answer.
 func (m *Module) call(ctx context.Context, msg abi.Message) (HTTPResponse, int, error) {
 	target, err := Target(msg.Route.Resource)
 	if err != nil {
@@ -108,6 +109,15 @@ func (m *Module) call(ctx context.Context, msg abi.Message) (HTTPResponse, int, 
 		return HTTPResponse{}, http.StatusRequestEntityTooLarge,
 			fmt.Errorf("%w: %d bytes, cap %d (modules.servicebus.maxBodyBytes)", ErrRequestTooLarge, len(in.Body), m.cfg.MaxBodyBytes)
 	}
+	if resp, status, err, taken := m.viaRoute(ctx, msg); taken {
+		m.routed.Add(1)
+		return resp, status, err
+	}
+	return m.defaultRoute(ctx, target, in)
+}
+
+// defaultRoute is edgecore's: the request to http://127.0.0.1:{port}{path}.
+func (m *Module) defaultRoute(ctx context.Context, target string, in HTTPRequest) (HTTPResponse, int, error) {
 	req, err := http.NewRequestWithContext(ctx, in.Method, target, bytes.NewReader(in.Body))
 	if err != nil {
 		return HTTPResponse{}, http.StatusBadRequest, fmt.Errorf("%w: %v", ErrBadRequest, err)

@@ -3,8 +3,9 @@
 // ways.
 //
 //   - Cloud → edge: a request from router_servicebus for resource
-//     {port}:{path} is forwarded to http://127.0.0.1:{port}{path} (the
-//     built-in default route, edgecore's behaviour) and answered with
+//     {port}:{path} is handed to the route plugin that receives it (group
+//     "route"), else forwarded to http://127.0.0.1:{port}{path} (the
+//     built-in default route, edgecore's behaviour), and answered with
 //     KubeEdge's HTTPResponse, parent_msg_id set to the request's id.
 //   - Edge → cloud: a local listener takes edgecore's
 //     {"method","targetURL","payload"}, checks the target against the
@@ -108,12 +109,13 @@ const (
 	ReasonUpstream         Reason = "upstream"
 	ReasonUndelivered      Reason = "reply_undelivered"
 	ReasonWrongSource      Reason = "wrong_source"
+	ReasonRoute            Reason = "route_failed"
 )
 
 // Reasons lists every refusal reason, in a stable order.
 func Reasons() []Reason {
 	return []Reason{ReasonBadResource, ReasonBadRequest, ReasonRequestTooLarge, ReasonResponseTooLarge, ReasonTimeout,
-		ReasonCallFailed, ReasonBusy, ReasonNotAllowed, ReasonUpstream, ReasonUndelivered, ReasonWrongSource}
+		ReasonCallFailed, ReasonBusy, ReasonNotAllowed, ReasonUpstream, ReasonUndelivered, ReasonWrongSource, ReasonRoute}
 }
 
 // reasonOf maps an error to its reason.
@@ -124,7 +126,7 @@ func reasonOf(err error) Reason {
 	}{
 		{ErrBadResource, ReasonBadResource}, {ErrBadRequest, ReasonBadRequest}, {ErrRequestTooLarge, ReasonRequestTooLarge},
 		{ErrResponseTooLarge, ReasonResponseTooLarge}, {ErrTimeout, ReasonTimeout}, {ErrBusy, ReasonBusy},
-		{ErrNotAllowed, ReasonNotAllowed}, {ErrUpstream, ReasonUpstream}, {ErrReplyUndelivered, ReasonUndelivered},
+		{ErrNotAllowed, ReasonNotAllowed}, {ErrUpstream, ReasonUpstream}, {ErrReplyUndelivered, ReasonUndelivered}, {ErrRoute, ReasonRoute},
 	} {
 		if errors.Is(err, r.err) {
 			return r.reason
@@ -189,9 +191,10 @@ func (c *Config) defaults() {
 // Stats are the module's counters.
 type Stats struct {
 	// Requests counts cloud → edge requests taken, Answered those answered
-	// with the service's own response, InFlight those being served now.
-	Requests, Answered uint64
-	InFlight           int64
+	// with the service's (or route plugin's) own response, Routed those a
+	// route plugin took, InFlight those being served now.
+	Requests, Answered, Routed uint64
+	InFlight                   int64
 	// Upstream counts edge → cloud requests sent, UpstreamAnswered those
 	// the cloud answered.
 	Upstream, UpstreamAnswered uint64
@@ -214,9 +217,9 @@ type Module struct {
 	slots  chan struct{}
 	tgts   *targets
 
-	requests, answered, upstream, upAnswered atomic.Uint64
-	inFlight                                 atomic.Int64
-	nanos                                    atomic.Int64
+	requests, answered, routed, upstream, upAnswered atomic.Uint64
+	inFlight                                         atomic.Int64
+	nanos                                            atomic.Int64
 
 	mu      sync.Mutex
 	refused map[Reason]uint64
@@ -341,7 +344,7 @@ func (m *Module) refuse(reason Reason, err error, msg *abi.Message) {
 
 // Stats returns the module's counters.
 func (m *Module) Stats() Stats {
-	s := Stats{Requests: m.requests.Load(), Answered: m.answered.Load(), InFlight: m.inFlight.Load(),
+	s := Stats{Requests: m.requests.Load(), Answered: m.answered.Load(), Routed: m.routed.Load(), InFlight: m.inFlight.Load(),
 		Upstream: m.upstream.Load(), UpstreamAnswered: m.upAnswered.Load(), Targets: m.tgts.len(),
 		Duration: time.Duration(m.nanos.Load()).Seconds(), Refused: map[Reason]uint64{}}
 	m.mu.Lock()

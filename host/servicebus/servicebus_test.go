@@ -351,3 +351,57 @@ func freeAddr(t *testing.T) string {
 	defer l.Close()
 	return l.Addr().String()
 }
+
+// TestRoutePluginTakesRequest: with a module in group route, a request is
+// handed to it (route group route, the cloud's operation, resource and
+// content) and its HTTPResponse answers the cloud; a failure reply
+// no_receiver sends the request on to the default route; another
+// failure is a 502 counted as route_failed.
+func TestRoutePluginTakesRequest(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "default route") }))
+	defer srv.Close()
+	r := newRig(t, Config{})
+	route, err := r.b.Register("route-plugin", RouteGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := port(t, srv)
+	go func() {
+		for {
+			msg, err := route.Receive(context.Background())
+			if err != nil {
+				return
+			}
+			var reply abi.Message
+			switch msg.Route.Resource {
+			case p + ":/mine":
+				if msg.Route.Group != RouteGroup || msg.Route.Operation != "GET" || !strings.Contains(string(msg.Content), `"method":"GET"`) {
+					reply = msg.Reply(abi.OpError, []byte(fmt.Sprintf("unexpected %+v %s", msg.Route, msg.Content)))
+					break
+				}
+				body, _ := json.Marshal(HTTPResponse{StatusCode: 203, Header: http.Header{"X-Route": {"yes"}}, Body: []byte("from the plugin")})
+				reply = msg.Reply(abi.OpResponse, body)
+			case p + ":/other":
+				reply = msg.FailureReply(abi.Failure{Reason: abi.FailureNoReceiver, Error: "no plugin"})
+			default:
+				reply = msg.FailureReply(abi.Failure{Reason: "fault", Error: "plugin trapped"})
+			}
+			r.b.Respond(reply)
+		}
+	}()
+	mine, other, broken := r.send(p+":/mine", "GET", HTTPRequest{Method: "GET"}), r.send(p+":/other", "GET", HTTPRequest{}),
+		r.send(p+":/broken", "GET", HTTPRequest{})
+	got := r.replies(3)
+	if resp := decodeResponse(t, got[mine]); resp.StatusCode != 203 || string(resp.Body) != "from the plugin" || resp.Header.Get("X-Route") != "yes" {
+		t.Errorf("routed: %d %q %v", resp.StatusCode, resp.Body, resp.Header)
+	}
+	if resp := decodeResponse(t, got[other]); resp.StatusCode != 200 || string(resp.Body) != "default route" {
+		t.Errorf("no receiver: %d %q", resp.StatusCode, resp.Body)
+	}
+	if resp := decodeResponse(t, got[broken]); resp.StatusCode != 502 || !strings.Contains(string(resp.Body), "plugin trapped") {
+		t.Errorf("failed plugin: %d %q", resp.StatusCode, resp.Body)
+	}
+	if s := r.m.Stats(); s.Routed != 2 || s.Refused[ReasonRoute] != 1 {
+		t.Errorf("routed %d, route_failed %d", s.Routed, s.Refused[ReasonRoute])
+	}
+}
