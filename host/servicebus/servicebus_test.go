@@ -24,13 +24,13 @@ import (
 // rig is the module on a real bus with a stand-in hub endpoint that takes
 // the replies.
 type rig struct {
-	t   *testing.T
+	t   testing.TB
 	b   *bus.Bus
 	m   *Module
 	hub *bus.Endpoint
 }
 
-func newRig(t *testing.T, cfg Config) *rig {
+func newRig(t testing.TB, cfg Config) *rig {
 	t.Helper()
 	b := bus.New(bus.Options{})
 	t.Cleanup(b.Close)
@@ -58,7 +58,7 @@ func newRig(t *testing.T, cfg Config) *rig {
 }
 
 // port is the port of an httptest server.
-func port(t *testing.T, srv *httptest.Server) string {
+func port(t testing.TB, srv *httptest.Server) string {
 	u, err := url.Parse(srv.URL)
 	if err != nil {
 		t.Fatal(err)
