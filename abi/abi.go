@@ -7,7 +7,7 @@ import "strconv"
 // uses (SPEC.md, "Versioning").
 const (
 	Major = 1
-	Minor = 2
+	Minor = 3
 )
 
 // ImportModule is the wasm import module under which the host provides its
@@ -63,6 +63,10 @@ const (
 	ImportSerialRead  = "serial_read"
 	ImportSerialWrite = "serial_write"
 	ImportSerialClose = "serial_close"
+
+	// ABI 1.3: outbound HTTP (SPEC.md section 5.3).
+	ImportHTTPRequest = "http_request"
+	ImportHTTPReply   = "http_reply"
 )
 
 // MaxHandles is the most device I/O handles one instance holds open

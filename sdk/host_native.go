@@ -63,6 +63,12 @@ func hostMQTTUnsubscribe(filter string) int32 { return host().MQTTUnsubscribe(fi
 
 func hostTCPConnect(addr string, timeoutMS int32) int32 { return host().TCPConnect(addr, timeoutMS) }
 
+func hostHTTPRequest(req []byte, timeoutMS int32, out []byte) int32 {
+	return host().HTTPRequest(req, timeoutMS, out)
+}
+
+func hostHTTPReply(out []byte) int32 { return host().HTTPReply(out) }
+
 func hostTCPRead(h int32, out []byte, timeoutMS int32) int32 {
 	return host().TCPRead(h, out, timeoutMS)
 }

@@ -140,6 +140,12 @@ func importSerialWrite(h int32, data string, timeoutMS int32) int32
 //go:wasmimport edgehost_v1 serial_close
 func importSerialClose(h int32) int32
 
+//go:wasmimport edgehost_v1 http_request
+func importHTTPRequest(req string, timeoutMS int32, out *byte, outCap int32) int32
+
+//go:wasmimport edgehost_v1 http_reply
+func importHTTPReply(out *byte, outCap int32) int32
+
 // str views b as a string for an import that only reads it.
 func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
@@ -216,3 +222,9 @@ func hostSerialWrite(h int32, data []byte, timeoutMS int32) int32 {
 }
 
 func hostSerialClose(h int32) int32 { return importSerialClose(h) }
+
+func hostHTTPRequest(req []byte, timeoutMS int32, out []byte) int32 {
+	return importHTTPRequest(str(req), timeoutMS, unsafe.SliceData(out), int32(len(out)))
+}
+
+func hostHTTPReply(out []byte) int32 { return importHTTPReply(unsafe.SliceData(out), int32(len(out))) }

@@ -31,7 +31,7 @@ const hubSocket = "hub.sock"
 func newHubCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "hub", Short: "Run or drive the reference cloud side of the link (docs/hub.md)"}
 	cmd.AddCommand(newHubServeCommand(), newHubTokenCommand(), newHubApplyCommand(), newHubNodesCommand(),
-		newHubPluginCommand(), newHubGetCommand())
+		newHubPluginCommand(), newHubGetCommand(), newHubHTTPCommand(), newHubTargetCommand())
 	return cmd
 }
 

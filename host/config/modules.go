@@ -32,6 +32,9 @@ type Modules struct {
 	Devices Devices `yaml:"devices"`
 	// Meta is the metamanager (KubeEdge's metamanager).
 	Meta Meta `yaml:"meta"`
+	// ServiceBus is HTTP between the cloud and local services (KubeEdge's
+	// servicebus).
+	ServiceBus ServiceBus `yaml:"servicebus"`
 }
 
 // section is what every module's settings implement.
@@ -56,6 +59,7 @@ func (m *Modules) sections() []namedSection {
 		{"twin", &m.Twin},
 		{"devices", &m.Devices},
 		{"meta", &m.Meta},
+		{"servicebus", &m.ServiceBus},
 	}
 }
 
@@ -99,6 +103,8 @@ func defaultModules() Modules {
 		Twin:    Twin{Enable: true, Plugin: "devicetwin", Lanes: 64},
 		Devices: Devices{DMIEnable: true, DMIRate: 200, DMIBurst: 400, DMICallTimeout: 10 * time.Second, WasmProtocols: []string{}},
 		Meta:    defaultMeta(),
+		// As edgecore: the cloud's requests served, the local listener off.
+		ServiceBus: defaultServiceBus(),
 	}
 }
 

@@ -64,6 +64,9 @@ type PluginRestriction struct {
 	TCP    []string `yaml:"tcp,omitempty"`
 	UDP    []string `yaml:"udp,omitempty"`
 	Serial []string `yaml:"serial,omitempty"`
+	// HTTP lists the URL patterns (as in a manifest) the plugin may
+	// request at most.
+	HTTP []string `yaml:"http,omitempty"`
 }
 
 // MQTTCeiling is the mqtt part of a PluginRestriction: topic filters.
@@ -116,6 +119,11 @@ func (r *PluginRestriction) validate(p *problems, path string) {
 	for i, g := range r.Serial {
 		if err := iogrant.ValidPathGlob(g); err != nil {
 			p.add(p.index(path+".serial", i), "%v", err)
+		}
+	}
+	for i, u := range r.HTTP {
+		if _, err := iogrant.ParseURLPattern(u); err != nil {
+			p.add(p.index(path+".http", i), "%v", err)
 		}
 	}
 	if r.MQTT == nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/edgehost/edgehost/host/meta"
 	"github.com/edgehost/edgehost/host/pluginhost"
 	"github.com/edgehost/edgehost/host/pluginsync"
+	"github.com/edgehost/edgehost/host/servicebus"
 	"github.com/edgehost/edgehost/host/store"
 	"github.com/edgehost/edgehost/host/supervisor"
 	"github.com/edgehost/edgehost/host/twin"
@@ -49,6 +50,9 @@ type Daemon struct {
 	meta    *meta.Module
 	super   *supervisor.Supervisor
 	metrics metricsRegistry
+
+	// servicebus is nil when modules.servicebus is off.
+	servicebus *servicebus.Module
 }
 
 // Options are the daemon's settings that are not in the config file.
@@ -145,6 +149,10 @@ func Run(ctx context.Context, cfg *config.Config, opts Options, log hclog.Logger
 			connected := func() bool { return d.hub != nil && d.hub.Connected() }
 			modules = append(modules, pluginsync.New(b, d.plugins, d.meta, pluginsync.Config{Connected: connected}, log))
 		}
+	}
+	if cfg.Modules.ServiceBus.Enable {
+		d.servicebus = newServiceBus(cfg, b, st, log)
+		modules = append(modules, d.servicebus)
 	}
 	if cfg.Modules.Hub.Enable {
 		// Last: the modules told of the link's state are on the bus when it

@@ -388,6 +388,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	describe(ch, hubMetrics)
 	describe(ch, hubRefused)
 	describe(ch, hubUpstreamRefused)
+	describeServiceBus(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -437,6 +438,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		emit(ch, twinMetrics, d.twin.Stats())
 	}
 	d.collectDevices(ch)
+	d.collectServiceBus(ch)
 	if d.meta != nil {
 		s := d.meta.Stats()
 		emit(ch, metaMetrics, s)

@@ -97,6 +97,9 @@ func grantStrings(c plugins.Capabilities) []string {
 	if len(c.UDP) > 0 {
 		out = append(out, fmt.Sprintf("udp %q", c.UDP))
 	}
+	if len(c.HTTP) > 0 {
+		out = append(out, fmt.Sprintf("http %q", c.HTTP))
+	}
 	if len(c.Serial) > 0 {
 		out = append(out, fmt.Sprintf("serial %q", c.Serial))
 	}

@@ -83,6 +83,7 @@ func (m *Module) policy(man *plugins.Manifest) *plugins.Policy {
 			ceiling.MQTT = &plugins.MQTTGrant{Publish: r.MQTT.Publish, Subscribe: r.MQTT.Subscribe}
 		}
 		ceiling.TCP, ceiling.UDP, ceiling.Serial = r.TCP, r.UDP, r.Serial
+		ceiling.HTTP = r.HTTP
 		return plugins.NewPolicy(man.Capabilities, &ceiling)
 	}
 	return plugins.NewPolicy(man.Capabilities, nil)

@@ -3,6 +3,7 @@ package plugins
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"path"
 	"slices"
 	"strings"
@@ -21,6 +22,7 @@ const (
 	GrantTCP           = "tcp"
 	GrantUDP           = "udp"
 	GrantSerial        = "serial"
+	GrantHTTP          = "http"
 )
 
 // freeImports need no grant.
@@ -54,6 +56,9 @@ var importGrants = map[string]string{
 	abi.ImportSerialRead:  GrantSerial,
 	abi.ImportSerialWrite: GrantSerial,
 	abi.ImportSerialClose: GrantSerial,
+
+	abi.ImportHTTPRequest: GrantHTTP,
+	abi.ImportHTTPReply:   GrantHTTP,
 }
 
 // Capabilities are the grants a plugin asks for (in its manifest) or that
@@ -78,6 +83,10 @@ type Capabilities struct {
 	// Serial lets the plugin open serial devices whose paths match one of
 	// these globs ("/dev/ttyUSB*").
 	Serial []string `json:"serial,omitempty"`
+	// HTTP lets the plugin make HTTP requests to URLs one of these
+	// patterns matches, "scheme://host[:port]/path" with "*" in the path
+	// matching any run of characters (abi/SPEC.md section 5.3).
+	HTTP []string `json:"http,omitempty"`
 }
 
 // KVGrant is the kv capability.
@@ -116,6 +125,11 @@ func (c *Capabilities) validate() error {
 			return fmt.Errorf("capabilities.serial[%d]: %w", i, err)
 		}
 	}
+	for i, u := range c.HTTP {
+		if _, err := iogrant.ParseURLPattern(u); err != nil {
+			return fmt.Errorf("capabilities.http[%d]: %w", i, err)
+		}
+	}
 	if c.MQTT == nil {
 		return nil
 	}
@@ -149,6 +163,8 @@ func (c *Capabilities) has(grant string) bool {
 		return len(c.UDP) > 0
 	case GrantSerial:
 		return len(c.Serial) > 0
+	case GrantHTTP:
+		return len(c.HTTP) > 0
 	}
 	return false
 }
@@ -188,6 +204,7 @@ type Policy struct {
 	subscribe []string
 	tcp, udp  []iogrant.Endpoint
 	serial    []string // path globs
+	http      []iogrant.URLPattern
 	ceiling   *Policy
 }
 
@@ -215,6 +232,11 @@ func compilePolicy(c Capabilities) *Policy {
 	p.tcp = compileEndpoints(c.TCP)
 	p.udp = compileEndpoints(c.UDP)
 	p.serial = slices.Clone(c.Serial)
+	for _, s := range c.HTTP {
+		if u, err := iogrant.ParseURLPattern(s); err == nil {
+			p.http = append(p.http, u)
+		}
+	}
 	return p
 }
 
@@ -245,6 +267,8 @@ func (p *Policy) has(grant string) bool {
 		own = len(p.udp) > 0
 	case GrantSerial:
 		own = len(p.serial) > 0
+	case GrantHTTP:
+		own = len(p.http) > 0
 	}
 	return own && (p.ceiling == nil || p.ceiling.has(grant))
 }
@@ -331,6 +355,19 @@ func (p *Policy) AllowSerial(path string) bool {
 		}
 	}
 	return ok && (p.ceiling == nil || p.ceiling.AllowSerial(path))
+}
+
+// AllowHTTP reports whether the plugin may make an HTTP request to u (an
+// absolute http or https URL): one of its URL patterns matches it.
+func (p *Policy) AllowHTTP(u *url.URL) bool {
+	ok := false
+	for i := range p.http {
+		if p.http[i].Match(u) {
+			ok = true
+			break
+		}
+	}
+	return ok && (p.ceiling == nil || p.ceiling.AllowHTTP(u))
 }
 
 func matchEndpoint(grants []iogrant.Endpoint, t iogrant.Target) bool {

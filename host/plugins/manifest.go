@@ -136,11 +136,14 @@ var importMinor = map[string]int{
 	abi.ImportTCPConnect: 2, abi.ImportTCPRead: 2, abi.ImportTCPWrite: 2, abi.ImportTCPClose: 2,
 	abi.ImportUDPOpen: 2, abi.ImportUDPSend: 2, abi.ImportUDPRecv: 2, abi.ImportUDPClose: 2,
 	abi.ImportSerialOpen: 2, abi.ImportSerialRead: 2, abi.ImportSerialWrite: 2, abi.ImportSerialClose: 2,
+
+	abi.ImportHTTPRequest: 3, abi.ImportHTTPReply: 3,
 }
 
 // CheckABI refuses a module whose imports need a newer ABI than its
 // manifest declares (abi/SPEC.md section 1): "1" with the MQTT imports of
-// ABI 1.1, or "1.1" with the device I/O imports of ABI 1.2. m must have passed Validate.
+// ABI 1.1, "1.1" with the device I/O imports of ABI 1.2, "1.2" with the
+// HTTP imports of ABI 1.3. m must have passed Validate.
 func (m *Manifest) CheckABI(imports []string) error {
 	declared := m.abiMinor()
 	for _, imp := range imports {

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -263,7 +265,9 @@ func TestManifestABIMatchesImports(t *testing.T) {
 		{"1.2", "", []string{"log", "tcp_connect", "serial_read"}},
 		{"1.1", `abi "1.1", but the module imports tcp_connect, which ABI 1.2 added: declare abi "1.2"`, []string{"mqtt_publish", "tcp_connect"}},
 		{"1", `abi "1", but the module imports udp_open, which ABI 1.2 added`, []string{"udp_open"}},
-		{"1.3", `abi "1.3" is not a version this host implements (1.0 to 1.2)`, nil},
+		{"1.3", "", []string{"http_request", "http_reply", "tcp_connect"}},
+		{"1.2", `abi "1.2", but the module imports http_request, which ABI 1.3 added: declare abi "1.3"`, []string{"http_request"}},
+		{"1.4", `abi "1.4" is not a version this host implements (1.0 to 1.3)`, nil},
 		{"1.01", "is not a version this host implements", nil},
 		{"2", "is not a version this host implements", nil},
 		{"1.", "is not a version this host implements", nil},
@@ -378,5 +382,33 @@ func TestMapperManifest(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("manifest with %s: error %v, want %q", to, err, want)
 		}
+	}
+}
+
+// TestHTTPGrants: the http grant is validated naming the index, denies
+// by default, and is narrowed by the operator's ceiling.
+func TestHTTPGrants(t *testing.T) {
+	var c Capabilities
+	if err := json.Unmarshal([]byte(`{"http":["http://127.0.0.1:8080/*","ftp://h/"]}`), &c); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.validate(); err == nil || !strings.Contains(err.Error(), `capabilities.http[1]: "ftp://h/": scheme must be http or https`) {
+		t.Errorf("validate: %v", err)
+	}
+	u := func(s string) *url.URL {
+		v, _ := url.Parse(s)
+		return v
+	}
+	p := NewPolicy(Capabilities{HTTP: []string{"http://127.0.0.1:8080/*", "https://api.example.com/v1/*"}}, nil)
+	if !p.AllowHTTP(u("http://127.0.0.1:8080/a")) || !p.AllowHTTP(u("https://api.example.com/v1/x")) ||
+		p.AllowHTTP(u("http://127.0.0.1:8081/a")) || p.AllowHTTP(u("https://api.example.com/v2/x")) {
+		t.Error("AllowHTTP ignores the patterns")
+	}
+	narrowed := NewPolicy(Capabilities{HTTP: []string{"http://127.0.0.1:8080/*"}}, &Capabilities{HTTP: []string{"http://127.0.0.1:8080/public/*"}})
+	if !narrowed.AllowHTTP(u("http://127.0.0.1:8080/public/x")) || narrowed.AllowHTTP(u("http://127.0.0.1:8080/private")) {
+		t.Error("the ceiling does not narrow http")
+	}
+	if NewPolicy(Capabilities{}, nil).AllowHTTP(u("http://127.0.0.1:8080/")) {
+		t.Error("http allowed without a grant")
 	}
 }

@@ -1,13 +1,15 @@
 package wasm
 
 import (
+	"net/url"
+
 	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/host/iogrant"
 )
 
 // Grants decides at call time whether a plugin may use a capability. The
-// send, request, KV, mqtt_publish, mqtt_subscribe, tcp_connect, udp_open
-// and serial_open imports ask it before acting; a refusal returns
+// send, request, KV, mqtt_publish, mqtt_subscribe, tcp_connect, udp_open,
+// serial_open and http_request imports ask it before acting; a refusal returns
 // abi.Denied to the guest, is logged and counted in Status.Denied. A nil
 // Grants allows everything (an operator-trusted plugin). Implementations
 // must be safe for concurrent use and should not allocate.
@@ -34,6 +36,9 @@ type Grants interface {
 	// AllowSerial reports whether the plugin may open the serial device at
 	// path (absolute and clean).
 	AllowSerial(path string) bool
+	// AllowHTTP reports whether the plugin may make an HTTP request to u,
+	// an absolute http or https URL (abi/SPEC.md section 5.3).
+	AllowHTTP(u *url.URL) bool
 }
 
 // deny counts and logs a refused host call and returns the result for the
@@ -83,4 +88,10 @@ func (inst *instance) allowUDP(t iogrant.Target) bool {
 func (inst *instance) allowSerial(path string) bool {
 	g := inst.p.grants
 	return g == nil || g.AllowSerial(path)
+}
+
+// allowHTTP checks an outbound HTTP URL against the plugin's grants.
+func (inst *instance) allowHTTP(u *url.URL) bool {
+	g := inst.p.grants
+	return g == nil || g.AllowHTTP(u)
 }

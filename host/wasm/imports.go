@@ -56,6 +56,10 @@ var hostFuncs = map[string]hostFunc{
 	abi.ImportSerialRead:  {signature{types(i32, i32, i32, i32), types(i32)}, importSerialRead},
 	abi.ImportSerialWrite: {signature{types(i32, i32, i32, i32), types(i32)}, importSerialWrite},
 	abi.ImportSerialClose: {signature{types(i32), types(i32)}, importSerialClose},
+
+	// ABI 1.3 (section 5.3).
+	abi.ImportHTTPRequest: {signature{types(i32, i32, i32, i32, i32), types(i32)}, importHTTPRequest},
+	abi.ImportHTTPReply:   {signature{types(i32, i32), types(i32)}, importHTTPReply},
 }
 
 // instantiateImports provides the named edgehost_v1 imports, and only those,

@@ -42,11 +42,12 @@ type instance struct {
 
 	bufPtr, bufCap uint32 // the exchange buffer; bufCap 0 until asked for
 
-	callCtx context.Context // the caller's context during a call, for imports
-	in      *abi.Message    // the message edgehost_handle is handling; nil in other calls
-	kept    []byte          // the reply request kept for request_reply
-	tx      kvTx            // the KV writes of the current call
-	outbox  []held          // sends and publishes held behind tx
+	callCtx  context.Context // the caller's context during a call, for imports
+	in       *abi.Message    // the message edgehost_handle is handling; nil in other calls
+	kept     []byte          // the reply request kept for request_reply
+	keptHTTP []byte          // the response http_request kept for http_reply
+	tx       kvTx            // the KV writes of the current call
+	outbox   []held          // sends and publishes held behind tx
 	// lastTopic is the topic of the last mqtt_publish, reused while the
 	// guest publishes on the same one.
 	lastTopic string
@@ -142,6 +143,7 @@ func (inst *instance) call(ctx context.Context, fn api.Function, fallback FaultK
 	err := fn.CallWithStack(inst.ctx, inst.stack)
 	inst.callCtx = nil
 	inst.kept = nil
+	inst.keptHTTP = nil
 	if err != nil {
 		inst.dead = true
 		return inst.fault(fallback, err)

@@ -35,7 +35,7 @@ func TestCompileReportsImportsAndMemory(t *testing.T) {
 
 func TestUnknownImportRefused(t *testing.T) {
 	_, err := testRuntime.Compile(context.Background(), plugintest.MustRead(t, pluginDir+"badimport"))
-	want := "imports edgehost_v1.foo, which this host (ABI 1.2) does not provide"
+	want := "imports edgehost_v1.foo, which this host (ABI 1.3) does not provide"
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("got %v, want an error containing %q", err, want)
 	}

@@ -54,6 +54,9 @@ type Host struct {
 	// TCP and UDP are the endpoints the plugin may reach, as a manifest's
 	// capabilities.tcp and .udp ("127.0.0.1:*"); nil denies all.
 	TCP, UDP []string
+	// HTTP are the URL patterns the plugin may request, as a manifest's
+	// capabilities.http ("http://127.0.0.1:8080/*"); nil denies all.
+	HTTP []string
 
 	initialized   bool
 	logs          []LogLine
@@ -62,6 +65,7 @@ type Host struct {
 	subscriptions map[string]bool
 	tx            map[string]write // the current call's KV writes
 	kept          []byte           // a request's reply kept for request_reply
+	keptHTTP      []byte           // an http_request's response kept for http_reply
 	ids           int
 	devices       map[int32]*device // open device handles
 	lastHandle    int32

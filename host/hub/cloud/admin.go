@@ -1,12 +1,14 @@
 package cloud
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/host/hub/wire"
@@ -20,6 +22,9 @@ import (
 //	POST /nodes/{node}/messages   body: one beehive message (JSON); with
 //	                              ?ack=1 it is resent until the node ACKs
 //	                              it, else written once
+//	POST /nodes/{node}/requests   body: one beehive message; waits (up to
+//	                              ?timeout=, default 30s) for the node's
+//	                              reply and answers with its frame
 //	GET  /reports                 what each node reported: []NodeReport
 //	POST /packages                body: a plugin package; kept for nodes
 //	                              to fetch: {"digest", "size"}
@@ -47,6 +52,7 @@ func (s *Server) AdminHandler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(append([]string{}, s.Nodes()...))
 	})
+	mux.HandleFunc("POST /nodes/{node}/requests", s.handleRequest)
 	mux.HandleFunc("POST /nodes/{node}/messages", func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(io.LimitReader(r.Body, maxFrameBytes+1))
 		if err != nil || len(body) > maxFrameBytes {
@@ -116,4 +122,38 @@ func ObjectMessage(object []byte, op string) (abi.Message, error) {
 	return abi.Message{Header: abi.Header{ResourceVersion: rv},
 		Route:   abi.Route{Source: source, Group: "resource", Operation: op, Resource: ns + "/" + kind + "/" + meta.Metadata.Name},
 		Content: object}, nil
+}
+
+// handleRequest sends the posted message and answers with the node's
+// reply frame.
+func (s *Server) handleRequest(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxFrameBytes+1))
+	if err != nil || len(body) > maxFrameBytes {
+		http.Error(w, fmt.Sprintf("read message: over %d bytes or unreadable (%v)", maxFrameBytes, err), http.StatusRequestEntityTooLarge)
+		return
+	}
+	d, err := wire.Decode(body)
+	if err != nil {
+		http.Error(w, "message: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	timeout := 30 * time.Second
+	if t := r.URL.Query().Get("timeout"); t != "" {
+		if timeout, err = time.ParseDuration(t); err != nil || timeout <= 0 {
+			http.Error(w, fmt.Sprintf("timeout %q: want a positive duration", t), http.StatusBadRequest)
+			return
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	reply, err := s.Request(ctx, r.PathValue("node"), d.Message, d.Kind)
+	switch {
+	case errors.Is(err, ErrNoNode):
+		http.Error(w, err.Error(), http.StatusNotFound)
+	case err != nil:
+		http.Error(w, err.Error(), http.StatusGatewayTimeout)
+	default:
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(reply.Frame)
+	}
 }

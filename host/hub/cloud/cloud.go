@@ -5,7 +5,9 @@
 // a token, as CloudCore's does on port 10002. It is meant for tests, labs
 // and sites without a Kubernetes control plane; it keeps no objects of its
 // own but the packages pushed for nodes to fetch, remembers what nodes
-// reported (in memory) and routes nothing onwards (docs/hub.md).
+// reported (in memory) and routes nothing onwards but the nodes'
+// servicebus requests, which it makes itself (docs/hub.md,
+// docs/servicebus.md).
 package cloud
 
 import (
@@ -75,6 +77,8 @@ type Server struct {
 	closing  bool // ServeWebsocket is returning; under mu
 	sessions map[string]*session
 	acks     map[string]chan struct{} // msg id → closed when ACKed
+	replies  map[string]chan Received // msg id → its Request's reply
+	forwards sync.WaitGroup           // servicebus target calls running
 	reports  map[string]*NodeReport   // by node
 	recMu    sync.Mutex
 	received chan Received
@@ -111,7 +115,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	return &Server{opts: opts, ca: ca, cert: cert, log: opts.Logger.Named("cloud"),
-		sessions: map[string]*session{}, acks: map[string]chan struct{}{}, reports: map[string]*NodeReport{}, received: make(chan Received, 1024)}, nil
+		sessions: map[string]*session{}, acks: map[string]chan struct{}{}, replies: map[string]chan Received{}, reports: map[string]*NodeReport{}, received: make(chan Received, 1024)}, nil
 }
 
 // CA returns the server's certificate authority.
@@ -136,6 +140,7 @@ func (s *Server) ServeWebsocket(ctx context.Context, ln net.Listener) error {
 	}
 	s.mu.Unlock()
 	s.handlers.Wait()
+	s.forwards.Wait()
 	return err
 }
 
@@ -440,7 +445,10 @@ func (c *session) run() error {
 func (c *session) handle(r Received) {
 	m := r.Message
 	c.srv.note(c.node, m)
+	c.srv.deliverReply(r)
 	switch {
+	case isServicebusUpload(m):
+		c.srv.forwards.Go(func() { c.srv.forwardServicebus(c.node, m) })
 	case m.Route.Operation == abi.OpQuery && strings.Contains(m.Route.Resource, "/"+pluginsync.PackageType+"/"):
 		c.answerChunk(m)
 	case m.Route.Operation == abi.OpResponse && m.Header.ParentID != "":

@@ -37,6 +37,8 @@ type Host interface {
 	SerialRead(h int32, out []byte, timeoutMS int32) int32
 	SerialWrite(h int32, data []byte, timeoutMS int32) int32
 	SerialClose(h int32) int32
+	HTTPRequest(req []byte, timeoutMS int32, out []byte) int32
+	HTTPReply(out []byte) int32
 }
 
 // Guest is the plugin's side: its exports.

@@ -1,0 +1,149 @@
+package abi
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// HTTPRequest is an http_request's request (SPEC.md section 5.3).
+type HTTPRequest struct {
+	Method string
+	URL    string
+	// Header holds the header lines in order, as name/value pairs.
+	Header [][2]string
+	Body   []byte
+}
+
+// HTTPResponse is an http_request's response.
+type HTTPResponse struct {
+	Status int
+	Header [][2]string
+	Body   []byte
+}
+
+// ErrHTTPFraming is wrapped by the errors of DecodeHTTPRequest and
+// DecodeHTTPResponse.
+var ErrHTTPFraming = errors.New("bad http framing")
+
+// hostSetHeaders are set by the host; a request may not carry them.
+var hostSetHeaders = []string{"host", "content-length", "transfer-encoding", "connection"}
+
+// AppendHTTPRequest appends r in section 5.3's framing.
+func AppendHTTPRequest(b []byte, r *HTTPRequest) []byte {
+	b = append(b, r.Method...)
+	b = append(b, ' ')
+	b = append(b, r.URL...)
+	b = append(b, '\n')
+	return appendHeaderBody(b, r.Header, r.Body)
+}
+
+// AppendHTTPResponse appends r in section 5.3's framing.
+func AppendHTTPResponse(b []byte, r *HTTPResponse) []byte {
+	b = strconv.AppendInt(b, int64(r.Status), 10)
+	b = append(b, '\n')
+	return appendHeaderBody(b, r.Header, r.Body)
+}
+
+func appendHeaderBody(b []byte, h [][2]string, body []byte) []byte {
+	for _, kv := range h {
+		b = append(b, kv[0]...)
+		b = append(b, ": "...)
+		b = append(b, kv[1]...)
+		b = append(b, '\n')
+	}
+	b = append(b, '\n')
+	return append(b, body...)
+}
+
+// DecodeHTTPRequest parses and checks a request; the body aliases data.
+func DecodeHTTPRequest(data []byte) (HTTPRequest, error) {
+	line, rest, ok := bytes.Cut(data, []byte{'\n'})
+	if !ok {
+		return HTTPRequest{}, fmt.Errorf("%w: no request line", ErrHTTPFraming)
+	}
+	method, rawURL, ok := strings.Cut(string(line), " ")
+	if !ok || len(method) == 0 || len(method) > 16 || strings.Trim(method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
+		return HTTPRequest{}, fmt.Errorf("%w: method %q is not 1-16 of A-Z", ErrHTTPFraming, method)
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.Fragment != "" ||
+		strings.ContainsAny(rawURL, " \t\r#") {
+		return HTTPRequest{}, fmt.Errorf("%w: url %q is not an absolute http(s) URL without user info or fragment", ErrHTTPFraming, rawURL)
+	}
+	h, body, err := decodeHeaderBody(rest)
+	if err != nil {
+		return HTTPRequest{}, err
+	}
+	for _, kv := range h {
+		for _, n := range hostSetHeaders {
+			if strings.EqualFold(kv[0], n) {
+				return HTTPRequest{}, fmt.Errorf("%w: header %s is set by the host", ErrHTTPFraming, kv[0])
+			}
+		}
+	}
+	return HTTPRequest{Method: method, URL: rawURL, Header: h, Body: body}, nil
+}
+
+// DecodeHTTPResponse parses a response; the body aliases data.
+func DecodeHTTPResponse(data []byte) (HTTPResponse, error) {
+	line, rest, ok := bytes.Cut(data, []byte{'\n'})
+	if !ok || len(line) != 3 {
+		return HTTPResponse{}, fmt.Errorf("%w: no 3-digit status line", ErrHTTPFraming)
+	}
+	status, err := strconv.Atoi(string(line))
+	if err != nil || status < 100 {
+		return HTTPResponse{}, fmt.Errorf("%w: status %q", ErrHTTPFraming, line)
+	}
+	h, body, err := decodeHeaderBody(rest)
+	if err != nil {
+		return HTTPResponse{}, err
+	}
+	return HTTPResponse{Status: status, Header: h, Body: body}, nil
+}
+
+func decodeHeaderBody(data []byte) ([][2]string, []byte, error) {
+	var h [][2]string
+	for {
+		line, rest, ok := bytes.Cut(data, []byte{'\n'})
+		if !ok {
+			return nil, nil, fmt.Errorf("%w: headers not ended by an empty line", ErrHTTPFraming)
+		}
+		data = rest
+		if len(line) == 0 {
+			return h, data, nil
+		}
+		name, value, ok := strings.Cut(string(line), ": ")
+		if !ok || !ValidHeaderName(name) || !ValidHeaderValue(value) {
+			return nil, nil, fmt.Errorf("%w: header line %q is not Name: value", ErrHTTPFraming, line)
+		}
+		h = append(h, [2]string{name, value})
+	}
+}
+
+// ValidHeaderName reports whether s is 1-128 of letters, digits and '-'.
+func ValidHeaderName(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidHeaderValue reports whether s is printable ASCII and tabs.
+func ValidHeaderValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c != '\t' && (c < ' ' || c > '~') {
+			return false
+		}
+	}
+	return true
+}

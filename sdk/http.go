@@ -1,0 +1,54 @@
+package sdk
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/edgehost/edgehost/abi"
+)
+
+// Outbound HTTP (ABI 1.3, SPEC §5.3): requests made by the host within the
+// plugin's http grant. Errors are the abi codes: ErrDenied outside the
+// grant, ErrTimeout when the wait ended, ErrUnreachable when the server
+// cannot be reached (refused, no name, TLS failed).
+
+// HTTPResponse is the answer to HTTPDo. Header holds the response's
+// header lines, one per value.
+type HTTPResponse struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// httpBuf holds the request being encoded, reused.
+var httpBuf []byte
+
+// HTTPDo makes a request through the host and waits for the whole
+// response, at most timeout (zero: until shortly before the call's own
+// timeout). A status the server sends (404, 500) is a response, not an
+// error; redirects are not followed.
+func HTTPDo(method, url string, header http.Header, body []byte, timeout time.Duration) (*HTTPResponse, error) {
+	r := abi.HTTPRequest{Method: method, URL: url, Body: body}
+	for name, values := range header {
+		for _, v := range values {
+			r.Header = append(r.Header, [2]string{name, v})
+		}
+	}
+	httpBuf = abi.AppendHTTPRequest(httpBuf[:0], &r)
+	ms := millis(timeout)
+	b, err := fetch("http_request", url,
+		func(o []byte) int32 { return hostHTTPRequest(httpBuf, ms, o) },
+		hostHTTPReply)
+	if err != nil {
+		return nil, err
+	}
+	res, err := abi.DecodeHTTPResponse(b)
+	if err != nil {
+		return nil, wrap("edgehost http_request: response", err)
+	}
+	out := &HTTPResponse{Status: res.Status, Header: http.Header{}, Body: append([]byte(nil), res.Body...)}
+	for _, kv := range res.Header {
+		out.Header.Add(kv[0], kv[1])
+	}
+	return out, nil
+}
