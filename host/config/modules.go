@@ -32,6 +32,8 @@ type Modules struct {
 	Devices Devices `yaml:"devices"`
 	// Meta is the metamanager (KubeEdge's metamanager).
 	Meta Meta `yaml:"meta"`
+	// Edged is the container runtime (KubeEdge's edged).
+	Edged Edged `yaml:"edged"`
 }
 
 // section is what every module's settings implement.
@@ -56,6 +58,7 @@ func (m *Modules) sections() []namedSection {
 		{"twin", &m.Twin},
 		{"devices", &m.Devices},
 		{"meta", &m.Meta},
+		{"edged", &m.Edged},
 	}
 }
 
@@ -99,6 +102,7 @@ func defaultModules() Modules {
 		Twin:    Twin{Enable: true, Plugin: "devicetwin", Lanes: 64},
 		Devices: Devices{DMIEnable: true, DMIRate: 200, DMIBurst: 400, DMICallTimeout: 10 * time.Second, WasmProtocols: []string{}},
 		Meta:    defaultMeta(),
+		Edged:   defaultEdged(),
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/edgehost/edgehost/host/meta"
 	"github.com/edgehost/edgehost/host/pluginhost"
 	"github.com/edgehost/edgehost/host/pluginsync"
+	edged "github.com/edgehost/edgehost/host/runtime"
 	"github.com/edgehost/edgehost/host/store"
 	"github.com/edgehost/edgehost/host/supervisor"
 	"github.com/edgehost/edgehost/host/twin"
@@ -47,6 +48,7 @@ type Daemon struct {
 	twin    *twin.Module
 	devices *devices.Module
 	meta    *meta.Module
+	edged   *edged.Module
 	super   *supervisor.Supervisor
 	metrics metricsRegistry
 }
@@ -145,6 +147,14 @@ func Run(ctx context.Context, cfg *config.Config, opts Options, log hclog.Logger
 			connected := func() bool { return d.hub != nil && d.hub.Connected() }
 			modules = append(modules, pluginsync.New(b, d.plugins, d.meta, pluginsync.Config{Connected: connected}, log))
 		}
+	}
+	if cfg.Modules.Edged.Enable {
+		e, err := newEdged(cfg, b, d.meta, log)
+		if err != nil {
+			return err
+		}
+		d.edged = e
+		modules = append(modules, e)
 	}
 	if cfg.Modules.Hub.Enable {
 		// Last: the modules told of the link's state are on the bus when it

@@ -1,0 +1,367 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/edgehost/edgehost/internal/containerd"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// podRig is a hubRig whose daemon runs pods on a real containerd.
+type podRig struct {
+	*hubRig
+	ctrd *containerd.Containerd
+	cri  runtimeapi.RuntimeServiceClient
+}
+
+func newPodRig(t *testing.T) *podRig {
+	ctrd := containerd.Start(t)
+	ctrd.ImportTestImages(t)
+	r := newHubRigWith(t, rigOptions{modules: fmt.Sprintf("  edged:\n    enable: true\n    criEndpoint: %s\n    restartBackoff: 1s\n    maxRestartBackoff: 4s\n", ctrd.Endpoint)})
+	return &podRig{hubRig: r, ctrd: ctrd, cri: ctrd.CRI()}
+}
+
+// apply sends an object to the node with `edgehost hub apply`, as the
+// cloud's edgecontroller would.
+func (r *podRig) apply(op, yaml string) {
+	t := r.t
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "object.yaml")
+	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, code := edgehost(t, r.bin, "", "hub", "apply", "--data-dir", r.hub.dir, "-f", file, "--node", "peer-node", "--op", op, "--timeout", "30s")
+	if code != 0 || !strings.Contains(out, "acknowledged by peer-node") {
+		t.Fatalf("hub apply: exit %d: %s\nhub logs:\n%s\ndaemon logs:\n%s", code, out, r.hub.logs, r.d.logs)
+	}
+}
+
+// podPatch is the part of a pod status patch the tests read.
+type podPatch struct {
+	Metadata struct {
+		UID string `json:"uid"`
+	} `json:"metadata"`
+	Status struct {
+		Phase      string `json:"phase"`
+		Reason     string `json:"reason"`
+		Message    string `json:"message"`
+		HostIP     string `json:"hostIP"`
+		PodIP      string `json:"podIP"`
+		StartTime  string `json:"startTime"`
+		QOSClass   string `json:"qosClass"`
+		Conditions []struct {
+			Type, Status string
+		} `json:"conditions"`
+		ContainerStatuses []struct {
+			Name         string         `json:"name"`
+			Ready        bool           `json:"ready"`
+			RestartCount int            `json:"restartCount"`
+			ContainerID  string         `json:"containerID"`
+			ImageID      string         `json:"imageID"`
+			State        map[string]any `json:"state"`
+			LastState    map[string]any `json:"lastState"`
+		} `json:"containerStatuses"`
+	} `json:"status"`
+}
+
+func (p podPatch) condition(typ string) string {
+	for _, c := range p.Status.Conditions {
+		if c.Type == typ {
+			return c.Status
+		}
+	}
+	return ""
+}
+
+// state is the container's state key (running, waiting, terminated) and
+// its reason.
+func (p podPatch) state(i int, which string) (string, map[string]any) {
+	cs := p.Status.ContainerStatuses[i]
+	m := cs.State
+	if which == "last" {
+		m = cs.LastState
+	}
+	for k, v := range m {
+		inner, _ := v.(map[string]any)
+		return k, inner
+	}
+	return "", nil
+}
+
+// awaitPatch waits for a status patch of ns/name that satisfies ok and
+// returns it.
+func (r *podRig) awaitPatch(ns, name string, ok func(podPatch) bool) podPatch {
+	t := r.t
+	t.Helper()
+	var last podPatch
+	match := func(e envelope) bool {
+		if e.Route["operation"] != "patch" || e.Route["resource"] != ns+"/podpatch/"+name || e.Route["source"] != "edged" {
+			return false
+		}
+		s, isString := e.Content.(string)
+		if !isString {
+			t.Fatalf("podpatch content is %T, edgecore sends a string", e.Content)
+		}
+		var p podPatch
+		if err := json.Unmarshal([]byte(s), &p); err != nil {
+			t.Fatalf("podpatch content: %v: %s", err, s)
+		}
+		last = p
+		return ok(p)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		for _, f := range r.hub.frames(t) {
+			if f.Dir == "edge->cloud" {
+				if e := f.envelope(t); match(e) {
+					return last
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no matching status patch of %s/%s after 60s; last: %+v\ndaemon logs:\n%s\ncontainerd:\n%s", ns, name, last.Status, r.d.logs, r.ctrd.Log())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// exec runs cmd in a container through CRI and returns its stdout.
+func (r *podRig) exec(containerID string, cmd ...string) string {
+	t := r.t
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := r.cri.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: strings.TrimPrefix(containerID, "containerd://"), Cmd: cmd, Timeout: 10})
+	if err != nil || out.ExitCode != 0 {
+		t.Fatalf("exec %v: %v %s", cmd, err, out.GetStderr())
+	}
+	return string(out.Stdout)
+}
+
+// podObjects are what CRI holds for pod uid.
+func (r *podRig) podObjects(uid string) (sandboxes, containers int) {
+	t := r.t
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sel := map[string]string{"io.kubernetes.pod.uid": uid}
+	sbs, err := r.cri.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{LabelSelector: sel}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := r.cri.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{LabelSelector: sel}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(sbs.Items), len(cs.Containers)
+}
+
+const siteConfigMap = `apiVersion: v1
+kind: ConfigMap
+metadata: {name: site, namespace: default, uid: cm-site, resourceVersion: "3"}
+data: {mode: eco, greeting: hello from the cloud}
+`
+
+const webPod = `apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: default, uid: uid-web, resourceVersion: "10"}
+spec:
+  restartPolicy: Always
+  containers:
+    - name: main
+      image: localhost/busybox:local
+      command: [sh, -c, 'echo started; exec sleep 3600']
+      env:
+        - {name: MODE, valueFrom: {configMapKeyRef: {name: site, key: mode}}}
+        - {name: POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+      resources:
+        limits: {memory: 64Mi, cpu: 500m}
+        requests: {memory: 32Mi, cpu: 100m}
+      volumeMounts:
+        - {name: site, mountPath: /etc/site}
+        - {name: scratch, mountPath: /scratch}
+  volumes:
+    - {name: site, configMap: {name: site}}
+    - {name: scratch, emptyDir: {}}
+`
+
+// TestPodsOnContainerd: a Pod sent by `hub apply` runs a busybox
+// container (image built here as an OCI tar and imported) on a real
+// containerd; its status reaches the hub as Running with kubectl's
+// fields; a configmap env and volume reach the container; the memory
+// limit is set and enforced (OOMKilled); the container killed is
+// restarted per restartPolicy with its lastState; bad pods (an
+// unsupported field, a missing image, a missing configmap volume) each
+// get a clear reason while the others run; the pod deleted leaves nothing
+// in CRI.
+func TestPodsOnContainerd(t *testing.T) {
+	r := newPodRig(t)
+	r.start()
+	r.awaitFrames(route("twin", "resource", "get", "membership/detail"), 1)
+	r.apply("insert", siteConfigMap)
+	r.apply("insert", webPod)
+
+	p := r.awaitPatch("default", "web", func(p podPatch) bool { return p.Status.Phase == "Running" })
+	t.Logf("Running status patch: %+v", p)
+	cs := p.Status.ContainerStatuses
+	if p.Metadata.UID != "uid-web" || len(cs) != 1 || cs[0].Name != "main" || !cs[0].Ready || cs[0].RestartCount != 0 ||
+		!strings.HasPrefix(cs[0].ContainerID, "containerd://") || !strings.HasPrefix(cs[0].ImageID, "sha256:") ||
+		p.Status.PodIP == "" || p.Status.StartTime == "" || p.Status.QOSClass != "Burstable" ||
+		p.condition("Ready") != "True" || p.condition("ContainersReady") != "True" || p.condition("PodScheduled") != "True" {
+		t.Fatalf("Running status: %+v", p)
+	}
+	if k, _ := p.state(0, "now"); k != "running" {
+		t.Fatalf("container state %v, want running", cs[0].State)
+	}
+	id := cs[0].ContainerID
+	if got := r.exec(id, "sh", "-c", `echo "$MODE $POD"; cat /etc/site/greeting; ls /scratch && echo ok`); got != "eco web\nhello from the cloudok\n" {
+		t.Errorf("configmap env and volume in the container: %q", got)
+	}
+	if got := strings.TrimSpace(r.exec(id, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes")); got != strconv.Itoa(64<<20) {
+		t.Errorf("memory limit in the container's cgroup = %s, want %d", got, 64<<20)
+	}
+
+	// Killed from outside (SIGKILL to its process): restarted, once, with
+	// the kill in lastState.
+	r.killContainer(id)
+	p = r.awaitPatch("default", "web", func(p podPatch) bool {
+		return p.Status.Phase == "Running" && len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount == 1 && p.Status.ContainerStatuses[0].Ready
+	})
+	if k, last := p.state(0, "last"); k != "terminated" || last["exitCode"] != float64(137) {
+		t.Errorf("lastState after the kill: %v", p.Status.ContainerStatuses[0].LastState)
+	}
+
+	// The memory limit is enforced: a container that allocates past it is
+	// OOM-killed, and with restartPolicy Never the pod fails.
+	r.apply("insert", `apiVersion: v1
+kind: Pod
+metadata: {name: hog, namespace: default, uid: uid-hog}
+spec:
+  restartPolicy: Never
+  hostNetwork: true
+  containers:
+    - name: hog
+      image: localhost/busybox:local
+      command: [sh, -c, 'x=$(head -c 100000000 /dev/zero | tr "\0" a); echo survived']
+      resources: {limits: {memory: 20Mi}}
+`)
+	p = r.awaitPatch("default", "hog", func(p podPatch) bool { return p.Status.Phase == "Failed" })
+	if k, term := p.state(0, "now"); k != "terminated" || term["reason"] != "OOMKilled" {
+		t.Errorf("hog: %v, want terminated OOMKilled", p.Status.ContainerStatuses[0].State)
+	}
+
+	// Bad input: each pod gets its reason; web keeps running.
+	r.apply("insert", `apiVersion: v1
+kind: Pod
+metadata: {name: probed, namespace: default, uid: uid-probed}
+spec:
+  containers:
+    - name: c
+      image: localhost/busybox:local
+      livenessProbe: {exec: {command: ["true"]}}
+`)
+	r.apply("insert", `apiVersion: v1
+kind: Pod
+metadata: {name: ghost, namespace: default, uid: uid-ghost}
+spec:
+  containers:
+    - {name: c, image: "localhost/no-such-image:1"}
+`)
+	r.apply("insert", `apiVersion: v1
+kind: Pod
+metadata: {name: badvol, namespace: default, uid: uid-badvol}
+spec:
+  containers:
+    - name: c
+      image: localhost/busybox:local
+      volumeMounts: [{name: cfg, mountPath: /cfg}]
+  volumes:
+    - {name: cfg, configMap: {name: absent}}
+`)
+	p = r.awaitPatch("default", "probed", func(p podPatch) bool { return p.Status.Phase == "Failed" })
+	if p.Status.Reason != "UnsupportedPodSpec" || !strings.Contains(p.Status.Message, "spec.containers[0].livenessProbe") {
+		t.Errorf("unsupported field: reason %q message %q", p.Status.Reason, p.Status.Message)
+	}
+	p = r.awaitPatch("default", "ghost", func(p podPatch) bool {
+		k, w := p.state(0, "now")
+		return k == "waiting" && w["reason"] == "ErrImagePull"
+	})
+	if _, w := p.state(0, "now"); p.Status.Phase != "Pending" || !strings.Contains(fmt.Sprint(w["message"]), "localhost/no-such-image:1") {
+		t.Errorf("missing image: phase %s, waiting %v", p.Status.Phase, w)
+	}
+	p = r.awaitPatch("default", "badvol", func(p podPatch) bool {
+		k, w := p.state(0, "now")
+		return k == "waiting" && w["reason"] == "CreateContainerConfigError"
+	})
+	if _, w := p.state(0, "now"); !strings.Contains(fmt.Sprint(w["message"]), `configmap "absent" not found`) {
+		t.Errorf("bad volume: waiting %v", w)
+	}
+	if n, _ := r.podObjects("uid-probed"); n != 0 {
+		t.Errorf("the refused pod has %d sandboxes", n)
+	}
+	if got := r.exec(id2(r, "uid-web"), "echo", "alive"); got != "alive\n" {
+		t.Errorf("web after the bad pods: %q", got)
+	}
+
+	// Deleted: nothing of it is left in CRI, nor its volumes.
+	r.apply("delete", webPod)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		sbs, ctrs := r.podObjects("uid-web")
+		if sbs == 0 && ctrs == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the delete CRI still holds %d sandboxes and %d containers of web\n%s", sbs, ctrs, r.d.logs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := os.Stat(filepath.Join(r.dataDir, "pods", "uid-web")); !os.IsNotExist(err) {
+		t.Errorf("web's pod dir after the delete: %v", err)
+	}
+	r.d.stop(t)
+}
+
+// id2 is the running container of pod uid.
+func id2(r *podRig, uid string) string {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cs, err := r.cri.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{
+		LabelSelector: map[string]string{"io.kubernetes.pod.uid": uid}, State: &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING}}})
+	if err != nil || len(cs.Containers) != 1 {
+		r.t.Fatalf("running containers of %s: %v %v", uid, cs, err)
+	}
+	return cs.Containers[0].Id
+}
+
+// killContainer sends SIGKILL to a container's process from the host, as
+// a crash (CRI's verbose status names its pid).
+func (r *podRig) killContainer(id string) {
+	t := r.t
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := r.cri.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: strings.TrimPrefix(id, "containerd://"), Verbose: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info struct {
+		Pid int `json:"pid"`
+	}
+	if err := json.Unmarshal([]byte(st.Info["info"]), &info); err != nil || info.Pid == 0 {
+		t.Fatalf("container pid: %v %q", err, st.Info["info"])
+	}
+	if err := syscall.Kill(info.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+}
