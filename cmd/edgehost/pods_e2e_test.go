@@ -365,3 +365,75 @@ func (r *podRig) killContainer(id string) {
 		t.Fatal(err)
 	}
 }
+
+// runningContainer waits until pod uid has a running container and
+// returns its id.
+func (r *podRig) runningContainer(uid string) string {
+	t := r.t
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		cs, err := r.cri.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{
+			LabelSelector: map[string]string{"io.kubernetes.pod.uid": uid}, State: &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING}}})
+		cancel()
+		if err == nil && len(cs.Containers) == 1 {
+			return cs.Containers[0].Id
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no running container of %s after 60s: %v %v\ndaemon logs:\n%s", uid, cs, err, r.d.logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestPodsComeBackOffline: with the hub stopped, edgehost killed -9 and
+// containerd "rebooted" (every container stopped, containerd killed and
+// started again), the restarted daemon brings the pod back from its
+// store with no cloud, and the status it sent meanwhile reaches the hub
+// once the hub is back.
+func TestPodsComeBackOffline(t *testing.T) {
+	r := newPodRig(t)
+	r.start()
+	r.awaitFrames(route("twin", "resource", "get", "membership/detail"), 1)
+	r.apply("insert", `apiVersion: v1
+kind: Pod
+metadata: {name: keeper, namespace: default, uid: uid-keeper}
+spec:
+  hostNetwork: true
+  containers:
+    - {name: main, image: localhost/busybox:local, command: [sleep, "3600"]}
+`)
+	first := r.awaitPatch("default", "keeper", func(p podPatch) bool { return p.Status.Phase == "Running" }).Status.ContainerStatuses[0].ContainerID
+
+	r.hub.kill()
+	r.d.awaitStatus(t, r.bin, r.dataDir, false, "hub: not connected to the cloud")
+	r.client.Disconnect(0)
+	r.client = nil
+	r.d.cmd.Process.Signal(syscall.SIGKILL)
+	<-r.d.exited
+	r.ctrd.Reboot()
+	if sbs, _ := r.podObjects("uid-keeper"); sbs != 1 {
+		t.Fatalf("after the reboot CRI holds %d sandboxes of keeper, want the dead one", sbs)
+	}
+
+	started := time.Now()
+	r.d = launch(t, r.bin, "--config", r.cfg, "--data-dir", r.dataDir)
+	again := r.runningContainer("uid-keeper")
+	t.Logf("pod running again %s after the daemon was started, cloud down", time.Since(started).Round(time.Millisecond))
+	if "containerd://"+again == first {
+		t.Fatalf("the running container is the one from before the reboot")
+	}
+	if sbs, _ := r.podObjects("uid-keeper"); sbs != 1 {
+		t.Errorf("CRI holds %d sandboxes of keeper, want the new one only", sbs)
+	}
+
+	r.hub = startHub(t, r.bin, r.hub.dir, r.hub.ws, r.hub.certs)
+	p := r.awaitPatch("default", "keeper", func(p podPatch) bool {
+		return p.Status.Phase == "Running" && p.Status.ContainerStatuses[0].ContainerID == "containerd://"+again
+	})
+	if p.Status.ContainerStatuses[0].RestartCount != 1 {
+		t.Errorf("restart count after the reboot = %d, want 1 (carried over from the dead sandbox)", p.Status.ContainerStatuses[0].RestartCount)
+	}
+	r.d.stop(t)
+}
