@@ -201,7 +201,8 @@ spec:
 // limit is set and enforced (OOMKilled); the container killed is
 // restarted per restartPolicy with its lastState; bad pods (an
 // unsupported field, a missing image, a missing configmap volume) each
-// get a clear reason while the others run; the pod deleted leaves nothing
+// get a clear reason while the others run; a graceful delete kills the
+// pod and sends the edge's delete upstream; the pod deleted leaves nothing
 // in CRI.
 func TestPodsOnContainerd(t *testing.T) {
 	r := newPodRig(t)
@@ -312,8 +313,17 @@ spec:
 		t.Errorf("web after the bad pods: %q", got)
 	}
 
-	// Deleted: nothing of it is left in CRI, nor its volumes.
-	r.apply("delete", webPod)
+	// The cloud's graceful delete (deletionTimestamp set): the pod is
+	// killed and the edge's half of the handshake goes up, a pod delete
+	// with DeleteOptions naming the uid.
+	r.apply("update", strings.Replace(webPod, `resourceVersion: "10"}`, `resourceVersion: "11", deletionTimestamp: "2026-01-01T00:00:00Z"}`, 1))
+	del := r.awaitFrames(route("edged", "meta", "delete", "default/pod/web"), 1)[0]
+	if opts, _ := del.Content.(map[string]any); opts["kind"] != "DeleteOptions" || opts["preconditions"].(map[string]any)["uid"] != "uid-web" {
+		t.Errorf("pod delete upstream: %v", del.Content)
+	}
+	// Then the cloud's delete: nothing of it is left in CRI, nor its
+	// volumes.
+	r.apply("delete", strings.Replace(webPod, `resourceVersion: "10"`, `resourceVersion: "12"`, 1))
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		sbs, ctrs := r.podObjects("uid-web")
