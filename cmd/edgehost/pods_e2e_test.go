@@ -240,6 +240,9 @@ func TestPodsOnContainerd(t *testing.T) {
 	if k, last := p.state(0, "last"); k != "terminated" || last["exitCode"] != float64(137) {
 		t.Errorf("lastState after the kill: %v", p.Status.ContainerStatuses[0].LastState)
 	}
+	if n := metricValue(t, r.dataDir, "edgehost_edged_container_restarts_total"); n != 1 {
+		t.Errorf("edgehost_edged_container_restarts_total = %d after one kill", n)
+	}
 
 	// The memory limit is enforced: a container that allocates past it is
 	// OOM-killed, and with restartPolicy Never the pod fails.

@@ -15,6 +15,24 @@ import (
 // modules.edged.podDir says otherwise.
 func PodDir(dataDir string) string { return filepath.Join(dataDir, "pods") }
 
+// edgedMetrics are the runtime module's (docs/api.md).
+var edgedMetrics = []metric[edged.Stats]{
+	gauge("edgehost_edged_pods", "Pods the runtime drove in its last sync.",
+		func(s edged.Stats) float64 { return float64(s.Pods) }),
+	counter("edgehost_edged_syncs_total", "Syncs of every stored pod against the CRI runtime.",
+		func(s edged.Stats) float64 { return float64(s.Syncs) }),
+	counter("edgehost_edged_containers_started_total", "Containers the runtime created and started.",
+		func(s edged.Stats) float64 { return float64(s.Started) }),
+	counter("edgehost_edged_container_restarts_total", "Containers started again per their pod's restartPolicy.",
+		func(s edged.Stats) float64 { return float64(s.Restarted) }),
+	counter("edgehost_edged_pods_killed_total", "Pods stopped and removed: deleted, being deleted, or owned by no stored pod.",
+		func(s edged.Stats) float64 { return float64(s.Killed) }),
+	counter("edgehost_edged_pods_refused_total", "Pods refused for a spec field edgehost does not support.",
+		func(s edged.Stats) float64 { return float64(s.Refused) }),
+	counter("edgehost_edged_status_patches_total", "Pod status patches queued for the cloud.",
+		func(s edged.Stats) float64 { return float64(s.Patches) }),
+}
+
 // newEdged builds the container runtime over the metamanager's store, its
 // desired state.
 func newEdged(cfg *config.Config, b *bus.Bus, m *meta.Module, log hclog.Logger) (*edged.Module, error) {

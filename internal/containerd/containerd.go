@@ -177,8 +177,9 @@ func Start(tb testing.TB) *Containerd {
 	return c
 }
 
-// Restart starts containerd again after Kill (the containers that were
-// running stay, as after a containerd crash; Reboot stands for a reboot).
+// Restart starts containerd, again after Kill, and waits until its CRI
+// plugin answers. Containers that were running stay, as after a
+// containerd crash; Reboot stands for a reboot.
 func (c *Containerd) Restart() {
 	c.tb.Helper()
 	c.out = &bytes.Buffer{}
@@ -193,9 +194,7 @@ func (c *Containerd) Restart() {
 	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(c.cmd, c.done)
 	deadline := time.Now().Add(startWait)
 	for {
-		conn, err := net.Dial("unix", c.Socket)
-		if err == nil {
-			conn.Close()
+		if c.criReady() {
 			return
 		}
 		select {
@@ -208,6 +207,25 @@ func (c *Containerd) Restart() {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// criReady reports whether the CRI plugin answers: the socket accepts
+// before the plugin has loaded ("server is not initialized yet").
+func (c *Containerd) criReady() bool {
+	conn, err := net.Dial("unix", c.Socket)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	gc, err := grpc.NewClient(c.Endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return false
+	}
+	defer gc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, err = runtimeapi.NewRuntimeServiceClient(gc).ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+	return err == nil
 }
 
 // Kill stops containerd by its PID with SIGKILL, as a crash, and waits.
