@@ -5,18 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/edgehost/edgehost/abi"
-	"github.com/edgehost/edgehost/host/bus"
 	"github.com/edgehost/edgehost/host/meta"
-	"github.com/edgehost/edgehost/host/store"
 	"github.com/edgehost/edgehost/internal/containerd"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -33,32 +29,10 @@ const benchPods = 20
 // floor; and the process's RSS with the pods running. Run with
 // -benchtime=1x: every iteration starts 20 pods.
 func BenchmarkPodInsertToRunning(b *testing.B) {
-	ctrd := containerd.Start(b)
-	ctrd.ImportTestImages(b)
-	st, err := store.Open(filepath.Join(b.TempDir(), "edgehost.db"), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	bs := bus.New(bus.Options{})
-	defer bs.Close()
-	metaMod := meta.New(bs, st, meta.Config{}, nil)
-	edged := New(bs, Config{Endpoint: ctrd.Endpoint, PodDir: b.TempDir(), Store: metaMod}, nil)
-	cloud, err := bs.Register("websocket", meta.HubGroup)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	for _, mod := range []interface {
-		Run(context.Context, func()) error
-	}{metaMod, edged} {
-		ready := make(chan struct{})
-		wg.Go(func() { mod.Run(ctx, func() { close(ready) }) })
-		<-ready
-	}
+	r := newRig(b)
+	r.run(New(r.bus, Config{Endpoint: r.ctrd.Endpoint, PodDir: r.dir, Store: r.meta}, nil))
+	ctx := context.Background()
+	bs, cloud := r.bus, r.cloud
 	// insert sends pods prefix0..prefix{n-1} at once and returns, per
 	// pod, the time to its ACK and to its Running status patch.
 	insert := func(prefix string, n int) (acks, runs []time.Duration) {
@@ -105,7 +79,7 @@ func BenchmarkPodInsertToRunning(b *testing.B) {
 	}
 	b.StopTimer()
 	rss := vmRSS(b)
-	direct := directCRI(b, ctrd)
+	direct := directCRI(b, r.ctrd)
 	b.ReportMetric(p50(acks).Seconds()*1e3, "ack-p50-ms")
 	b.ReportMetric(p50(runs).Seconds()*1e3, "running-p50-ms")
 	b.ReportMetric(p50(alone).Seconds()*1e3, "alone-running-ms")

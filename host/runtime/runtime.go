@@ -126,10 +126,12 @@ func (m *Module) Run(ctx context.Context, ready func()) error {
 	}
 	defer ep.Close()
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { m.receive(ctx, ep) })
-	defer wg.Wait()
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
 	ready()
 	if v, err := cri.version(ctx); err != nil {
 		m.report(problemCRI, "the CRI runtime does not answer yet; pods start when it does", "endpoint", m.cfg.Endpoint, "error", err)
