@@ -224,6 +224,28 @@ func TestPodsOnContainerd(t *testing.T) {
 		t.Fatalf("container state %v, want running", cs[0].State)
 	}
 	id := cs[0].ContainerID
+
+	// The node registered and reported its status as kubelet does.
+	reg := r.awaitFrames(route("edged", "meta", "insert", "null/node/peer-node"), 1)[0]
+	if n, _ := reg.Content.(map[string]any); n["kind"] != "Node" || n["metadata"].(map[string]any)["name"] != "peer-node" {
+		t.Errorf("node registration: %v", reg.Content)
+	}
+	np := r.awaitFrames(route("edged", "meta", "patch", "null/nodepatch/peer-node"), 1)[0]
+	var node struct {
+		Status struct {
+			Capacity   map[string]string
+			Conditions []struct{ Type, Status string }
+			NodeInfo   struct{ KubeletVersion, ContainerRuntimeVersion string }
+		}
+	}
+	if s, ok := np.Content.(string); !ok || json.Unmarshal([]byte(s), &node) != nil {
+		t.Fatalf("nodepatch content %T %v: edgecore sends a string", np.Content, np.Content)
+	}
+	if node.Status.Capacity["pods"] != "110" || node.Status.Capacity["cpu"] == "" || node.Status.Capacity["memory"] == "" ||
+		!strings.HasPrefix(node.Status.NodeInfo.KubeletVersion, "v1.32.10-kubeedge-") || !strings.HasPrefix(node.Status.NodeInfo.ContainerRuntimeVersion, "containerd://") ||
+		len(node.Status.Conditions) != 4 || node.Status.Conditions[3].Type != "Ready" || node.Status.Conditions[3].Status != "True" {
+		t.Errorf("node status: %+v", node.Status)
+	}
 	if got := r.exec(id, "sh", "-c", `echo "$MODE $POD"; cat /etc/site/greeting; ls /scratch && echo ok`); got != "eco web\nhello from the cloudok\n" {
 		t.Errorf("configmap env and volume in the container: %q", got)
 	}

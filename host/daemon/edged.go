@@ -31,6 +31,8 @@ var edgedMetrics = []metric[edged.Stats]{
 		func(s edged.Stats) float64 { return float64(s.Refused) }),
 	counter("edgehost_edged_status_patches_total", "Pod status patches queued for the cloud.",
 		func(s edged.Stats) float64 { return float64(s.Patches) }),
+	counter("edgehost_edged_node_status_patches_total", "Node status patches queued for the cloud.",
+		func(s edged.Stats) float64 { return float64(s.NodePatches) }),
 }
 
 // newEdged builds the container runtime over the metamanager's store, its

@@ -22,6 +22,7 @@ import (
 	"github.com/edgehost/edgehost/host/bus"
 	"github.com/edgehost/edgehost/host/meta"
 	"github.com/hashicorp/go-hclog"
+	v1 "k8s.io/api/core/v1"
 )
 
 // ModuleName and Group are KubeEdge's edged module and group, where the
@@ -53,8 +54,9 @@ type Store interface {
 type Config struct {
 	// Endpoint is the CRI socket, unix://PATH.
 	Endpoint string
-	// NodeName is the node's name, set as the pods' spec.nodeName in
-	// status and env.
+	// NodeName is the node's name: the pods' spec.nodeName when they have
+	// none, and the Node the module registers and reports the status of
+	// (none when empty).
 	NodeName string
 	// PodDir holds each pod's volumes and logs, under its uid.
 	PodDir string
@@ -78,9 +80,10 @@ type Module struct {
 	kick   chan struct{} // a sync is wanted
 	hostIP string        // the pods' status.hostIP
 
-	mu    sync.Mutex
-	pods  map[string]*podState // by uid
-	cache map[string]cachedPod // decoded pods by store key
+	mu        sync.Mutex
+	pods      map[string]*podState // by uid
+	cache     map[string]cachedPod // decoded pods by store key
+	nodeConds map[v1.NodeConditionType]v1.NodeCondition
 
 	warned [numProblems]atomic.Bool
 	c      counters
@@ -104,7 +107,7 @@ func New(b *bus.Bus, cfg Config, log hclog.Logger) *Module {
 		log = hclog.NewNullLogger()
 	}
 	return &Module{bus: b, cfg: cfg, log: log.Named("edged"), kick: make(chan struct{}, 1), hostIP: nodeIP(),
-		pods: map[string]*podState{}, cache: map[string]cachedPod{}}
+		pods: map[string]*podState{}, cache: map[string]cachedPod{}, nodeConds: map[v1.NodeConditionType]v1.NodeCondition{}}
 }
 
 // Name implements supervisor.Module.
@@ -128,6 +131,7 @@ func (m *Module) Run(ctx context.Context, ready func()) error {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { m.receive(ctx, ep) })
+	wg.Go(func() { m.nodeLoop(ctx, cri) })
 	defer func() {
 		cancel()
 		wg.Wait()
@@ -210,7 +214,7 @@ func (m *Module) report(p problem, msg string, args ...any) {
 
 // counters are the module's statistics.
 type counters struct {
-	messages, syncs, created, started, restarted, killed, patches, refused atomic.Uint64
+	messages, syncs, created, started, restarted, killed, patches, refused, nodePatches atomic.Uint64
 }
 
 // Stats is a snapshot of the module's counters.
@@ -228,6 +232,8 @@ type Stats struct {
 	Patches uint64
 	// Refused counts pods refused for a spec edgehost does not support.
 	Refused uint64
+	// NodePatches counts node status patches sent upstream.
+	NodePatches uint64
 }
 
 // Stats returns the module's counters.
@@ -237,5 +243,5 @@ func (m *Module) Stats() Stats {
 	m.mu.Unlock()
 	return Stats{Pods: n, Messages: m.c.messages.Load(), Syncs: m.c.syncs.Load(), Created: m.c.created.Load(),
 		Started: m.c.started.Load(), Restarted: m.c.restarted.Load(), Killed: m.c.killed.Load(),
-		Patches: m.c.patches.Load(), Refused: m.c.refused.Load()}
+		Patches: m.c.patches.Load(), Refused: m.c.refused.Load(), NodePatches: m.c.nodePatches.Load()}
 }
