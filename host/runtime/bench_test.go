@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,7 +27,8 @@ const benchPods = 20
 // insert to its ACK and to its Running status patch, on a real
 // containerd; then the same CRI calls made
 // directly (RunPodSandbox, CreateContainer, StartContainer), which is the
-// floor; and the process's RSS with the pods running. Run with
+// floor; the process's RSS with the pods running; and the CPU the
+// process spends per second once they run (the sync every second). Run with
 // -benchtime=1x: every iteration starts 20 pods.
 func BenchmarkPodInsertToRunning(b *testing.B) {
 	r := newRig(b)
@@ -79,12 +81,18 @@ func BenchmarkPodInsertToRunning(b *testing.B) {
 	}
 	b.StopTimer()
 	rss := vmRSS(b)
+	// The steady cost of syncing the running pods every second.
+	const idle = 3 * time.Second
+	before := cpuTime(b)
+	time.Sleep(idle)
+	steady := cpuTime(b) - before
 	direct := directCRI(b, r.ctrd)
 	b.ReportMetric(p50(acks).Seconds()*1e3, "ack-p50-ms")
 	b.ReportMetric(p50(runs).Seconds()*1e3, "running-p50-ms")
 	b.ReportMetric(p50(alone).Seconds()*1e3, "alone-running-ms")
 	b.ReportMetric(p50(direct).Seconds()*1e3, "cri-direct-p50-ms")
 	b.ReportMetric(float64(rss)/(1<<20), "rss-MiB")
+	b.ReportMetric(float64(steady.Milliseconds())/idle.Seconds(), "steady-cpu-ms/s")
 }
 
 // directCRI starts benchPods pods with the three CRI calls alone,
@@ -123,6 +131,15 @@ func p50(ds []time.Duration) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// cpuTime is the CPU time this process used so far, user and system.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // vmRSS is this process's resident set, from /proc.

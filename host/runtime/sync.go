@@ -38,6 +38,59 @@ type podState struct {
 	deleteSent bool
 	// refused: the pod's spec was refused and counted.
 	refused bool
+	// statuses caches CRI container statuses by id, and sandbox the
+	// sandbox's: a steady pod costs the sync its two list calls only.
+	statuses map[string]*runtimeapi.ContainerStatus
+	sandbox  *runtimeapi.PodSandboxStatus
+}
+
+// containerStatus is c's CRI status, from the cache while the list shows
+// c in the state the cached status has (an exited container never
+// changes; a running one changes only by exiting).
+func (st *podState) containerStatus(ctx context.Context, cri *criClient, c *runtimeapi.Container) (*runtimeapi.ContainerStatus, error) {
+	if cached, ok := st.statuses[c.Id]; ok && cached.State == c.State {
+		return cached, nil
+	}
+	s, err := cri.containerStatus(ctx, c.Id)
+	if err != nil {
+		return nil, err
+	}
+	st.statuses[c.Id] = s
+	return s, nil
+}
+
+// fresh reads the status of id, which was just changed, and caches it.
+func (st *podState) fresh(ctx context.Context, cri *criClient, id string) *runtimeapi.ContainerStatus {
+	s, err := cri.containerStatus(ctx, id)
+	if err != nil {
+		delete(st.statuses, id)
+		return nil
+	}
+	st.statuses[id] = s
+	return s
+}
+
+// sandboxStatus is sandbox sb's CRI status, from the cache while it is
+// the same ready sandbox.
+func (st *podState) sandboxStatus(ctx context.Context, cri *criClient, id string) (*runtimeapi.PodSandboxStatus, error) {
+	if st.sandbox != nil && st.sandbox.Id == id && st.sandbox.State == runtimeapi.PodSandboxState_SANDBOX_READY {
+		return st.sandbox, nil
+	}
+	s, err := cri.sandboxStatus(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	st.sandbox = s
+	return s, nil
+}
+
+// prune keeps the cached statuses of ids only.
+func (st *podState) prune(ids map[string]bool) {
+	for id := range st.statuses {
+		if !ids[id] {
+			delete(st.statuses, id)
+		}
+	}
 }
 
 // containerView is one spec container as the sync left it.
@@ -154,7 +207,8 @@ func (m *Module) state(uid string) *podState {
 	defer m.mu.Unlock()
 	st, ok := m.pods[uid]
 	if !ok {
-		st = &podState{transitions: map[v1.PodConditionType]v1.PodCondition{}, pullRetry: map[string]time.Time{}}
+		st = &podState{transitions: map[v1.PodConditionType]v1.PodCondition{}, pullRetry: map[string]time.Time{},
+			statuses: map[string]*runtimeapi.ContainerStatus{}}
 		m.pods[uid] = st
 	}
 	return st
@@ -260,15 +314,18 @@ func (m *Module) syncPod(ctx context.Context, cri *criClient, pod *v1.Pod, sbs [
 		ready = &runtimeapi.PodSandbox{Id: id, Metadata: sc.Metadata, State: runtimeapi.PodSandboxState_SANDBOX_READY}
 	}
 	sc := sandboxConfig(pod, ready.GetMetadata().GetAttempt(), logDir)
-	sbStatus, err := cri.sandboxStatus(ctx, ready.Id)
+	sbStatus, err := st.sandboxStatus(ctx, cri, ready.Id)
 	if err != nil {
 		log.Warn("cannot read the sandbox's status", "sandbox", ready.Id, "error", err)
 	}
 	byName := map[string][]*runtimeapi.Container{}
+	ids := map[string]bool{}
 	for _, c := range bySandbox[ready.Id] {
 		name := c.Labels[labelContainerName]
 		byName[name] = append(byName[name], c)
+		ids[c.Id] = true
 	}
+	st.prune(ids)
 	hostIP := m.hostIP
 	for _, v := range views {
 		old := byName[v.spec.Name]
@@ -290,7 +347,7 @@ func (m *Module) syncContainer(ctx context.Context, cri *criClient, log interfac
 	sc *runtimeapi.PodSandboxConfig, paths map[string]string, hostIP string, lookup objectLookup) {
 	next := base
 	if len(old) > 0 {
-		cur, err := cri.containerStatus(ctx, old[0].Id)
+		cur, err := st.containerStatus(ctx, cri, old[0])
 		if err != nil {
 			v.waiting, v.message = "ContainerStatusUnknown", err.Error()
 			return
@@ -298,7 +355,7 @@ func (m *Module) syncContainer(ctx context.Context, cri *criClient, log interfac
 		v.cur = cur
 		v.restarts = int32(cur.GetMetadata().GetAttempt())
 		if len(old) > 1 {
-			v.prev, _ = cri.containerStatus(ctx, old[1].Id)
+			v.prev, _ = st.containerStatus(ctx, cri, old[1])
 		}
 		// Keep the newest two (the current one and the last that ended,
 		// for lastState); remove the rest.
@@ -316,7 +373,7 @@ func (m *Module) syncContainer(ctx context.Context, cri *criClient, log interfac
 				return
 			}
 			m.c.started.Add(1)
-			v.cur, _ = cri.containerStatus(ctx, cur.Id)
+			v.cur = st.fresh(ctx, cri, cur.Id)
 			return
 		case runtimeapi.ContainerState_CONTAINER_EXITED:
 			if !shouldRestart(pod.Spec.RestartPolicy, cur.ExitCode) {
@@ -365,7 +422,7 @@ func (m *Module) syncContainer(ctx context.Context, cri *criClient, log interfac
 	if v.cur != nil {
 		v.prev = v.cur
 	}
-	v.cur, _ = cri.containerStatus(ctx, id)
+	v.cur = st.fresh(ctx, cri, id)
 	v.restarts = int32(next)
 }
 
