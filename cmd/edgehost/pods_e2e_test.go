@@ -337,6 +337,16 @@ spec:
 	if got := r.exec(id2(r, "uid-web"), "echo", "alive"); got != "alive\n" {
 		t.Errorf("web after the bad pods: %q", got)
 	}
+	// The operator's view: kubectl's columns.
+	out, code := edgehost(t, r.bin, "", "pod", "list", "--data-dir", r.dataDir)
+	for _, want := range []string{"NAMESPACE  NAME", "default    web     1/1    Running", "default    probed  0/0    UnsupportedPodSpec",
+		"default    ghost   0/1    ImagePullBackOff", "default    badvol  0/1    CreateContainerConfigError", "default    hog     0/1    OOMKilled"} {
+		// ghost: ErrImagePull on a pull, ImagePullBackOff between pulls.
+		alt := strings.Replace(want, "ImagePullBackOff", "ErrImagePull    ", 1)
+		if code != 0 || !strings.Contains(out, want) && !strings.Contains(out, alt) {
+			t.Errorf("pod list lacks %q (exit %d):\n%s", want, code, out)
+		}
+	}
 
 	// The cloud's graceful delete (deletionTimestamp set): the pod is
 	// killed and the edge's half of the handshake goes up, a pod delete

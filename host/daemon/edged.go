@@ -2,8 +2,10 @@ package daemon
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 
+	"github.com/edgehost/edgehost/host/api"
 	"github.com/edgehost/edgehost/host/bus"
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/meta"
@@ -48,4 +50,34 @@ func newEdged(cfg *config.Config, b *bus.Bus, m *meta.Module, log hclog.Logger) 
 	}
 	return edged.New(b, edged.Config{Endpoint: e.CRIEndpoint, NodeName: nodeName(cfg), PodDir: dir, SyncPeriod: e.SyncPeriod,
 		CallTimeout: e.CallTimeout, RestartBackoff: e.RestartBackoff, MaxRestartBackoff: e.MaxRestartBackoff, Store: m}, log), nil
+}
+
+// Pods implements api.PodsBackend.
+func (d *Daemon) Pods() ([]api.Pod, error) {
+	if d.edged == nil {
+		return nil, fmt.Errorf("the container runtime is not enabled (modules.edged.enable): %w", api.ErrNotFound)
+	}
+	var out []api.Pod
+	for _, p := range d.edged.Pods() {
+		s := p.Status
+		ap := api.Pod{Namespace: p.Namespace, Name: p.Name, UID: p.UID, Phase: string(s.Phase), Reason: s.Reason,
+			Containers: len(s.ContainerStatuses), PodIP: s.PodIP, Message: s.Message}
+		for _, cs := range s.ContainerStatuses {
+			if cs.Ready {
+				ap.Ready++
+			}
+			ap.Restarts += cs.RestartCount
+			if ap.Reason != "" {
+				continue
+			}
+			switch {
+			case cs.State.Waiting != nil:
+				ap.Reason, ap.Message = cs.State.Waiting.Reason, cs.State.Waiting.Message
+			case cs.State.Terminated != nil:
+				ap.Reason = cs.State.Terminated.Reason
+			}
+		}
+		out = append(out, ap)
+	}
+	return out, nil
 }

@@ -11,9 +11,12 @@
 package runtime
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -244,4 +247,28 @@ func (m *Module) Stats() Stats {
 	return Stats{Pods: n, Messages: m.c.messages.Load(), Syncs: m.c.syncs.Load(), Created: m.c.created.Load(),
 		Started: m.c.started.Load(), Restarted: m.c.restarted.Load(), Killed: m.c.killed.Load(),
 		Patches: m.c.patches.Load(), Refused: m.c.refused.Load(), NodePatches: m.c.nodePatches.Load()}
+}
+
+// Pod is one pod as the runtime last reported it.
+type Pod struct {
+	Namespace, Name, UID string
+	// Status is the status last sent upstream.
+	Status v1.PodStatus
+}
+
+// Pods returns the pods the runtime drives with the status it last sent,
+// by namespace and name.
+func (m *Module) Pods() []Pod {
+	m.mu.Lock()
+	out := make([]Pod, 0, len(m.pods))
+	for uid, st := range m.pods {
+		if st.name != "" {
+			out = append(out, Pod{Namespace: st.namespace, Name: st.name, UID: uid, Status: *st.status.DeepCopy()})
+		}
+	}
+	m.mu.Unlock()
+	slices.SortFunc(out, func(a, b Pod) int {
+		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
+	})
+	return out
 }

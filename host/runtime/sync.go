@@ -27,8 +27,11 @@ type cachedPod struct {
 
 // podState is what the module remembers of one pod between syncs.
 type podState struct {
-	// lastPatch is the status last sent upstream.
-	lastPatch []byte
+	// lastPatch is the status last sent upstream, status its decoded
+	// form, namespace and name the pod's.
+	lastPatch       []byte
+	status          v1.PodStatus
+	namespace, name string
 	// transitions are each condition's status and when it last changed.
 	transitions map[v1.PodConditionType]v1.PodCondition
 	// pullRetry is when a failed image pull of a container may be tried
@@ -487,7 +490,10 @@ func (m *Module) sendStatus(ctx context.Context, st *podState, pod *v1.Pod, stat
 		m.log.Error("cannot encode a pod status", "pod", pod.Namespace+"/"+pod.Name, "error", err)
 		return
 	}
-	if bytes.Equal(patch, st.lastPatch) {
+	m.mu.Lock()
+	same := bytes.Equal(patch, st.lastPatch)
+	m.mu.Unlock()
+	if same {
 		return
 	}
 	msg := abi.Message{Route: abi.Route{Source: ModuleName, Group: meta.Group, Operation: abi.OpPatch,
@@ -496,7 +502,9 @@ func (m *Module) sendStatus(ctx context.Context, st *podState, pod *v1.Pod, stat
 		m.report(problemUpstream, "cannot queue a pod status for the cloud; retrying next sync", "pod", pod.Namespace+"/"+pod.Name, "error", err)
 		return
 	}
-	st.lastPatch = patch
+	m.mu.Lock()
+	st.lastPatch, st.status, st.namespace, st.name = patch, status, pod.Namespace, pod.Name
+	m.mu.Unlock()
 	m.c.patches.Add(1)
 	m.log.Debug("pod status sent", "pod", pod.Namespace+"/"+pod.Name, "phase", status.Phase)
 }
