@@ -171,6 +171,12 @@ metadata: {name: site, namespace: default, uid: cm-site, resourceVersion: "3"}
 data: {mode: eco, greeting: hello from the cloud}
 `
 
+const siteSecret = `apiVersion: v1
+kind: Secret
+metadata: {name: creds, namespace: default, uid: sec-creds, resourceVersion: "4"}
+data: {password: czNjcmV0}
+`
+
 const webPod = `apiVersion: v1
 kind: Pod
 metadata: {name: web, namespace: default, uid: uid-web, resourceVersion: "10"}
@@ -183,21 +189,24 @@ spec:
       env:
         - {name: MODE, valueFrom: {configMapKeyRef: {name: site, key: mode}}}
         - {name: POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+        - {name: PASSWORD, valueFrom: {secretKeyRef: {name: creds, key: password}}}
       resources:
         limits: {memory: 64Mi, cpu: 500m}
         requests: {memory: 32Mi, cpu: 100m}
       volumeMounts:
         - {name: site, mountPath: /etc/site}
         - {name: scratch, mountPath: /scratch}
+        - {name: creds, mountPath: /etc/creds}
   volumes:
     - {name: site, configMap: {name: site}}
+    - {name: creds, secret: {secretName: creds, defaultMode: 0400}}
     - {name: scratch, emptyDir: {}}
 `
 
 // TestPodsOnContainerd: a Pod sent by `hub apply` runs a busybox
 // container (image built here as an OCI tar and imported) on a real
 // containerd; its status reaches the hub as Running with kubectl's
-// fields; a configmap env and volume reach the container; the memory
+// fields; configmap and secret env and volumes reach the container; the memory
 // limit is set and enforced (OOMKilled); the container killed is
 // restarted per restartPolicy with its lastState; bad pods (an
 // unsupported field, a missing image, a missing configmap volume) each
@@ -209,6 +218,7 @@ func TestPodsOnContainerd(t *testing.T) {
 	r.start()
 	r.awaitFrames(route("twin", "resource", "get", "membership/detail"), 1)
 	r.apply("insert", siteConfigMap)
+	r.apply("insert", siteSecret)
 	r.apply("insert", webPod)
 
 	p := r.awaitPatch("default", "web", func(p podPatch) bool { return p.Status.Phase == "Running" })
@@ -246,8 +256,8 @@ func TestPodsOnContainerd(t *testing.T) {
 		len(node.Status.Conditions) != 4 || node.Status.Conditions[3].Type != "Ready" || node.Status.Conditions[3].Status != "True" {
 		t.Errorf("node status: %+v", node.Status)
 	}
-	if got := r.exec(id, "sh", "-c", `echo "$MODE $POD"; cat /etc/site/greeting; ls /scratch && echo ok`); got != "eco web\nhello from the cloudok\n" {
-		t.Errorf("configmap env and volume in the container: %q", got)
+	if got := r.exec(id, "sh", "-c", `echo "$MODE $POD $PASSWORD"; cat /etc/site/greeting; echo; cat /etc/creds/password; echo; stat -c %a /etc/creds/password; ls /scratch && echo ok`); got != "eco web s3cret\nhello from the cloud\ns3cret\n400\nok\n" {
+		t.Errorf("configmap and secret env and volumes in the container: %q", got)
 	}
 	if got := strings.TrimSpace(r.exec(id, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes")); got != strconv.Itoa(64<<20) {
 		t.Errorf("memory limit in the container's cgroup = %s, want %d", got, 64<<20)
