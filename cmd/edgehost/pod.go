@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -14,7 +15,7 @@ func newPodCommand() *cobra.Command {
 		Use:   "pod",
 		Short: "See the pods the container runtime runs (docs/runtime.md)",
 	}
-	cmd.AddCommand(newPodListCommand())
+	cmd.AddCommand(newPodListCommand(), newPodLogsCommand())
 	return cmd
 }
 
@@ -49,5 +50,29 @@ func newPodListCommand() *cobra.Command {
 	}
 	flags.register(cmd)
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	return cmd
+}
+
+func newPodLogsCommand() *cobra.Command {
+	var flags clientFlags
+	var container string
+	var previous bool
+	cmd := &cobra.Command{
+		Use:   "logs NAMESPACE/NAME [-c CONTAINER] [-p]",
+		Short: "Print a container's log (its current run, or the previous one with -p)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ns, name, ok := strings.Cut(args[0], "/")
+			if !ok || ns == "" || name == "" {
+				return fmt.Errorf("pod %q: want NAMESPACE/NAME", args[0])
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+			defer cancel()
+			return flags.client().PodLog(ctx, ns, name, container, previous, cmd.OutOrStdout())
+		},
+	}
+	flags.register(cmd)
+	cmd.Flags().StringVarP(&container, "container", "c", "", "the container (needed when the pod has more than one)")
+	cmd.Flags().BoolVarP(&previous, "previous", "p", false, "the run before the current one")
 	return cmd
 }

@@ -185,7 +185,7 @@ spec:
   containers:
     - name: main
       image: localhost/busybox:local
-      command: [sh, -c, 'echo started; exec sleep 3600']
+      command: [sh, -c, 'n=$(($(cat /scratch/runs 2>/dev/null || echo 0)+1)); echo $n > /scratch/runs; echo "run $n"; exec sleep 3600']
       env:
         - {name: MODE, valueFrom: {configMapKeyRef: {name: site, key: mode}}}
         - {name: POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
@@ -256,7 +256,7 @@ func TestPodsOnContainerd(t *testing.T) {
 		len(node.Status.Conditions) != 4 || node.Status.Conditions[3].Type != "Ready" || node.Status.Conditions[3].Status != "True" {
 		t.Errorf("node status: %+v", node.Status)
 	}
-	if got := r.exec(id, "sh", "-c", `echo "$MODE $POD $PASSWORD"; cat /etc/site/greeting; echo; cat /etc/creds/password; echo; stat -c %a /etc/creds/password; ls /scratch && echo ok`); got != "eco web s3cret\nhello from the cloud\ns3cret\n400\nok\n" {
+	if got := r.exec(id, "sh", "-c", `echo "$MODE $POD $PASSWORD"; cat /etc/site/greeting; echo; cat /etc/creds/password; echo; stat -c %a /etc/creds/password; ls /scratch && echo ok`); got != "eco web s3cret\nhello from the cloud\ns3cret\n400\nruns\nok\n" {
 		t.Errorf("configmap and secret env and volumes in the container: %q", got)
 	}
 	if got := strings.TrimSpace(r.exec(id, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes")); got != strconv.Itoa(64<<20) {
@@ -346,6 +346,20 @@ spec:
 	}
 	if got := r.exec(id2(r, "uid-web"), "echo", "alive"); got != "alive\n" {
 		t.Errorf("web after the bad pods: %q", got)
+	}
+	// Logs through the API: the current run, and with -p the one killed
+	// (the count is kept in the emptyDir, which outlives a container).
+	for _, c := range []struct{ flag, want string }{{"", "run 2\n"}, {"-p", "run 1\n"}} {
+		args := []string{"pod", "logs", "default/web", "-c", "main", "--data-dir", r.dataDir}
+		if c.flag != "" {
+			args = append(args, c.flag)
+		}
+		if out, code := edgehost(t, r.bin, "", args...); code != 0 || out != c.want {
+			t.Errorf("pod logs %s: exit %d: %q, want %q", c.flag, code, out, c.want)
+		}
+	}
+	if out, code := edgehost(t, r.bin, "", "pod", "logs", "default/nope", "--data-dir", r.dataDir); code == 0 || !strings.Contains(out, "pod default/nope: no such pod") {
+		t.Errorf("pod logs of a pod not run: exit %d: %s", code, out)
 	}
 	// The operator's view: kubectl's columns.
 	out, code := edgehost(t, r.bin, "", "pod", "list", "--data-dir", r.dataDir)

@@ -3,6 +3,7 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 
 	"github.com/edgehost/edgehost/host/api"
@@ -80,4 +81,16 @@ func (d *Daemon) Pods() ([]api.Pod, error) {
 		out = append(out, ap)
 	}
 	return out, nil
+}
+
+// PodLog implements api.PodsBackend.
+func (d *Daemon) PodLog(ns, name, container string, previous bool) (io.ReadCloser, error) {
+	if d.edged == nil {
+		return nil, fmt.Errorf("the container runtime is not enabled (modules.edged.enable): %w", api.ErrNotFound)
+	}
+	rc, err := d.edged.Log(ns, name, container, previous)
+	if errors.Is(err, edged.ErrNoPod) || errors.Is(err, edged.ErrNoLog) {
+		return nil, fmt.Errorf("%w: %w", api.ErrNotFound, err)
+	}
+	return rc, err
 }
