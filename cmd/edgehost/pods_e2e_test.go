@@ -182,6 +182,7 @@ kind: Pod
 metadata: {name: web, namespace: default, uid: uid-web, resourceVersion: "10"}
 spec:
   restartPolicy: Always
+  terminationGracePeriodSeconds: 1
   containers:
     - name: main
       image: localhost/busybox:local
@@ -372,17 +373,31 @@ spec:
 		}
 	}
 
+	// The spec changed (in Kubernetes an image; here an env value): the
+	// container is replaced, the sandbox kept.
+	r.apply("update", strings.Replace(strings.Replace(webPod, `resourceVersion: "10"`, `resourceVersion: "11"`, 1),
+		"{name: POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}", "{name: POD, value: replaced}", 1))
+	p = r.awaitPatch("default", "web", func(p podPatch) bool {
+		return p.Status.Phase == "Running" && p.Status.ContainerStatuses[0].RestartCount == 2 && p.Status.ContainerStatuses[0].Ready
+	})
+	if got := r.exec(p.Status.ContainerStatuses[0].ContainerID, "sh", "-c", `echo $POD`); got != "replaced\n" {
+		t.Errorf("env after the spec change: %q", got)
+	}
+	if sbs, _ := r.podObjects("uid-web"); sbs != 1 {
+		t.Errorf("%d sandboxes of web after a container spec change, want 1", sbs)
+	}
+
 	// The cloud's graceful delete (deletionTimestamp set): the pod is
 	// killed and the edge's half of the handshake goes up, a pod delete
 	// with DeleteOptions naming the uid.
-	r.apply("update", strings.Replace(webPod, `resourceVersion: "10"}`, `resourceVersion: "11", deletionTimestamp: "2026-01-01T00:00:00Z"}`, 1))
+	r.apply("update", strings.Replace(webPod, `resourceVersion: "10"}`, `resourceVersion: "12", deletionTimestamp: "2026-01-01T00:00:00Z"}`, 1))
 	del := r.awaitFrames(route("edged", "meta", "delete", "default/pod/web"), 1)[0]
 	if opts, _ := del.Content.(map[string]any); opts["kind"] != "DeleteOptions" || opts["preconditions"].(map[string]any)["uid"] != "uid-web" {
 		t.Errorf("pod delete upstream: %v", del.Content)
 	}
 	// Then the cloud's delete: nothing of it is left in CRI, nor its
 	// volumes.
-	r.apply("delete", strings.Replace(webPod, `resourceVersion: "10"`, `resourceVersion: "12"`, 1))
+	r.apply("delete", strings.Replace(webPod, `resourceVersion: "10"`, `resourceVersion: "13"`, 1))
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		sbs, ctrs := r.podObjects("uid-web")

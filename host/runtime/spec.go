@@ -1,6 +1,8 @@
 package runtime
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -21,6 +23,37 @@ const (
 	labelPodNamespace  = "io.kubernetes.pod.namespace"
 	labelContainerName = "io.kubernetes.container.name"
 )
+
+// Annotations holding a hash of the spec a sandbox or container was made
+// from: when the pod's spec changes (in Kubernetes, a container's image),
+// what was made from the old one is replaced, as kubelet does.
+const (
+	annotationSandboxHash   = "edgehost.io/sandbox-hash"
+	annotationContainerHash = "edgehost.io/container-hash"
+)
+
+// specHash is a short hash of v's JSON.
+func specHash(v any) string {
+	b, _ := json.Marshal(v)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+// sandboxHash covers what a sandbox is made from.
+func sandboxHash(pod *v1.Pod) string {
+	var ports []v1.ContainerPort
+	for _, c := range pod.Spec.Containers {
+		ports = append(ports, c.Ports...)
+	}
+	return specHash([]any{pod.Spec.HostNetwork, pod.Spec.HostPID, pod.Spec.HostIPC, pod.Spec.Hostname, pod.Spec.SecurityContext, ports})
+}
+
+// changed reports whether annotations record a hash other than want; an
+// object with none (made before hashes were recorded) is kept.
+func changed(annotations map[string]string, key, want string) bool {
+	got, ok := annotations[key]
+	return ok && got != want
+}
 
 // cpuPeriod is the CFS period CPU limits are expressed in (kubelet's 100 ms).
 const cpuPeriod = 100000
@@ -216,9 +249,19 @@ func sandboxConfig(pod *v1.Pod, attempt uint32, logDir string) *runtimeapi.PodSa
 		LogDirectory: logDir,
 		PortMappings: ports,
 		Labels:       podLabels(pod),
-		Annotations:  pod.Annotations,
+		Annotations:  sandboxAnnotations(pod),
 		Linux:        &runtimeapi.LinuxPodSandboxConfig{SecurityContext: sc},
 	}
+}
+
+func sandboxAnnotations(pod *v1.Pod) map[string]string {
+	a := map[string]string{annotationSandboxHash: sandboxHash(pod)}
+	for k, v := range pod.Annotations {
+		if k != annotationSandboxHash {
+			a[k] = v
+		}
+	}
+	return a
 }
 
 func podLabels(pod *v1.Pod) map[string]string {
@@ -393,17 +436,18 @@ func containerConfig(pod *v1.Pod, c *v1.Container, attempt uint32, image string,
 		sc.SupplementalGroups = psc.SupplementalGroups
 	}
 	return &runtimeapi.ContainerConfig{
-		Metadata:    &runtimeapi.ContainerMetadata{Name: c.Name, Attempt: attempt},
-		Image:       &runtimeapi.ImageSpec{Image: image, UserSpecifiedImage: c.Image},
-		Command:     c.Command,
-		Args:        c.Args,
-		WorkingDir:  c.WorkingDir,
-		Envs:        envs,
-		Mounts:      mounts,
-		Labels:      labels,
-		Annotations: map[string]string{"io.kubernetes.container.restartCount": strconv.FormatUint(uint64(attempt), 10)},
-		LogPath:     fmt.Sprintf("%s/%d.log", c.Name, attempt),
-		Linux:       &runtimeapi.LinuxContainerConfig{Resources: resources(c), SecurityContext: sc},
+		Metadata:   &runtimeapi.ContainerMetadata{Name: c.Name, Attempt: attempt},
+		Image:      &runtimeapi.ImageSpec{Image: image, UserSpecifiedImage: c.Image},
+		Command:    c.Command,
+		Args:       c.Args,
+		WorkingDir: c.WorkingDir,
+		Envs:       envs,
+		Mounts:     mounts,
+		Labels:     labels,
+		Annotations: map[string]string{"io.kubernetes.container.restartCount": strconv.FormatUint(uint64(attempt), 10),
+			annotationContainerHash: specHash(c)},
+		LogPath: fmt.Sprintf("%s/%d.log", c.Name, attempt),
+		Linux:   &runtimeapi.LinuxContainerConfig{Resources: resources(c), SecurityContext: sc},
 	}
 }
 

@@ -214,3 +214,29 @@ func TestConfigMapVolumeFiles(t *testing.T) {
 		t.Errorf("an escaping item path: %v", err)
 	}
 }
+
+func TestSpecHashes(t *testing.T) {
+	p := mustPod(t, `{"metadata":{"name":"a","uid":"u","annotations":{"x":"y"}},"spec":{"containers":[{"name":"c","image":"x:1"}]}}`)
+	c := containerConfig(p, &p.Spec.Containers[0], 0, "x:1", nil, nil)
+	sc := sandboxConfig(p, 0, "/l")
+	if sc.Annotations["x"] != "y" || sc.Annotations[annotationSandboxHash] == "" || p.Annotations[annotationSandboxHash] != "" {
+		t.Errorf("sandbox annotations %v (the pod's own: %v)", sc.Annotations, p.Annotations)
+	}
+	q := mustPod(t, `{"metadata":{"name":"a","uid":"u"},"spec":{"containers":[{"name":"c","image":"x:2"}]}}`)
+	if !changed(c.Annotations, annotationContainerHash, specHash(&q.Spec.Containers[0])) {
+		t.Error("a new image is not a changed container spec")
+	}
+	if changed(c.Annotations, annotationContainerHash, specHash(&p.Spec.Containers[0])) {
+		t.Error("the same spec counts as changed")
+	}
+	if sandboxHash(p) != sandboxHash(q) {
+		t.Error("an image change changed the sandbox")
+	}
+	q.Spec.HostNetwork = true
+	if !changed(sc.Annotations, annotationSandboxHash, sandboxHash(q)) {
+		t.Error("hostNetwork on is not a changed sandbox")
+	}
+	if changed(map[string]string{}, annotationContainerHash, "h") {
+		t.Error("a container without a recorded hash counts as changed")
+	}
+}

@@ -265,9 +265,11 @@ func (m *Module) syncPod(ctx context.Context, cri *criClient, pod *v1.Pod, sbs [
 
 	var ready *runtimeapi.PodSandbox
 	var attempt uint32
+	wantSandbox := sandboxHash(pod)
 	for _, sb := range sbs {
 		attempt = max(attempt, sb.GetMetadata().GetAttempt()+1)
-		if sb.State == runtimeapi.PodSandboxState_SANDBOX_READY && (ready == nil || sb.CreatedAt > ready.CreatedAt) {
+		if sb.State == runtimeapi.PodSandboxState_SANDBOX_READY && !changed(sb.Annotations, annotationSandboxHash, wantSandbox) &&
+			(ready == nil || sb.CreatedAt > ready.CreatedAt) {
 			ready = sb
 		}
 	}
@@ -291,9 +293,10 @@ func (m *Module) syncPod(ctx context.Context, cri *criClient, pod *v1.Pod, sbs [
 	}
 	restartBase := map[string]uint32{}
 	if ready == nil {
-		// No live sandbox: a new pod, or one whose sandbox died (after a
-		// reboot every sandbox is NOTREADY). The dead ones go, and the
-		// containers' restart counts carry over.
+		// No live sandbox: a new pod, one whose sandbox died (after a
+		// reboot every sandbox is NOTREADY) or one whose sandbox spec
+		// changed. The old ones go, and the containers' restart counts
+		// carry over.
 		for _, sb := range sbs {
 			for _, c := range bySandbox[sb.Id] {
 				name := c.Labels[labelContainerName]
@@ -367,10 +370,24 @@ func (m *Module) syncContainer(ctx context.Context, cri *criClient, log interfac
 				log.Warn("cannot remove an old container", "container", c.Id, "error", err)
 			}
 		}
-		switch cur.State {
-		case runtimeapi.ContainerState_CONTAINER_RUNNING:
+		if changed(old[0].Annotations, annotationContainerHash, specHash(v.spec)) {
+			// The spec changed (the image, in Kubernetes): replace it.
+			if cur.State != runtimeapi.ContainerState_CONTAINER_EXITED {
+				if err := cri.stopContainer(ctx, cur.Id, gracePeriod(pod)); err != nil {
+					v.waiting, v.message = "KillContainerError", err.Error()
+					return
+				}
+				v.cur = st.fresh(ctx, cri, cur.Id)
+			}
+			log.Info("container spec changed; replacing it", "container", v.spec.Name)
+			next = cur.GetMetadata().GetAttempt() + 1
+			cur = nil
+		}
+		switch {
+		case cur == nil:
+		case cur.State == runtimeapi.ContainerState_CONTAINER_RUNNING:
 			return
-		case runtimeapi.ContainerState_CONTAINER_CREATED:
+		case cur.State == runtimeapi.ContainerState_CONTAINER_CREATED:
 			if err := cri.startContainer(ctx, cur.Id); err != nil {
 				v.waiting, v.message = "RunContainerError", err.Error()
 				return
@@ -378,7 +395,7 @@ func (m *Module) syncContainer(ctx context.Context, cri *criClient, log interfac
 			m.c.started.Add(1)
 			v.cur = st.fresh(ctx, cri, cur.Id)
 			return
-		case runtimeapi.ContainerState_CONTAINER_EXITED:
+		case cur.State == runtimeapi.ContainerState_CONTAINER_EXITED:
 			if !shouldRestart(pod.Spec.RestartPolicy, cur.ExitCode) {
 				return
 			}
@@ -427,6 +444,15 @@ func (m *Module) syncContainer(ctx context.Context, cri *criClient, log interfac
 	}
 	v.cur = st.fresh(ctx, cri, id)
 	v.restarts = int32(next)
+}
+
+// gracePeriod is how long a container being replaced may take to stop:
+// the pod's terminationGracePeriodSeconds, kubelet's 30 s when unset.
+func gracePeriod(pod *v1.Pod) int64 {
+	if g := pod.Spec.TerminationGracePeriodSeconds; g != nil {
+		return *g
+	}
+	return 30
 }
 
 // shouldRestart applies a pod's restartPolicy to a container that exited
