@@ -45,7 +45,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newRunCommand(), newVersionCommand(), newConfigCommand(), newStatusCommand(), newSendCommand(), newPluginCommand(),
-		newStoreCommand(), newDevicesCommand(), newMetaCommand(), newHubCommand())
+		newStoreCommand(), newDevicesCommand(), newMetaCommand(), newHubCommand(), newPodCommand())
 	return root
 }
 

@@ -180,6 +180,9 @@ func New(backend Backend, token string, log hclog.Logger) *Server {
 	if mb, ok := backend.(MetaBackend); ok {
 		s.registerMeta(mb)
 	}
+	if pb, ok := backend.(PodsBackend); ok {
+		s.registerPods(pb)
+	}
 	if mb, ok := backend.(MetricsBackend); ok {
 		s.mux.Handle("GET /metrics", mb.Metrics())
 	}

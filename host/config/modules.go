@@ -35,6 +35,8 @@ type Modules struct {
 	// ServiceBus is HTTP between the cloud and local services (KubeEdge's
 	// servicebus).
 	ServiceBus ServiceBus `yaml:"servicebus"`
+	// Edged is the container runtime (KubeEdge's edged).
+	Edged Edged `yaml:"edged"`
 }
 
 // section is what every module's settings implement.
@@ -60,6 +62,7 @@ func (m *Modules) sections() []namedSection {
 		{"devices", &m.Devices},
 		{"meta", &m.Meta},
 		{"servicebus", &m.ServiceBus},
+		{"edged", &m.Edged},
 	}
 }
 
@@ -105,6 +108,7 @@ func defaultModules() Modules {
 		Meta:    defaultMeta(),
 		// As edgecore: the cloud's requests served, the local listener off.
 		ServiceBus: defaultServiceBus(),
+		Edged:      defaultEdged(),
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/edgehost/edgehost/host/meta"
 	"github.com/edgehost/edgehost/host/pluginhost"
 	"github.com/edgehost/edgehost/host/pluginsync"
+	edged "github.com/edgehost/edgehost/host/runtime"
 	"github.com/edgehost/edgehost/host/servicebus"
 	"github.com/edgehost/edgehost/host/store"
 	"github.com/edgehost/edgehost/host/supervisor"
@@ -48,6 +49,7 @@ type Daemon struct {
 	twin    *twin.Module
 	devices *devices.Module
 	meta    *meta.Module
+	edged   *edged.Module
 	super   *supervisor.Supervisor
 	metrics metricsRegistry
 
@@ -153,6 +155,14 @@ func Run(ctx context.Context, cfg *config.Config, opts Options, log hclog.Logger
 	if cfg.Modules.ServiceBus.Enable {
 		d.servicebus = newServiceBus(cfg, b, st, log)
 		modules = append(modules, d.servicebus)
+	}
+	if cfg.Modules.Edged.Enable {
+		e, err := newEdged(cfg, b, d.meta, log)
+		if err != nil {
+			return err
+		}
+		d.edged = e
+		modules = append(modules, e)
 	}
 	if cfg.Modules.Hub.Enable {
 		// Last: the modules told of the link's state are on the bus when it

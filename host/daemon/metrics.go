@@ -290,7 +290,7 @@ var metaMetrics = []metric[meta.Stats]{
 		func(s meta.Stats) float64 { return float64(s.AckUnsent) }),
 	counter("edgehost_meta_forwarded_total", "Cloud objects handed to the module that owns them.",
 		func(s meta.Stats) float64 { return float64(s.Forwarded) }),
-	counter("edgehost_meta_unrouted_total", "Cloud objects whose owner group had no module (pods until there is a runtime module); stored all the same.",
+	counter("edgehost_meta_unrouted_total", "Cloud objects whose owner group had no module (pods while modules.edged is off); stored all the same.",
 		func(s meta.Stats) float64 { return float64(s.Unrouted) }),
 	counter("edgehost_meta_queries_failed_total", "Queries answered with an error: a remote query that timed out or failed, a store read error.",
 		func(s meta.Stats) float64 { return float64(s.QueryFailed) }),
@@ -389,6 +389,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	describe(ch, hubRefused)
 	describe(ch, hubUpstreamRefused)
 	describeServiceBus(ch)
+	describe(ch, edgedMetrics)
 }
 
 // Collect implements prometheus.Collector.
@@ -447,6 +448,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		for _, r := range meta.Reasons() {
 			emit(ch, metaRefused, s.Refused[r], r.String())
 		}
+	}
+	if d.edged != nil {
+		emit(ch, edgedMetrics, d.edged.Stats())
 	}
 	if d.hub != nil {
 		s := d.hub.Stats()

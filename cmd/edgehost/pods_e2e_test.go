@@ -1,0 +1,523 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/edgehost/edgehost/internal/containerd"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// podRig is a hubRig whose daemon runs pods on a real containerd.
+type podRig struct {
+	*hubRig
+	ctrd *containerd.Containerd
+	cri  runtimeapi.RuntimeServiceClient
+}
+
+func newPodRig(t *testing.T) *podRig {
+	ctrd := containerd.Start(t)
+	ctrd.ImportTestImages(t)
+	r := newHubRigWith(t, rigOptions{modules: fmt.Sprintf("  edged:\n    enable: true\n    criEndpoint: %s\n    restartBackoff: 1s\n    maxRestartBackoff: 4s\n", ctrd.Endpoint)})
+	return &podRig{hubRig: r, ctrd: ctrd, cri: ctrd.CRI()}
+}
+
+// apply sends an object to the node with `edgehost hub apply`, as the
+// cloud's edgecontroller would.
+func (r *podRig) apply(op, yaml string) {
+	t := r.t
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "object.yaml")
+	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, code := edgehost(t, r.bin, "", "hub", "apply", "--data-dir", r.hub.dir, "-f", file, "--node", "peer-node", "--op", op, "--timeout", "30s")
+	if code != 0 || !strings.Contains(out, "acknowledged by peer-node") {
+		t.Fatalf("hub apply: exit %d: %s\nhub logs:\n%s\ndaemon logs:\n%s", code, out, r.hub.logs, r.d.logs)
+	}
+}
+
+// podPatch is the part of a pod status patch the tests read.
+type podPatch struct {
+	Metadata struct {
+		UID string `json:"uid"`
+	} `json:"metadata"`
+	Status struct {
+		Phase      string `json:"phase"`
+		Reason     string `json:"reason"`
+		Message    string `json:"message"`
+		HostIP     string `json:"hostIP"`
+		PodIP      string `json:"podIP"`
+		StartTime  string `json:"startTime"`
+		QOSClass   string `json:"qosClass"`
+		Conditions []struct {
+			Type, Status string
+		} `json:"conditions"`
+		ContainerStatuses []struct {
+			Name         string         `json:"name"`
+			Ready        bool           `json:"ready"`
+			RestartCount int            `json:"restartCount"`
+			ContainerID  string         `json:"containerID"`
+			ImageID      string         `json:"imageID"`
+			State        map[string]any `json:"state"`
+			LastState    map[string]any `json:"lastState"`
+		} `json:"containerStatuses"`
+	} `json:"status"`
+}
+
+func (p podPatch) condition(typ string) string {
+	for _, c := range p.Status.Conditions {
+		if c.Type == typ {
+			return c.Status
+		}
+	}
+	return ""
+}
+
+// state is the container's state key (running, waiting, terminated) and
+// its reason.
+func (p podPatch) state(i int, which string) (string, map[string]any) {
+	cs := p.Status.ContainerStatuses[i]
+	m := cs.State
+	if which == "last" {
+		m = cs.LastState
+	}
+	for k, v := range m {
+		inner, _ := v.(map[string]any)
+		return k, inner
+	}
+	return "", nil
+}
+
+// awaitPatch waits for a status patch of ns/name that satisfies ok and
+// returns it.
+func (r *podRig) awaitPatch(ns, name string, ok func(podPatch) bool) podPatch {
+	t := r.t
+	t.Helper()
+	var last podPatch
+	match := func(e envelope) bool {
+		if e.Route["operation"] != "patch" || e.Route["resource"] != ns+"/podpatch/"+name || e.Route["source"] != "edged" {
+			return false
+		}
+		s, isString := e.Content.(string)
+		if !isString {
+			t.Fatalf("podpatch content is %T, edgecore sends a string", e.Content)
+		}
+		var p podPatch
+		if err := json.Unmarshal([]byte(s), &p); err != nil {
+			t.Fatalf("podpatch content: %v: %s", err, s)
+		}
+		last = p
+		return ok(p)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		for _, f := range r.hub.frames(t) {
+			if f.Dir == "edge->cloud" {
+				if e := f.envelope(t); match(e) {
+					return last
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no matching status patch of %s/%s after 60s; last: %+v\ndaemon logs:\n%s\ncontainerd:\n%s", ns, name, last.Status, r.d.logs, r.ctrd.Log())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// exec runs cmd in a container through CRI and returns its stdout.
+func (r *podRig) exec(containerID string, cmd ...string) string {
+	t := r.t
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := r.cri.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: strings.TrimPrefix(containerID, "containerd://"), Cmd: cmd, Timeout: 10})
+	if err != nil || out.ExitCode != 0 {
+		t.Fatalf("exec %v: %v %s", cmd, err, out.GetStderr())
+	}
+	return string(out.Stdout)
+}
+
+// podObjects are what CRI holds for pod uid.
+func (r *podRig) podObjects(uid string) (sandboxes, containers int) {
+	t := r.t
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sel := map[string]string{"io.kubernetes.pod.uid": uid}
+	sbs, err := r.cri.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{LabelSelector: sel}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := r.cri.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{LabelSelector: sel}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(sbs.Items), len(cs.Containers)
+}
+
+const siteConfigMap = `apiVersion: v1
+kind: ConfigMap
+metadata: {name: site, namespace: default, uid: cm-site, resourceVersion: "3"}
+data: {mode: eco, greeting: hello from the cloud}
+`
+
+const siteSecret = `apiVersion: v1
+kind: Secret
+metadata: {name: creds, namespace: default, uid: sec-creds, resourceVersion: "4"}
+data: {password: czNjcmV0}
+`
+
+const webPod = `apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: default, uid: uid-web, resourceVersion: "10"}
+spec:
+  restartPolicy: Always
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: main
+      image: localhost/busybox:local
+      command: [sh, -c, 'n=$(($(cat /scratch/runs 2>/dev/null || echo 0)+1)); echo $n > /scratch/runs; echo "run $n"; exec sleep 3600']
+      env:
+        - {name: MODE, valueFrom: {configMapKeyRef: {name: site, key: mode}}}
+        - {name: POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+        - {name: PASSWORD, valueFrom: {secretKeyRef: {name: creds, key: password}}}
+      resources:
+        limits: {memory: 64Mi, cpu: 500m}
+        requests: {memory: 32Mi, cpu: 100m}
+      volumeMounts:
+        - {name: site, mountPath: /etc/site}
+        - {name: scratch, mountPath: /scratch}
+        - {name: creds, mountPath: /etc/creds}
+  volumes:
+    - {name: site, configMap: {name: site}}
+    - {name: creds, secret: {secretName: creds, defaultMode: 0400}}
+    - {name: scratch, emptyDir: {}}
+`
+
+// TestPodsOnContainerd: a Pod sent by `hub apply` runs a busybox
+// container (image built here as an OCI tar and imported) on a real
+// containerd; its status reaches the hub as Running with kubectl's
+// fields; configmap and secret env and volumes reach the container; the memory
+// limit is set and enforced (OOMKilled); the container killed is
+// restarted per restartPolicy with its lastState; bad pods (an
+// unsupported field, a missing image, a missing configmap volume) each
+// get a clear reason while the others run; a graceful delete kills the
+// pod and sends the edge's delete upstream; the pod deleted leaves nothing
+// in CRI.
+func TestPodsOnContainerd(t *testing.T) {
+	r := newPodRig(t)
+	r.start()
+	r.awaitFrames(route("twin", "resource", "get", "membership/detail"), 1)
+	r.apply("insert", siteConfigMap)
+	r.apply("insert", siteSecret)
+	r.apply("insert", webPod)
+
+	p := r.awaitPatch("default", "web", func(p podPatch) bool { return p.Status.Phase == "Running" })
+	t.Logf("Running status patch: %+v", p)
+	cs := p.Status.ContainerStatuses
+	if p.Metadata.UID != "uid-web" || len(cs) != 1 || cs[0].Name != "main" || !cs[0].Ready || cs[0].RestartCount != 0 ||
+		!strings.HasPrefix(cs[0].ContainerID, "containerd://") || !strings.HasPrefix(cs[0].ImageID, "sha256:") ||
+		p.Status.PodIP == "" || p.Status.StartTime == "" || p.Status.QOSClass != "Burstable" ||
+		p.condition("Ready") != "True" || p.condition("ContainersReady") != "True" || p.condition("PodScheduled") != "True" {
+		t.Fatalf("Running status: %+v", p)
+	}
+	if k, _ := p.state(0, "now"); k != "running" {
+		t.Fatalf("container state %v, want running", cs[0].State)
+	}
+	id := cs[0].ContainerID
+
+	// The node registered and reported its status as kubelet does.
+	reg := r.awaitFrames(route("edged", "meta", "insert", "null/node/peer-node"), 1)[0]
+	if n, _ := reg.Content.(map[string]any); n["kind"] != "Node" || n["metadata"].(map[string]any)["name"] != "peer-node" {
+		t.Errorf("node registration: %v", reg.Content)
+	}
+	np := r.awaitFrames(route("edged", "meta", "patch", "null/nodepatch/peer-node"), 1)[0]
+	var node struct {
+		Status struct {
+			Capacity   map[string]string
+			Conditions []struct{ Type, Status string }
+			NodeInfo   struct{ KubeletVersion, ContainerRuntimeVersion string }
+		}
+	}
+	if s, ok := np.Content.(string); !ok || json.Unmarshal([]byte(s), &node) != nil {
+		t.Fatalf("nodepatch content %T %v: edgecore sends a string", np.Content, np.Content)
+	}
+	if node.Status.Capacity["pods"] != "110" || node.Status.Capacity["cpu"] == "" || node.Status.Capacity["memory"] == "" ||
+		!strings.HasPrefix(node.Status.NodeInfo.KubeletVersion, "v1.32.10-kubeedge-") || !strings.HasPrefix(node.Status.NodeInfo.ContainerRuntimeVersion, "containerd://") ||
+		len(node.Status.Conditions) != 4 || node.Status.Conditions[3].Type != "Ready" || node.Status.Conditions[3].Status != "True" {
+		t.Errorf("node status: %+v", node.Status)
+	}
+	if got := r.exec(id, "sh", "-c", `echo "$MODE $POD $PASSWORD"; cat /etc/site/greeting; echo; cat /etc/creds/password; echo; stat -c %a /etc/creds/password; ls /scratch && echo ok`); got != "eco web s3cret\nhello from the cloud\ns3cret\n400\nruns\nok\n" {
+		t.Errorf("configmap and secret env and volumes in the container: %q", got)
+	}
+	if got := strings.TrimSpace(r.exec(id, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes")); got != strconv.Itoa(64<<20) {
+		t.Errorf("memory limit in the container's cgroup = %s, want %d", got, 64<<20)
+	}
+
+	// Killed from outside (SIGKILL to its process): restarted, once, with
+	// the kill in lastState.
+	r.killContainer(id)
+	p = r.awaitPatch("default", "web", func(p podPatch) bool {
+		return p.Status.Phase == "Running" && len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount == 1 && p.Status.ContainerStatuses[0].Ready
+	})
+	if k, last := p.state(0, "last"); k != "terminated" || last["exitCode"] != float64(137) {
+		t.Errorf("lastState after the kill: %v", p.Status.ContainerStatuses[0].LastState)
+	}
+	if n := metricValue(t, r.dataDir, "edgehost_edged_container_restarts_total"); n != 1 {
+		t.Errorf("edgehost_edged_container_restarts_total = %d after one kill", n)
+	}
+
+	// The memory limit is enforced: a container that allocates past it is
+	// OOM-killed, and with restartPolicy Never the pod fails.
+	r.apply("insert", `apiVersion: v1
+kind: Pod
+metadata: {name: hog, namespace: default, uid: uid-hog}
+spec:
+  restartPolicy: Never
+  hostNetwork: true
+  containers:
+    - name: hog
+      image: localhost/busybox:local
+      command: [sh, -c, 'x=$(head -c 100000000 /dev/zero | tr "\0" a); echo survived']
+      resources: {limits: {memory: 20Mi}}
+`)
+	p = r.awaitPatch("default", "hog", func(p podPatch) bool { return p.Status.Phase == "Failed" })
+	if k, term := p.state(0, "now"); k != "terminated" || term["reason"] != "OOMKilled" {
+		t.Errorf("hog: %v, want terminated OOMKilled", p.Status.ContainerStatuses[0].State)
+	}
+
+	// Bad input: each pod gets its reason; web keeps running.
+	r.apply("insert", `apiVersion: v1
+kind: Pod
+metadata: {name: probed, namespace: default, uid: uid-probed}
+spec:
+  containers:
+    - name: c
+      image: localhost/busybox:local
+      livenessProbe: {exec: {command: ["true"]}}
+`)
+	r.apply("insert", `apiVersion: v1
+kind: Pod
+metadata: {name: ghost, namespace: default, uid: uid-ghost}
+spec:
+  containers:
+    - {name: c, image: "localhost/no-such-image:1"}
+`)
+	r.apply("insert", `apiVersion: v1
+kind: Pod
+metadata: {name: badvol, namespace: default, uid: uid-badvol}
+spec:
+  containers:
+    - name: c
+      image: localhost/busybox:local
+      volumeMounts: [{name: cfg, mountPath: /cfg}]
+  volumes:
+    - {name: cfg, configMap: {name: absent}}
+`)
+	p = r.awaitPatch("default", "probed", func(p podPatch) bool { return p.Status.Phase == "Failed" })
+	if p.Status.Reason != "UnsupportedPodSpec" || !strings.Contains(p.Status.Message, "spec.containers[0].livenessProbe") {
+		t.Errorf("unsupported field: reason %q message %q", p.Status.Reason, p.Status.Message)
+	}
+	p = r.awaitPatch("default", "ghost", func(p podPatch) bool {
+		k, w := p.state(0, "now")
+		return k == "waiting" && w["reason"] == "ErrImagePull"
+	})
+	if _, w := p.state(0, "now"); p.Status.Phase != "Pending" || !strings.Contains(fmt.Sprint(w["message"]), "localhost/no-such-image:1") {
+		t.Errorf("missing image: phase %s, waiting %v", p.Status.Phase, w)
+	}
+	p = r.awaitPatch("default", "badvol", func(p podPatch) bool {
+		k, w := p.state(0, "now")
+		return k == "waiting" && w["reason"] == "CreateContainerConfigError"
+	})
+	if _, w := p.state(0, "now"); !strings.Contains(fmt.Sprint(w["message"]), `configmap "absent" not found`) {
+		t.Errorf("bad volume: waiting %v", w)
+	}
+	if n, _ := r.podObjects("uid-probed"); n != 0 {
+		t.Errorf("the refused pod has %d sandboxes", n)
+	}
+	if got := r.exec(id2(r, "uid-web"), "echo", "alive"); got != "alive\n" {
+		t.Errorf("web after the bad pods: %q", got)
+	}
+	// Logs through the API: the current run, and with -p the one killed
+	// (the count is kept in the emptyDir, which outlives a container).
+	for _, c := range []struct{ flag, want string }{{"", "run 2\n"}, {"-p", "run 1\n"}} {
+		args := []string{"pod", "logs", "default/web", "-c", "main", "--data-dir", r.dataDir}
+		if c.flag != "" {
+			args = append(args, c.flag)
+		}
+		if out, code := edgehost(t, r.bin, "", args...); code != 0 || out != c.want {
+			t.Errorf("pod logs %s: exit %d: %q, want %q", c.flag, code, out, c.want)
+		}
+	}
+	if out, code := edgehost(t, r.bin, "", "pod", "logs", "default/nope", "--data-dir", r.dataDir); code == 0 || !strings.Contains(out, "pod default/nope: no such pod") {
+		t.Errorf("pod logs of a pod not run: exit %d: %s", code, out)
+	}
+	// The operator's view: kubectl's columns.
+	out, code := edgehost(t, r.bin, "", "pod", "list", "--data-dir", r.dataDir)
+	for _, want := range []string{"NAMESPACE  NAME", "default    web     1/1    Running", "default    probed  0/0    UnsupportedPodSpec",
+		"default    ghost   0/1    ImagePullBackOff", "default    badvol  0/1    CreateContainerConfigError", "default    hog     0/1    OOMKilled"} {
+		// ghost: ErrImagePull on a pull, ImagePullBackOff between pulls.
+		alt := strings.Replace(want, "ImagePullBackOff", "ErrImagePull    ", 1)
+		if code != 0 || !strings.Contains(out, want) && !strings.Contains(out, alt) {
+			t.Errorf("pod list lacks %q (exit %d):\n%s", want, code, out)
+		}
+	}
+
+	// The spec changed (in Kubernetes an image; here an env value): the
+	// container is replaced, the sandbox kept.
+	r.apply("update", strings.Replace(strings.Replace(webPod, `resourceVersion: "10"`, `resourceVersion: "11"`, 1),
+		"{name: POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}", "{name: POD, value: replaced}", 1))
+	p = r.awaitPatch("default", "web", func(p podPatch) bool {
+		return p.Status.Phase == "Running" && p.Status.ContainerStatuses[0].RestartCount == 2 && p.Status.ContainerStatuses[0].Ready
+	})
+	if got := r.exec(p.Status.ContainerStatuses[0].ContainerID, "sh", "-c", `echo $POD`); got != "replaced\n" {
+		t.Errorf("env after the spec change: %q", got)
+	}
+	if sbs, _ := r.podObjects("uid-web"); sbs != 1 {
+		t.Errorf("%d sandboxes of web after a container spec change, want 1", sbs)
+	}
+
+	// The cloud's graceful delete (deletionTimestamp set): the pod is
+	// killed and the edge's half of the handshake goes up, a pod delete
+	// with DeleteOptions naming the uid.
+	r.apply("update", strings.Replace(webPod, `resourceVersion: "10"}`, `resourceVersion: "12", deletionTimestamp: "2026-01-01T00:00:00Z"}`, 1))
+	del := r.awaitFrames(route("edged", "meta", "delete", "default/pod/web"), 1)[0]
+	if opts, _ := del.Content.(map[string]any); opts["kind"] != "DeleteOptions" || opts["preconditions"].(map[string]any)["uid"] != "uid-web" {
+		t.Errorf("pod delete upstream: %v", del.Content)
+	}
+	// Then the cloud's delete: nothing of it is left in CRI, nor its
+	// volumes.
+	r.apply("delete", strings.Replace(webPod, `resourceVersion: "10"`, `resourceVersion: "13"`, 1))
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		sbs, ctrs := r.podObjects("uid-web")
+		if sbs == 0 && ctrs == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the delete CRI still holds %d sandboxes and %d containers of web\n%s", sbs, ctrs, r.d.logs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := os.Stat(filepath.Join(r.dataDir, "pods", "uid-web")); !os.IsNotExist(err) {
+		t.Errorf("web's pod dir after the delete: %v", err)
+	}
+	r.d.stop(t)
+}
+
+// id2 is the running container of pod uid.
+func id2(r *podRig, uid string) string {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cs, err := r.cri.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{
+		LabelSelector: map[string]string{"io.kubernetes.pod.uid": uid}, State: &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING}}})
+	if err != nil || len(cs.Containers) != 1 {
+		r.t.Fatalf("running containers of %s: %v %v", uid, cs, err)
+	}
+	return cs.Containers[0].Id
+}
+
+// killContainer sends SIGKILL to a container's process from the host, as
+// a crash (CRI's verbose status names its pid).
+func (r *podRig) killContainer(id string) {
+	t := r.t
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := r.cri.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: strings.TrimPrefix(id, "containerd://"), Verbose: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info struct {
+		Pid int `json:"pid"`
+	}
+	if err := json.Unmarshal([]byte(st.Info["info"]), &info); err != nil || info.Pid == 0 {
+		t.Fatalf("container pid: %v %q", err, st.Info["info"])
+	}
+	if err := syscall.Kill(info.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runningContainer waits until pod uid has a running container and
+// returns its id.
+func (r *podRig) runningContainer(uid string) string {
+	t := r.t
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		cs, err := r.cri.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{
+			LabelSelector: map[string]string{"io.kubernetes.pod.uid": uid}, State: &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING}}})
+		cancel()
+		if err == nil && len(cs.Containers) == 1 {
+			return cs.Containers[0].Id
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no running container of %s after 60s: %v %v\ndaemon logs:\n%s", uid, cs, err, r.d.logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestPodsComeBackOffline: with the hub stopped, edgehost killed -9 and
+// containerd "rebooted" (every container stopped, containerd killed and
+// started again), the restarted daemon brings the pod back from its
+// store with no cloud, and the status it sent meanwhile reaches the hub
+// once the hub is back.
+func TestPodsComeBackOffline(t *testing.T) {
+	r := newPodRig(t)
+	r.start()
+	r.awaitFrames(route("twin", "resource", "get", "membership/detail"), 1)
+	r.apply("insert", `apiVersion: v1
+kind: Pod
+metadata: {name: keeper, namespace: default, uid: uid-keeper}
+spec:
+  hostNetwork: true
+  containers:
+    - {name: main, image: localhost/busybox:local, command: [sleep, "3600"]}
+`)
+	first := r.awaitPatch("default", "keeper", func(p podPatch) bool { return p.Status.Phase == "Running" }).Status.ContainerStatuses[0].ContainerID
+
+	r.hub.kill()
+	r.d.awaitStatus(t, r.bin, r.dataDir, false, "hub: not connected to the cloud")
+	r.client.Disconnect(0)
+	r.client = nil
+	r.d.cmd.Process.Signal(syscall.SIGKILL)
+	<-r.d.exited
+	r.ctrd.Reboot()
+	if sbs, _ := r.podObjects("uid-keeper"); sbs != 1 {
+		t.Fatalf("after the reboot CRI holds %d sandboxes of keeper, want the dead one", sbs)
+	}
+
+	started := time.Now()
+	r.d = launch(t, r.bin, "--config", r.cfg, "--data-dir", r.dataDir)
+	again := r.runningContainer("uid-keeper")
+	t.Logf("pod running again %s after the daemon was started, cloud down", time.Since(started).Round(time.Millisecond))
+	if "containerd://"+again == first {
+		t.Fatalf("the running container is the one from before the reboot")
+	}
+	if sbs, _ := r.podObjects("uid-keeper"); sbs != 1 {
+		t.Errorf("CRI holds %d sandboxes of keeper, want the new one only", sbs)
+	}
+
+	r.hub = startHub(t, r.bin, r.hub.dir, r.hub.ws, r.hub.certs)
+	p := r.awaitPatch("default", "keeper", func(p podPatch) bool {
+		return p.Status.Phase == "Running" && p.Status.ContainerStatuses[0].ContainerID == "containerd://"+again
+	})
+	if p.Status.ContainerStatuses[0].RestartCount != 1 {
+		t.Errorf("restart count after the reboot = %d, want 1 (carried over from the dead sandbox)", p.Status.ContainerStatuses[0].RestartCount)
+	}
+	r.d.stop(t)
+}

@@ -1,0 +1,96 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"github.com/edgehost/edgehost/host/api"
+	"github.com/edgehost/edgehost/host/bus"
+	"github.com/edgehost/edgehost/host/config"
+	"github.com/edgehost/edgehost/host/meta"
+	edged "github.com/edgehost/edgehost/host/runtime"
+	"github.com/hashicorp/go-hclog"
+)
+
+// PodDir is where the runtime keeps the pods' volumes and logs unless
+// modules.edged.podDir says otherwise.
+func PodDir(dataDir string) string { return filepath.Join(dataDir, "pods") }
+
+// edgedMetrics are the runtime module's (docs/api.md).
+var edgedMetrics = []metric[edged.Stats]{
+	gauge("edgehost_edged_pods", "Pods the runtime drove in its last sync.",
+		func(s edged.Stats) float64 { return float64(s.Pods) }),
+	counter("edgehost_edged_syncs_total", "Syncs of every stored pod against the CRI runtime.",
+		func(s edged.Stats) float64 { return float64(s.Syncs) }),
+	counter("edgehost_edged_containers_started_total", "Containers the runtime created and started.",
+		func(s edged.Stats) float64 { return float64(s.Started) }),
+	counter("edgehost_edged_container_restarts_total", "Containers started again per their pod's restartPolicy.",
+		func(s edged.Stats) float64 { return float64(s.Restarted) }),
+	counter("edgehost_edged_pods_killed_total", "Pods stopped and removed: deleted, being deleted, or owned by no stored pod.",
+		func(s edged.Stats) float64 { return float64(s.Killed) }),
+	counter("edgehost_edged_pods_refused_total", "Pods refused for a spec field edgehost does not support.",
+		func(s edged.Stats) float64 { return float64(s.Refused) }),
+	counter("edgehost_edged_status_patches_total", "Pod status patches queued for the cloud.",
+		func(s edged.Stats) float64 { return float64(s.Patches) }),
+	counter("edgehost_edged_node_status_patches_total", "Node status patches queued for the cloud.",
+		func(s edged.Stats) float64 { return float64(s.NodePatches) }),
+}
+
+// newEdged builds the container runtime over the metamanager's store, its
+// desired state.
+func newEdged(cfg *config.Config, b *bus.Bus, m *meta.Module, log hclog.Logger) (*edged.Module, error) {
+	if m == nil {
+		return nil, errors.New("modules.edged needs modules.meta.enable: the pods it runs are the metamanager's")
+	}
+	e := cfg.Modules.Edged
+	dir := e.PodDir
+	if dir == "" {
+		dir = PodDir(cfg.DataDir)
+	}
+	return edged.New(b, edged.Config{Endpoint: e.CRIEndpoint, NodeName: nodeName(cfg), PodDir: dir, SyncPeriod: e.SyncPeriod,
+		CallTimeout: e.CallTimeout, RestartBackoff: e.RestartBackoff, MaxRestartBackoff: e.MaxRestartBackoff, Store: m}, log), nil
+}
+
+// Pods implements api.PodsBackend.
+func (d *Daemon) Pods() ([]api.Pod, error) {
+	if d.edged == nil {
+		return nil, fmt.Errorf("the container runtime is not enabled (modules.edged.enable): %w", api.ErrNotFound)
+	}
+	var out []api.Pod
+	for _, p := range d.edged.Pods() {
+		s := p.Status
+		ap := api.Pod{Namespace: p.Namespace, Name: p.Name, UID: p.UID, Phase: string(s.Phase), Reason: s.Reason,
+			Containers: len(s.ContainerStatuses), PodIP: s.PodIP, Message: s.Message}
+		for _, cs := range s.ContainerStatuses {
+			if cs.Ready {
+				ap.Ready++
+			}
+			ap.Restarts += cs.RestartCount
+			if ap.Reason != "" {
+				continue
+			}
+			switch {
+			case cs.State.Waiting != nil:
+				ap.Reason, ap.Message = cs.State.Waiting.Reason, cs.State.Waiting.Message
+			case cs.State.Terminated != nil:
+				ap.Reason = cs.State.Terminated.Reason
+			}
+		}
+		out = append(out, ap)
+	}
+	return out, nil
+}
+
+// PodLog implements api.PodsBackend.
+func (d *Daemon) PodLog(ns, name, container string, previous bool) (io.ReadCloser, error) {
+	if d.edged == nil {
+		return nil, fmt.Errorf("the container runtime is not enabled (modules.edged.enable): %w", api.ErrNotFound)
+	}
+	rc, err := d.edged.Log(ns, name, container, previous)
+	if errors.Is(err, edged.ErrNoPod) || errors.Is(err, edged.ErrNoLog) {
+		return nil, fmt.Errorf("%w: %w", api.ErrNotFound, err)
+	}
+	return rc, err
+}

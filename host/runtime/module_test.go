@@ -1,0 +1,150 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/host/bus"
+	"github.com/edgehost/edgehost/host/meta"
+	"github.com/edgehost/edgehost/host/store"
+	"github.com/edgehost/edgehost/internal/containerd"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// rig is the real metamanager, store and bus, a real containerd, and an
+// endpoint in group hub standing where the cloud link is.
+type rig struct {
+	tb    testing.TB
+	ctrd  *containerd.Containerd
+	bus   *bus.Bus
+	meta  *meta.Module
+	cloud *bus.Endpoint
+	dir   string
+	stop  []func()
+}
+
+func newRig(tb testing.TB) *rig {
+	tb.Helper()
+	ctrd := containerd.Start(tb)
+	ctrd.ImportTestImages(tb)
+	st, err := store.Open(filepath.Join(tb.TempDir(), "edgehost.db"), nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	b := bus.New(bus.Options{})
+	r := &rig{tb: tb, ctrd: ctrd, bus: b, meta: meta.New(b, st, meta.Config{}, nil), dir: tb.TempDir()}
+	if r.cloud, err = b.Register("websocket", meta.HubGroup); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		for i := len(r.stop) - 1; i >= 0; i-- {
+			r.stop[i]()
+		}
+		b.Close()
+		st.Close()
+	})
+	r.run(r.meta)
+	return r
+}
+
+// run starts mod and returns its stop, which cancels it and waits.
+func (r *rig) run(mod interface {
+	Run(context.Context, func()) error
+}) func() {
+	ctx, cancel := context.WithCancel(context.Background())
+	ready, done := make(chan struct{}), make(chan error, 1)
+	go func() { done <- mod.Run(ctx, func() { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		r.tb.Fatalf("module did not start: %v", err)
+	}
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			r.tb.Errorf("module Run: %v", err)
+		}
+	}
+	r.stop = append(r.stop, stop)
+	return stop
+}
+
+func (r *rig) edged() *Module {
+	return New(r.bus, Config{Endpoint: r.ctrd.Endpoint, PodDir: r.dir, Store: r.meta, RestartBackoff: time.Second}, nil)
+}
+
+// insert sends a pod to meta as the cloud's edgecontroller does.
+func (r *rig) insert(name, pod string) {
+	msg := abi.Message{Route: abi.Route{Source: "edgecontroller", Group: "resource", Operation: abi.OpInsert, Resource: "default/pod/" + name}, Content: []byte(pod)}
+	if err := r.bus.SendToGroup(context.Background(), meta.Group, msg); err != nil {
+		r.tb.Fatal(err)
+	}
+}
+
+// awaitPhase waits for a status patch of default/name in phase.
+func (r *rig) awaitPhase(name, phase string) {
+	r.tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for {
+		msg, err := r.cloud.Receive(ctx)
+		if err != nil {
+			r.tb.Fatalf("no %s status of %s: %v", phase, name, err)
+		}
+		if msg.Route.Operation != abi.OpPatch || msg.Route.Resource != "default/podpatch/"+name {
+			continue
+		}
+		var p struct{ Status struct{ Phase string } }
+		if err := json.Unmarshal(msg.Content, &p); err != nil {
+			r.tb.Fatalf("status patch: %v", err)
+		}
+		if p.Status.Phase == phase {
+			return
+		}
+	}
+}
+
+// TestRestartedModuleAdoptsRunningPods: stopping the module leaves the
+// pods running (as stopping edgecore does), and a new module over the
+// same store takes them over from CRI without creating anything, and
+// reports them Running again.
+func TestRestartedModuleAdoptsRunningPods(t *testing.T) {
+	r := newRig(t)
+	stop := r.run(r.edged())
+	r.insert("keep", `{"metadata":{"name":"keep","namespace":"default","uid":"uid-keep"},"spec":{"hostNetwork":true,"containers":[{"name":"c","image":"`+containerd.BusyboxImage+`","command":["sleep","3600"]}]}}`)
+	r.awaitPhase("keep", "Running")
+	stop()
+
+	cri := r.ctrd.CRI()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	running := func() int {
+		cs, err := cri.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{
+			State: &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING}, LabelSelector: map[string]string{labelPodUID: "uid-keep"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(cs.Containers)
+	}
+	if n := running(); n != 1 {
+		t.Fatalf("%d containers of keep run after the module stopped, want 1", n)
+	}
+	again := r.edged()
+	r.run(again)
+	r.awaitPhase("keep", "Running")
+	if s := again.Stats(); s.Created != 0 || s.Killed != 0 || s.Pods != 1 {
+		t.Errorf("the restarted module changed what ran: %+v", s)
+	}
+	if n := running(); n != 1 {
+		t.Errorf("%d containers of keep run, want 1", n)
+	}
+}

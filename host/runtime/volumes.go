@@ -1,0 +1,220 @@
+package runtime
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// objectLookup returns the data of the configmap or secret (typ) ns/name
+// as strings (a secret's decoded), or an error naming what is missing.
+type objectLookup func(typ, ns, name string) (map[string]string, error)
+
+// errObjectMissing is the error of a configmap or secret not stored.
+var errObjectMissing = errors.New("not found")
+
+// storeLookup reads configmaps and secrets from the store.
+func storeLookup(st Store) objectLookup {
+	return func(typ, ns, name string) (map[string]string, error) {
+		o, found, err := st.Get(ns + "/" + typ + "/" + name)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s/%s: %w", typ, ns, name, err)
+		}
+		if !found {
+			return nil, fmt.Errorf("%s %q %w", typ, name, errObjectMissing)
+		}
+		out := map[string]string{}
+		switch typ {
+		case "configmap":
+			var cm v1.ConfigMap
+			if err := json.Unmarshal(o.Content, &cm); err != nil {
+				return nil, fmt.Errorf("configmap %s/%s: %w", ns, name, err)
+			}
+			for k, v := range cm.Data {
+				out[k] = v
+			}
+			for k, v := range cm.BinaryData {
+				out[k] = string(v)
+			}
+		case "secret":
+			var s v1.Secret
+			if err := json.Unmarshal(o.Content, &s); err != nil {
+				return nil, fmt.Errorf("secret %s/%s: %w", ns, name, err)
+			}
+			for k, v := range s.Data {
+				out[k] = string(v)
+			}
+			for k, v := range s.StringData {
+				out[k] = v
+			}
+		}
+		return out, nil
+	}
+}
+
+// prepareVolumes makes the pod's volumes on the host under dir and
+// returns each one's host path by name. emptyDirs are made once;
+// configMap and secret volumes are written as files, again whenever
+// their object changed (an unchanged file is not rewritten). hostPath
+// volumes are used as they are, made first when their type says so.
+func prepareVolumes(pod *v1.Pod, dir string, lookup objectLookup) (map[string]string, error) {
+	paths := map[string]string{}
+	for i, v := range pod.Spec.Volumes {
+		where := fmt.Sprintf("spec.volumes[%d] (%s)", i, v.Name)
+		switch {
+		case v.HostPath != nil:
+			p := v.HostPath.Path
+			if !filepath.IsAbs(p) {
+				return nil, fmt.Errorf("%s: hostPath.path %q is not absolute", where, p)
+			}
+			if err := checkHostPath(p, v.HostPath.Type); err != nil {
+				return nil, fmt.Errorf("%s: %w", where, err)
+			}
+			paths[v.Name] = p
+		case v.EmptyDir != nil:
+			p := filepath.Join(dir, "volumes", "empty-dir", v.Name)
+			if err := os.MkdirAll(p, 0o777); err != nil {
+				return nil, fmt.Errorf("%s: %w", where, err)
+			}
+			paths[v.Name] = p
+		case v.ConfigMap != nil || v.Secret != nil:
+			typ, name, items, mode, optional := "configmap", "", []v1.KeyToPath(nil), int32(0o644), false
+			if cm := v.ConfigMap; cm != nil {
+				name, items, optional = cm.Name, cm.Items, cm.Optional != nil && *cm.Optional
+				if cm.DefaultMode != nil {
+					mode = *cm.DefaultMode
+				}
+			} else {
+				typ, name, items, optional = "secret", v.Secret.SecretName, v.Secret.Items, v.Secret.Optional != nil && *v.Secret.Optional
+				if v.Secret.DefaultMode != nil {
+					mode = *v.Secret.DefaultMode
+				}
+			}
+			data, err := lookup(typ, pod.Namespace, name)
+			if err != nil {
+				if !optional || !errors.Is(err, errObjectMissing) {
+					return nil, fmt.Errorf("%s: %w", where, err)
+				}
+				data = map[string]string{}
+			}
+			p := filepath.Join(dir, "volumes", typ, v.Name)
+			if err := writeFiles(p, data, items, os.FileMode(mode&0o777)); err != nil {
+				return nil, fmt.Errorf("%s: %w", where, err)
+			}
+			paths[v.Name] = p
+		}
+	}
+	return paths, nil
+}
+
+// checkHostPath applies a hostPath volume's type.
+func checkHostPath(p string, typ *v1.HostPathType) error {
+	if typ == nil {
+		return nil
+	}
+	fi, err := os.Stat(p)
+	switch *typ {
+	case v1.HostPathDirectoryOrCreate:
+		if os.IsNotExist(err) {
+			return os.MkdirAll(p, 0o755)
+		}
+	case v1.HostPathFileOrCreate:
+		if os.IsNotExist(err) {
+			f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY, 0o644)
+			if err != nil {
+				return err
+			}
+			return f.Close()
+		}
+	case v1.HostPathDirectory:
+		if err != nil || !fi.IsDir() {
+			return fmt.Errorf("hostPath %q is not a directory", p)
+		}
+	case v1.HostPathFile:
+		if err != nil || !fi.Mode().IsRegular() {
+			return fmt.Errorf("hostPath %q is not a file", p)
+		}
+	case v1.HostPathUnset:
+	default:
+		if err != nil {
+			return fmt.Errorf("hostPath %q: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// writeFiles writes data's keys (or only items, at their paths) as files
+// in dir, and removes files no longer in it.
+func writeFiles(dir string, data map[string]string, items []v1.KeyToPath, mode os.FileMode) error {
+	want := map[string]string{}
+	if len(items) == 0 {
+		for k, v := range data {
+			want[k] = v
+		}
+	}
+	for _, it := range items {
+		v, ok := data[it.Key]
+		if !ok {
+			return fmt.Errorf("key %q is not in the object", it.Key)
+		}
+		clean := path.Clean(it.Path)
+		if path.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") {
+			return fmt.Errorf("item path %q leaves the volume", it.Path)
+		}
+		want[clean] = v
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for rel, v := range want {
+		p := filepath.Join(dir, filepath.FromSlash(rel))
+		if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, []byte(v)) {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		tmp := p + ".tmp"
+		if err := os.WriteFile(tmp, []byte(v), mode); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, p); err != nil {
+			return err
+		}
+	}
+	return filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if _, ok := want[filepath.ToSlash(rel)]; !ok {
+			return os.Remove(p)
+		}
+		return nil
+	})
+}
+
+// mounts are c's volume mounts, onto the prepared host paths.
+func mounts(pod *v1.Pod, c *v1.Container, paths map[string]string) ([]*runtimeapi.Mount, error) {
+	readOnly := map[string]bool{}
+	for _, v := range pod.Spec.Volumes {
+		readOnly[v.Name] = v.ConfigMap != nil || v.Secret != nil
+	}
+	var out []*runtimeapi.Mount
+	for i, m := range c.VolumeMounts {
+		p, ok := paths[m.Name]
+		if !ok {
+			return nil, fmt.Errorf("volumeMounts[%d]: no volume named %q in spec.volumes", i, m.Name)
+		}
+		out = append(out, &runtimeapi.Mount{ContainerPath: m.MountPath, HostPath: p, Readonly: m.ReadOnly || readOnly[m.Name]})
+	}
+	return out, nil
+}
