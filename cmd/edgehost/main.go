@@ -2,27 +2,19 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 func main() {
 	if err := newRootCommand().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "edgehost:", err)
-		var exit *exitError
-		if errors.As(err, &exit) {
-			os.Exit(exit.code)
-		}
-		os.Exit(1)
+		fmt.Fprintln(os.Stderr, "edgehost:", oneLine(err))
+		os.Exit(exitCode(err))
 	}
 }
 
 // exitError is an error that ends the command with its own exit status
-// rather than 1.
+// (exitcodes.go) rather than the one exitCode gives it.
 type exitError struct {
 	code int
 	err  error

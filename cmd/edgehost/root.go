@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 
@@ -43,20 +42,11 @@ func newRootCommand() *cobra.Command {
 		Short:         "edgehost is an edge daemon whose device drivers, routes and twin logic are wasm plugins",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version,
 	}
+	root.SetVersionTemplate(versionLine() + "\n")
 	root.AddCommand(newRunCommand(), newVersionCommand(), newConfigCommand(), newStatusCommand(), newSendCommand(), newPluginCommand(),
 		newStoreCommand(), newDevicesCommand(), newMetaCommand(), newHubCommand())
+	enforceUsageExit(root)
 	return root
-}
-
-func newVersionCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintln(cmd.OutOrStdout(), "edgehost", version)
-			return nil
-		},
-	}
 }

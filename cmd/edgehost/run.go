@@ -21,6 +21,7 @@ func newRunCommand() *cobra.Command {
 		Short: "Run the daemon until SIGINT or SIGTERM; SIGHUP re-reads the devices dir",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			configPath = runConfigPath(configPath, defaultConfigPath)
 			cfg, err := loadConfig(cmd.InOrStdin(), configPath)
 			if err != nil {
 				return err
@@ -64,13 +65,29 @@ func newRunCommand() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&configPath, "config", "", `config file ("-" reads stdin; default: built-in defaults)`)
+	f.StringVar(&configPath, "config", "", `config file ("-" reads stdin; default: `+defaultConfigPath+` when it exists, else built-in defaults)`)
 	f.StringVar(&dataDir, "data-dir", "", "data directory (overrides dataDir in the config)")
 	f.StringVar(&devicesDir, "devices-dir", "", "directory of KubeEdge Device YAML files (overrides modules.devices.dir)")
 	f.StringVar(&logLevel, "log-level", "", "log level: trace, debug, info, warn, error (overrides the config)")
 	f.StringVar(&logFormat, "log-format", "", "log format: text or json (overrides the config)")
 	f.BoolVar(&resetStore, "reset-store", false, "if the store is damaged or missing, set it aside (renamed with a timestamp) and start an empty one; a healthy store is kept")
 	return cmd
+}
+
+// defaultConfigPath is the config `edgehost run` reads when no --config
+// is given and the file exists: where `make install` and the .deb put it.
+const defaultConfigPath = "/etc/edgehost/edgehost.yaml"
+
+// runConfigPath is the config file run reads: flag when given, else
+// defaultPath when it exists, else "" (the built-in defaults).
+func runConfigPath(flag, defaultPath string) string {
+	if flag != "" {
+		return flag
+	}
+	if _, err := os.Stat(defaultPath); err == nil {
+		return defaultPath
+	}
+	return ""
 }
 
 func configPathOrDefault(p string) string {

@@ -26,6 +26,7 @@ import (
 	"github.com/edgehost/edgehost/host/meta"
 	"github.com/edgehost/edgehost/host/pluginhost"
 	"github.com/edgehost/edgehost/host/pluginsync"
+	"github.com/edgehost/edgehost/host/sdnotify"
 	"github.com/edgehost/edgehost/host/store"
 	"github.com/edgehost/edgehost/host/supervisor"
 	"github.com/edgehost/edgehost/host/twin"
@@ -174,7 +175,16 @@ func Run(ctx context.Context, cfg *config.Config, opts Options, log hclog.Logger
 	// hand it back now rather than whenever the heap next grows, so an
 	// idle daemon stays small.
 	debug.FreeOSMemory()
+	notifyCtx, stopNotify := context.WithCancel(ctx)
+	notified := make(chan struct{})
+	go func() {
+		defer close(notified)
+		sdnotify.Run(notifyCtx, func() (bool, []string) { return d.super.Ready(), d.super.NotReady() }, log.Named("systemd"))
+	}()
 	d.serveReloads(ctx, hup)
+	stopNotify()
+	<-notified
+	sdnotify.Stopping(log.Named("systemd"))
 	log.Info("shutting down")
 	return d.super.Stop()
 }
