@@ -77,6 +77,11 @@ func Run(ctx context.Context, cfg *config.Config, opts Options, log hclog.Logger
 	version := opts.Version
 	hup := reloadSignals()
 	defer signal.Stop(hup)
+	// Before anything starts: a broker port taken by another broker is not
+	// a failure retrying fixes.
+	if err := eventbus.CheckEmbeddedAddress(cfg.Modules.EventBus); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
