@@ -143,6 +143,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzReadDevicesFile -fuzztime 30s ./host/twin/
 	$(GO) test -run '^$$' -fuzz FuzzEndpoint -fuzztime 30s ./host/iogrant/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeMapping -fuzztime 30s ./host/twin/
+	$(GO) test -run '^$$' -fuzz FuzzImport -fuzztime 30s ./host/edgecoreimport/
 
 fmt:
 	gofmt -w .
