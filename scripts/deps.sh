@@ -10,13 +10,14 @@
 # - Node.js and npm, when the machine has none (Debian's), and the
 #   AssemblyScript compiler pinned by sdk/assemblyscript/package-lock.json
 #   (npm ci into sdk/assemblyscript/node_modules, ignored by git): the
-#   AssemblyScript SDK's examples.
+#   AssemblyScript SDK's examples;
+# - chromium: the headless browser the dashboard's test drives.
 # Idempotent: when every package is installed it does nothing, and it runs
 # `apt-get update` at most once, only if something is missing. Needs root
 # (or sudo) only when it has to install.
 set -euo pipefail
 
-packages=(mosquitto mosquitto-clients clang lld wasi-libc libclang-rt-14-dev-wasm32 rustc libstd-rust-dev-wasm32)
+packages=(mosquitto mosquitto-clients clang lld wasi-libc libclang-rt-14-dev-wasm32 rustc libstd-rust-dev-wasm32 chromium)
 
 # Node.js may come from elsewhere than Debian (as on the project's
 # machines); only a machine without node and npm gets Debian's.

@@ -93,6 +93,7 @@ func TestAPIContract(t *testing.T) {
 		{"GET", "/v1/meta/objects/default/pod/none", maxBody},
 		{"GET", "/v1/store/backup", maxBody},
 		{"GET", "/metrics", maxBody},
+		{"GET", "/ui/", maxBody},
 	}
 	for _, e := range endpoints {
 		what := e.method + " " + e.path

@@ -160,6 +160,7 @@ func New(backend Backend, token string, log hclog.Logger) *Server {
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.HandleFunc("GET /v1/status", s.status)
 	s.mux.HandleFunc("POST /v1/messages", s.messages)
+	s.registerDashboard()
 	if token == "" {
 		// The unix socket only (a TCP listener always has a token): Go's
 		// profiles, for an operator asking where memory or CPU goes.
@@ -190,7 +191,7 @@ func New(backend Backend, token string, log hclog.Logger) *Server {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.token != "" && r.URL.Path != "/healthz" {
+	if s.token != "" && r.URL.Path != "/healthz" && !isDashboard(r.URL.Path) {
 		want := "Bearer " + s.token
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte(want)) != 1 {
 			writeError(w, http.StatusUnauthorized, errors.New("missing or wrong bearer token"))
