@@ -102,6 +102,28 @@ func TestCLIContract(t *testing.T) {
 	}
 }
 
+// An error with several parts is one line, or with -v one part a line;
+// -v adds the usage after a usage error.
+func TestCLIVerboseErrors(t *testing.T) {
+	bin := buildBinary(t)
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("log:\n  level: loud\nmodules:\n  bus:\n    queueLen: -1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, code := edgehostSplit(t, bin, "config", "check", bad)
+	if code != exitRuntime || strings.Count(out.stderr, "\n") != 1 || !strings.Contains(out.stderr, `got "loud"; modules.bus.queueLen`) {
+		t.Errorf("config check: exit %d, want %d and both problems on one line:\n%s", code, exitRuntime, out.all())
+	}
+	out, code = edgehostSplit(t, bin, "config", "check", "-v", bad)
+	if code != exitRuntime || strings.Count(out.stderr, "\n") != 2 || !strings.Contains(out.stderr, "\nmodules.bus.queueLen") {
+		t.Errorf("config check -v: exit %d, want %d and one problem a line:\n%s", code, exitRuntime, out.all())
+	}
+	out, code = edgehostSplit(t, bin, "status", "-v", "--bogus")
+	if code != exitUsage || !strings.Contains(out.stderr, "Usage:\n  edgehost status") {
+		t.Errorf("status -v --bogus: exit %d, want %d and the usage:\n%s", code, exitUsage, out.all())
+	}
+}
+
 // output is a command's stdout and stderr, apart.
 type output struct{ stdout, stderr string }
 

@@ -48,6 +48,9 @@ func exitCode(err error) int {
 	return exitRuntime
 }
 
+// verbose is the -v flag: errors in full rather than on one line.
+var verbose bool
+
 var lineBreaks = regexp.MustCompile(`\s*\n\s*`)
 
 // oneLine is err's text on one line, its line breaks (errors.Join's lists,

@@ -7,10 +7,22 @@ import (
 )
 
 func main() {
-	if err := newRootCommand().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "edgehost:", oneLine(err))
-		os.Exit(exitCode(err))
+	cmd, err := newRootCommand().ExecuteC()
+	if err == nil {
+		return
 	}
+	code := exitCode(err)
+	if !verbose {
+		fmt.Fprintln(os.Stderr, "edgehost:", oneLine(err))
+		os.Exit(code)
+	}
+	// -v: the error as it is, over several lines when it has several
+	// parts, and the command's usage after a usage error.
+	fmt.Fprintln(os.Stderr, "edgehost:", err)
+	if code == exitUsage {
+		fmt.Fprint(os.Stderr, "\n"+cmd.UsageString())
+	}
+	os.Exit(code)
 }
 
 // exitError is an error that ends the command with its own exit status

@@ -45,6 +45,8 @@ func newRootCommand() *cobra.Command {
 		Version:       version,
 	}
 	root.SetVersionTemplate(versionLine() + "\n")
+	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false,
+		"print an error in full (over several lines when it has several parts) and the usage after a usage error")
 	root.AddCommand(newRunCommand(), newVersionCommand(), newConfigCommand(), newStatusCommand(), newSendCommand(), newPluginCommand(),
 		newStoreCommand(), newDevicesCommand(), newMetaCommand(), newHubCommand())
 	enforceUsageExit(root)
