@@ -50,6 +50,9 @@ type Daemon struct {
 	meta    *meta.Module
 	super   *supervisor.Supervisor
 	metrics metricsRegistry
+	// cfg is the running config; reload re-reads it (Options.Reload).
+	cfg    *config.Config
+	reload func() (*config.Config, error)
 }
 
 // Options are the daemon's settings that are not in the config file.
@@ -59,6 +62,8 @@ type Options struct {
 	// ResetStore sets a damaged or missing store aside and starts an
 	// empty one (edgehost run --reset-store); a healthy store is kept.
 	ResetStore bool
+	// Reload, when set, re-reads the config for SIGHUP (reload.go).
+	Reload func() (*config.Config, error)
 }
 
 // StorePath is the store file in the data dir.
@@ -99,7 +104,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options, log hclog.Logger
 	b := bus.New(bus.Options{QueueLen: cfg.Modules.Bus.QueueLen, SendTimeout: cfg.Modules.Bus.SendTimeout})
 	defer b.Close()
 
-	d := &Daemon{version: version, started: started, log: log, bus: b, store: st, runtime: rt}
+	d := &Daemon{version: version, started: started, log: log, bus: b, store: st, runtime: rt, cfg: cfg, reload: opts.Reload}
 	// First, so that it stops last and its shutdown snapshot holds every
 	// other module's last writes.
 	modules := []supervisor.Module{&storeModule{store: st, cfg: cfg.Store, dir: SnapshotDir(cfg.DataDir), log: log.Named("store")}}
