@@ -16,16 +16,57 @@ SDK_EXAMPLES := $(patsubst %/,%,$(wildcard examples/c/*/ examples/rust/*/ exampl
 # Where the binary's go:embed finds the first-party plugins (host/builtin).
 BUILTINDIR := host/builtin/wasm
 
+# The build's identity, stamped into the binary (edgehost version). A tag
+# vX.Y.Z gives X.Y.Z; otherwise 0.0.0~git<commit date>.<commit>, which
+# Debian's version order sorts by date.
+COMMIT     ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+VERSION    ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null | sed 's/^v//'); \
+	[ -n "$$v" ] && echo "$$v" || echo "0.0.0~git$$(git log -1 --format=%cd --date=format:%Y%m%d 2>/dev/null).$(COMMIT)")
+BUILD_DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS    := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(BUILD_DATE)
+
 # wasm-plugin DIR OUT builds the Go plugin in DIR to OUT.
 wasm-plugin = GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 $(GO) build -buildmode=c-shared -trimpath -o $(2) ./$(1)
 
-.PHONY: all build builtin plugins run test bench fuzz vet fmt clean deps proto
+.PHONY: all build builtin plugins run test bench fuzz vet fmt clean deps proto install deb
 
 all: build plugins
 
 # The daemon, with the first-party plugins embedded.
 build: builtin
-	$(GO) build -o $(BIN) ./cmd/edgehost
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/edgehost
+
+# make install [DESTDIR=root] [PREFIX=/usr/local]: the binary, the systemd
+# unit (its ExecStart pointed at PREFIX), the default config at
+# /etc/edgehost/edgehost.yaml (an existing one is kept) and the data dir
+# /var/lib/edgehost (docs/systemd.md). INSTALL_BIN installs a binary built
+# elsewhere instead of running make build.
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+INSTALL_BIN ?=
+install: $(if $(INSTALL_BIN),,build)
+	install -D -m 0755 $(or $(INSTALL_BIN),$(BIN)) $(DESTDIR)$(PREFIX)/bin/edgehost
+	install -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)/etc/edgehost
+	sed 's|/usr/bin/edgehost|$(PREFIX)/bin/edgehost|' packaging/edgehost.service > $(DESTDIR)$(UNITDIR)/edgehost.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/edgehost.service
+	@if [ -e $(DESTDIR)/etc/edgehost/edgehost.yaml ]; then \
+		echo "keeping $(DESTDIR)/etc/edgehost/edgehost.yaml"; \
+	else \
+		$(or $(INSTALL_BIN),$(BIN)) config default > $(DESTDIR)/etc/edgehost/edgehost.yaml && \
+		chmod 0600 $(DESTDIR)/etc/edgehost/edgehost.yaml; \
+	fi
+	install -d -m 0700 $(DESTDIR)/var/lib/edgehost
+
+# make deb: build/edgehost_<version>_<arch>.deb, built offline by nfpm's Go
+# API (internal/packaging/mkdeb) from what make install installs.
+DEB_ARCH ?= $(shell $(GO) env GOARCH)
+DEB      := $(BUILD)/edgehost_$(VERSION)_$(DEB_ARCH).deb
+deb: $(if $(INSTALL_BIN),,build)
+	@mkdir -p $(BUILD)/deb
+	$(or $(INSTALL_BIN),$(BIN)) config default > $(BUILD)/deb/edgehost.yaml
+	$(GO) run ./internal/packaging/mkdeb -binary $(or $(INSTALL_BIN),$(BIN)) -unit packaging/edgehost.service \
+		-config $(BUILD)/deb/edgehost.yaml -version $(VERSION) -arch $(DEB_ARCH) -out $(DEB)
 
 builtin:
 	@for p in $(FIRSTPARTY); do \
@@ -104,6 +145,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzReadDevicesFile -fuzztime 30s ./host/twin/
 	$(GO) test -run '^$$' -fuzz FuzzEndpoint -fuzztime 30s ./host/iogrant/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeMapping -fuzztime 30s ./host/twin/
+	$(GO) test -run '^$$' -fuzz FuzzImport -fuzztime 30s ./host/edgecoreimport/
 
 fmt:
 	gofmt -w .

@@ -10,6 +10,7 @@ import (
 
 func newConfigCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "config", Short: "Print or check edgehost.yaml"}
+	cmd.AddCommand(newImportEdgecoreCommand())
 	cmd.AddCommand(&cobra.Command{
 		Use:   "default",
 		Short: "Print the full default configuration",

@@ -19,7 +19,7 @@ func newDevicesCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "devices", Aliases: []string{"device"},
 		Short: "List the daemon's devices and the mappers serving them, and re-read the devices dir"}
 	var flags clientFlags
-	var output string
+	var output outputFlag
 	reload := &cobra.Command{
 		Use:   "reload",
 		Short: "Re-read the devices dir without a restart (as SIGHUP does); exit 0 only when every file was read and handed over",
@@ -32,28 +32,28 @@ func newDevicesCommand() *cobra.Command {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			if output == "json" {
-				if err := printJSON(out, rep); err != nil {
+			if output.structured() {
+				if err := output.print(out, rep); err != nil {
 					return err
 				}
 			} else {
 				printDevicesReport(out, rep)
 			}
 			if !rep.OK() {
-				return errors.New("devices dir not fully reloaded")
+				return &exitError{code: exitRemote, err: errors.New("devices dir not fully reloaded")}
 			}
 			return nil
 		},
 	}
 	flags.register(reload)
-	reload.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	output.register(reload)
 	cmd.AddCommand(reload, newDevicesListCommand(), newDevicesGetCommand())
 	return cmd
 }
 
 func newDevicesListCommand() *cobra.Command {
 	var flags clientFlags
-	var output string
+	var output outputFlag
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the devices, their state and the wasm mapper serving each (none: unbound)",
@@ -65,8 +65,8 @@ func newDevicesListCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if output == "json" {
-				return printJSON(cmd.OutOrStdout(), list)
+			if output.structured() {
+				return output.print(cmd.OutOrStdout(), list)
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "DEVICE\tPROTOCOL\tMAPPER\tSTATE\tPROPERTIES\tREADS\tWRITES\tERRORS\tMISSED\tLAST ERROR")
@@ -78,13 +78,13 @@ func newDevicesListCommand() *cobra.Command {
 		},
 	}
 	flags.register(cmd)
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	output.register(cmd)
 	return cmd
 }
 
 func newDevicesGetCommand() *cobra.Command {
 	var flags clientFlags
-	var output string
+	var output outputFlag
 	cmd := &cobra.Command{
 		Use:   "get NAMESPACE/NAME",
 		Short: "Show one device: its mapper, state, errors and each property's last value",
@@ -100,15 +100,15 @@ func newDevicesGetCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if output == "json" {
-				return printJSON(cmd.OutOrStdout(), d)
+			if output.structured() {
+				return output.print(cmd.OutOrStdout(), d)
 			}
 			printDevice(cmd.OutOrStdout(), d)
 			return nil
 		},
 	}
 	flags.register(cmd)
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	output.register(cmd)
 	return cmd
 }
 

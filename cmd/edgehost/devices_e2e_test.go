@@ -118,7 +118,7 @@ func TestDevicesDirEndToEnd(t *testing.T) {
 		t.Fatalf("the log does not name the missing dir:\n%s", logs)
 	}
 	out, code = edgehost(t, r.bin, "", "devices", "reload", "--data-dir", r.dataDir)
-	if code != 1 || !strings.Contains(out, missing) {
+	if code != exitRemote || !strings.Contains(out, missing) {
 		t.Fatalf("devices reload on a missing dir (exit %d):\n%s", code, out)
 	}
 	r.d.stop(t)

@@ -235,7 +235,8 @@ func nodeReport(ctx context.Context, dir, node string) (cloud.NodeReport, error)
 }
 
 func newHubGetCommand() *cobra.Command {
-	var dir, node, output string
+	var dir, node string
+	var output outputFlag
 	cmd := &cobra.Command{
 		Use:       "get nodes|objects|twins|plugins|status",
 		Short:     "Show what nodes reported to a running `edgehost hub serve` since it started",
@@ -244,10 +245,7 @@ func newHubGetCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			what := args[0]
 			if !slices.Contains(cmd.ValidArgs, what) {
-				return fmt.Errorf("hub get: %q: want nodes, objects, twins, plugins or status", what)
-			}
-			if output != "text" && output != "json" {
-				return fmt.Errorf("hub get: output format %q: want text or json", output)
+				return usageErrorf("hub get: %q: want nodes, objects, twins, plugins or status", what)
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
 			defer cancel()
@@ -271,13 +269,13 @@ func newHubGetCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&dir, "data-dir", "", "the hub's data dir (default $EDGEHOST_HUB_DIR, else /var/lib/edgehost-hub)")
 	cmd.Flags().StringVar(&node, "node", "", "only this node")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	output.register(cmd)
 	return cmd
 }
 
 // printReports prints one part of the nodes' reports.
-func printReports(out io.Writer, what, output string, rs []cloud.NodeReport) error {
-	if output == "json" {
+func printReports(out io.Writer, what string, output outputFlag, rs []cloud.NodeReport) error {
+	if output.structured() {
 		var v any = rs
 		switch what {
 		case "objects":
@@ -287,7 +285,7 @@ func printReports(out io.Writer, what, output string, rs []cloud.NodeReport) err
 		case "plugins":
 			v = byNode(rs, func(r cloud.NodeReport) any { return r.Plugins })
 		}
-		return printJSON(out, v)
+		return output.print(out, v)
 	}
 	w := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 	switch what {

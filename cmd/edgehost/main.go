@@ -2,27 +2,31 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 func main() {
-	if err := newRootCommand().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "edgehost:", err)
-		var exit *exitError
-		if errors.As(err, &exit) {
-			os.Exit(exit.code)
-		}
-		os.Exit(1)
+	cmd, err := newRootCommand().ExecuteC()
+	if err == nil {
+		return
 	}
+	code := exitCode(err)
+	if !verbose {
+		fmt.Fprintln(os.Stderr, "edgehost:", oneLine(err))
+		os.Exit(code)
+	}
+	// -v: the error as it is, over several lines when it has several
+	// parts, and the command's usage after a usage error.
+	fmt.Fprintln(os.Stderr, "edgehost:", err)
+	if code == exitUsage {
+		fmt.Fprint(os.Stderr, "\n"+cmd.UsageString())
+	}
+	os.Exit(code)
 }
 
 // exitError is an error that ends the command with its own exit status
-// rather than 1.
+// (exitcodes.go) rather than the one exitCode gives it.
 type exitError struct {
 	code int
 	err  error

@@ -22,7 +22,7 @@ func newMetaCommand() *cobra.Command {
 
 func newMetaGetCommand() *cobra.Command {
 	var flags clientFlags
-	var output string
+	var output outputFlag
 	cmd := &cobra.Command{
 		Use:   "get {namespace}/{type}/{name}",
 		Short: "Print one stored object (-o json: with its key and resource version)",
@@ -34,8 +34,8 @@ func newMetaGetCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if output == "json" {
-				return printJSON(cmd.OutOrStdout(), o)
+			if output.structured() {
+				return output.print(cmd.OutOrStdout(), o)
 			}
 			var pretty bytes.Buffer
 			if err := json.Indent(&pretty, o.Content, "", "  "); err != nil {
@@ -47,13 +47,14 @@ func newMetaGetCommand() *cobra.Command {
 		},
 	}
 	flags.register(cmd)
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text (the object) or json")
+	output.register(cmd)
 	return cmd
 }
 
 func newMetaListCommand() *cobra.Command {
 	var flags clientFlags
-	var output, ns, typ string
+	var ns, typ string
+	var output outputFlag
 	cmd := &cobra.Command{
 		Use:   "list [--namespace NS] [--type TYPE]",
 		Short: "List the stored objects, by key",
@@ -65,8 +66,8 @@ func newMetaListCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if output == "json" {
-				return printJSON(cmd.OutOrStdout(), objs)
+			if output.structured() {
+				return output.print(cmd.OutOrStdout(), objs)
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "KEY\tRESOURCE VERSION\tBYTES")
@@ -77,7 +78,7 @@ func newMetaListCommand() *cobra.Command {
 		},
 	}
 	flags.register(cmd)
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	output.register(cmd)
 	cmd.Flags().StringVar(&ns, "namespace", "", "only this namespace (null for cluster-scoped objects)")
 	cmd.Flags().StringVar(&typ, "type", "", "only this type: pod, configmap, device, ...")
 	return cmd

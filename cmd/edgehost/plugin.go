@@ -102,6 +102,12 @@ func newPluginSignCommand() *cobra.Command {
 		Short: "Sign a plugin package (in place unless -o is given); re-signing replaces the signature",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// keygen writes NAME.key and NAME.pub; a public key is 32 bytes,
+			// which would read as a private key's seed and sign with a key
+			// nobody holds.
+			if strings.HasSuffix(key, ".pub") {
+				return usageErrorf("sign: %s is a public key; sign with the .key", key)
+			}
 			priv, err := plugins.ReadPrivateKey(key)
 			if err != nil {
 				return err
@@ -173,7 +179,7 @@ func orNone(s string) string {
 
 func newPluginListCommand() *cobra.Command {
 	var flags clientFlags
-	var output string
+	var output outputFlag
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the daemon's plugins",
@@ -185,8 +191,8 @@ func newPluginListCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if output == "json" {
-				return printJSON(cmd.OutOrStdout(), list)
+			if output.structured() {
+				return output.print(cmd.OutOrStdout(), list)
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "NAME\tVERSION\tORIGIN\tSTATE\tSIGNER\tPREVIOUS\tCALLS\tDENIED\tLAST ERROR")
@@ -198,7 +204,7 @@ func newPluginListCommand() *cobra.Command {
 		},
 	}
 	flags.register(cmd)
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	output.register(cmd)
 	return cmd
 }
 

@@ -74,14 +74,14 @@ func launch(t *testing.T, bin string, args ...string) *daemonProc {
 }
 
 // awaitStatus polls `edgehost status` until it reports ready (exit 0) or,
-// with ready false, not ready (exit 1) with want in its output; it returns
+// with ready false, not ready (exit 3, exitRemote) with want in its output; it returns
 // that output.
 func (d *daemonProc) awaitStatus(t *testing.T, bin, dataDir string, ready bool, want string) string {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		out, code := edgehost(t, bin, "", "status", "--data-dir", dataDir)
-		if ready && code == 0 || !ready && code == 1 && strings.Contains(out, want) {
+		if ready && code == 0 || !ready && code == exitRemote && strings.Contains(out, want) {
 			return out
 		}
 		if time.Now().After(deadline) {

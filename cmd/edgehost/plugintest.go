@@ -14,7 +14,8 @@ import (
 )
 
 func newPluginTestCommand() *cobra.Command {
-	var configFile, output string
+	var configFile string
+	var output outputFlag
 	var route abi.Route
 	var calls int
 	var limits wasm.Limits
@@ -28,9 +29,6 @@ func newPluginTestCommand() *cobra.Command {
 			"check fails.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "text" && output != "json" {
-				return fmt.Errorf("plugin test: output format %q: want text or json", output)
-			}
 			file, err := os.ReadFile(args[0])
 			if err != nil {
 				return fmt.Errorf("plugin test: %w", err)
@@ -48,8 +46,8 @@ func newPluginTestCommand() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("plugin test: %w", err)
 			}
-			if output == "json" {
-				if err := printJSON(cmd.OutOrStdout(), rep); err != nil {
+			if output.structured() {
+				if err := output.print(cmd.OutOrStdout(), rep); err != nil {
 					return err
 				}
 			} else {
@@ -72,7 +70,7 @@ func newPluginTestCommand() *cobra.Command {
 	f.DurationVar(&limits.CallTimeout, "call-timeout", time.Second, "the per-call timeout")
 	f.IntVar(&limits.MaxMessageBytes, "max-message-bytes", 1<<20, "the max message size")
 	f.IntVar(&limits.Instances, "instances", 2, "the number of instances")
-	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
+	output.register(cmd)
 	return cmd
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 
@@ -43,20 +42,13 @@ func newRootCommand() *cobra.Command {
 		Short:         "edgehost is an edge daemon whose device drivers, routes and twin logic are wasm plugins",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version,
 	}
+	root.SetVersionTemplate(versionLine() + "\n")
+	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false,
+		"print an error in full (over several lines when it has several parts) and the usage after a usage error")
 	root.AddCommand(newRunCommand(), newVersionCommand(), newConfigCommand(), newStatusCommand(), newSendCommand(), newPluginCommand(),
 		newStoreCommand(), newDevicesCommand(), newMetaCommand(), newHubCommand(), newPodCommand())
+	enforceUsageExit(root)
 	return root
-}
-
-func newVersionCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintln(cmd.OutOrStdout(), "edgehost", version)
-			return nil
-		},
-	}
 }

@@ -14,15 +14,15 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// Exit statuses of `edgehost send` beyond 0 (a reply) and 1 (the command
-// failed: bad flags, no daemon).
+// Exit statuses of `edgehost send` beyond those of every command
+// (exitcodes.go).
 const (
-	// exitErrorReply: the receiver answered with operation error, its own
-	// application error.
-	exitErrorReply = 2
 	// exitHostFailure: the host failed the message (a fault, a failure
 	// code, quarantine, too large, no receiver).
-	exitHostFailure = 3
+	exitHostFailure = exitRemote
+	// exitErrorReply: the receiver answered with operation error, its own
+	// application error.
+	exitErrorReply = 4
 )
 
 func newSendCommand() *cobra.Command {
@@ -40,7 +40,7 @@ func newSendCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if req.To == "" {
-				return fmt.Errorf("--to is required")
+				return usageErrorf("--to is required")
 			}
 			if content == "-" {
 				b, err := io.ReadAll(cmd.InOrStdin())

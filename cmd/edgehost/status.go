@@ -15,7 +15,7 @@ import (
 
 func newStatusCommand() *cobra.Command {
 	var flags clientFlags
-	var output string
+	var output outputFlag
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the running daemon's state; exit 0 only when it is ready",
@@ -28,28 +28,29 @@ func newStatusCommand() *cobra.Command {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			if output == "json" {
-				if err := printJSON(out, st); err != nil {
+			if output.structured() {
+				if err := output.print(out, st); err != nil {
 					return err
 				}
 			} else {
-				printStatus(out, st)
+				printStatus(out, st, output.wide())
 			}
 			if !st.Ready {
 				if len(st.NotReady) > 0 {
-					return fmt.Errorf("daemon is not ready: %s", strings.Join(st.NotReady, "; "))
+					return &exitError{code: exitRemote, err: fmt.Errorf("daemon is not ready: %s", strings.Join(st.NotReady, "; "))}
 				}
-				return errors.New("daemon is not ready")
+				return &exitError{code: exitRemote, err: errors.New("daemon is not ready")}
 			}
 			return nil
 		},
 	}
 	flags.register(cmd)
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	output.register(cmd)
 	return cmd
 }
 
-func printStatus(out io.Writer, st api.Status) {
+// printStatus prints st as tables; wide adds the bus's per-module counters.
+func printStatus(out io.Writer, st api.Status, wide bool) {
 	state := "ready"
 	if !st.Ready {
 		state = "NOT READY"
@@ -75,6 +76,15 @@ func printStatus(out io.Writer, st api.Status) {
 	w.Flush()
 	if eb := st.EventBus; eb != nil {
 		printEventBus(out, eb)
+	}
+	if wide {
+		fmt.Fprintln(out)
+		w = tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "BUS MODULE\tGROUP\tSENT\tRECEIVED\tFAILED\tQUEUED")
+		for _, b := range st.Bus {
+			fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%d\n", b.Name, b.Group, b.Sent, b.Received, b.Failed, b.QueueDepth)
+		}
+		w.Flush()
 	}
 }
 

@@ -73,7 +73,8 @@ type checkResult struct {
 
 func newStoreCheckCommand() *cobra.Command {
 	var flags storeFlags
-	var file, output string
+	var file string
+	var output outputFlag
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "check [--data-dir DIR | --config FILE | --file FILE]",
@@ -102,8 +103,8 @@ func newStoreCheckCommand() *cobra.Command {
 				res.Damage, res.Problems = damage.Damage, damage.Problems
 			}
 			out := cmd.OutOrStdout()
-			if output == "json" {
-				if err := printJSON(out, res); err != nil {
+			if output.structured() {
+				if err := output.print(out, res); err != nil {
 					return err
 				}
 			} else if damage == nil {
@@ -123,7 +124,7 @@ func newStoreCheckCommand() *cobra.Command {
 	flags.register(cmd)
 	cmd.Flags().StringVar(&file, "file", "", "check this file instead of the data dir's store (a snapshot or a backup)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "stop checking after this long (0: check every page)")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	output.register(cmd)
 	return cmd
 }
 
@@ -208,7 +209,7 @@ func newStoreRestoreCommand() *cobra.Command {
 
 func newStoreSnapshotsCommand() *cobra.Command {
 	var flags storeFlags
-	var output string
+	var output outputFlag
 	cmd := &cobra.Command{
 		Use:   "snapshots",
 		Short: "List the store's snapshots, newest first",
@@ -223,7 +224,7 @@ func newStoreSnapshotsCommand() *cobra.Command {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			if output == "json" {
+			if output.structured() {
 				type row struct {
 					Path  string    `json:"path"`
 					Time  time.Time `json:"time"`
@@ -233,7 +234,7 @@ func newStoreSnapshotsCommand() *cobra.Command {
 				for _, s := range snaps {
 					rows = append(rows, row{s.Path, s.Time, s.Bytes})
 				}
-				return printJSON(out, rows)
+				return output.print(out, rows)
 			}
 			for _, s := range snaps {
 				fmt.Fprintf(out, "%s  %s  %d bytes\n", s.Time.Format(time.RFC3339), s.Path, s.Bytes)
@@ -242,6 +243,6 @@ func newStoreSnapshotsCommand() *cobra.Command {
 		},
 	}
 	flags.register(cmd)
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	output.register(cmd)
 	return cmd
 }

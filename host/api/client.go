@@ -19,6 +19,8 @@ type Client struct {
 	base  string
 	token string
 	http  *http.Client
+	// socket is the unix socket's path; empty for a URL.
+	socket string
 }
 
 // NewClient returns a client for addr: a unix socket path, or an
@@ -27,6 +29,7 @@ func NewClient(addr, token string) *Client {
 	c := &Client{base: strings.TrimRight(addr, "/"), token: token, http: &http.Client{}}
 	if !strings.HasPrefix(addr, "http://") && !strings.HasPrefix(addr, "https://") {
 		c.base = "http://edgehost"
+		c.socket = addr
 		c.http.Transport = &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", addr)
@@ -81,6 +84,15 @@ type statusError struct {
 
 func (e *statusError) Error() string { return e.msg }
 
+// IsRemote says whether err is the admin API's answer with an error status
+// (the daemon was reached and refused or failed the request), as opposed to
+// a failure to ask.
+func IsRemote(err error) bool {
+	var se *statusError
+	var fe *FailureError
+	return errors.As(err, &se) || errors.As(err, &fe)
+}
+
 func (c *Client) do(ctx context.Context, method, path string, body []byte, out any) error {
 	contentType := ""
 	if body != nil {
@@ -104,6 +116,10 @@ func (c *Client) doRaw(ctx context.Context, method, path string, body []byte, co
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		var op *net.OpError
+		if c.socket != "" && errors.As(err, &op) && op.Op == "dial" {
+			return fmt.Errorf("admin api %s %s: %w; is the daemon running? (socket %s)", method, path, op, c.socket)
+		}
 		return fmt.Errorf("admin api %s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()

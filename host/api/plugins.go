@@ -105,13 +105,14 @@ func (s *Server) registerPlugins(pb PluginBackend) {
 	}
 	upload := func(upgrade bool) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
-			file, err := io.ReadAll(io.LimitReader(r.Body, maxPackage+1))
+			file, err := io.ReadAll(r.Body) // bounded by ServeHTTP
+			var tooLarge *http.MaxBytesError
 			switch {
+			case errors.As(err, &tooLarge):
+				writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("plugin package over %d bytes", maxPackage))
+				return
 			case err != nil:
 				writeError(w, http.StatusBadRequest, fmt.Errorf("read plugin package: %w", err))
-				return
-			case len(file) > maxPackage:
-				writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("plugin package over %d bytes", maxPackage))
 				return
 			}
 			info, err := pb.InstallPlugin(r.Context(), file, source, upgrade)

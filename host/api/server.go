@@ -134,6 +134,8 @@ type InjectResponse struct {
 	Failure *abi.Failure `json:"failure,omitempty"`
 	// Error repeats the failure's text, as every error body has one.
 	Error string `json:"error,omitempty"`
+	// Code is the error's stable code, as in every error body (errorCode).
+	Code string `json:"code,omitempty"`
 }
 
 // maxBody bounds request bodies (a message plus some JSON).
@@ -158,6 +160,7 @@ func New(backend Backend, token string, log hclog.Logger) *Server {
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.HandleFunc("GET /v1/status", s.status)
 	s.mux.HandleFunc("POST /v1/messages", s.messages)
+	s.registerDashboard()
 	if token == "" {
 		// The unix socket only (a TCP listener always has a token): Go's
 		// profiles, for an operator asking where memory or CPU goes.
@@ -191,12 +194,28 @@ func New(backend Backend, token string, log hclog.Logger) *Server {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.token != "" && r.URL.Path != "/healthz" {
+	if s.token != "" && r.URL.Path != "/healthz" && !isDashboard(r.URL.Path) {
 		want := "Bearer " + s.token
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte(want)) != 1 {
 			writeError(w, http.StatusUnauthorized, errors.New("missing or wrong bearer token"))
 			return
 		}
+	}
+	// One limit for every endpoint, so a body too large is a 413 wherever
+	// it is sent, and refused before it is read when its length is known.
+	limit := int64(maxBody)
+	if r.URL.Path == "/v1/plugins" {
+		limit = maxPackage
+	}
+	if r.ContentLength > limit {
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("%s %s: body of %d bytes is over the limit of %d", r.Method, r.URL.Path, r.ContentLength, limit))
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	if h, pattern := s.mux.Handler(r); pattern == "" {
+		s.notRouted(w, r, h)
+		return
 	}
 	s.mux.ServeHTTP(w, r)
 }
@@ -220,9 +239,14 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 
 func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
 	var req InjectRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+	dec := json.NewDecoder(r.Body) // bounded by ServeHTTP
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("message request over %d bytes", maxBody))
+			return
+		}
 		writeError(w, http.StatusBadRequest, fmt.Errorf("decode message request: %w", err))
 		return
 	}
@@ -249,12 +273,13 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	reply, err := s.backend.Inject(ctx, req)
 	if err != nil {
+		// The bus's errors carry their code for errors.Is (abi.NewError),
+		// not as an abi.Code value errors.As would find.
 		status := http.StatusBadGateway
-		var code abi.Code
 		switch {
-		case errors.As(err, &code) && code == abi.Unavailable:
+		case errors.Is(err, abi.Unavailable):
 			status = http.StatusNotFound
-		case errors.Is(err, context.DeadlineExceeded), errors.As(err, &code) && code == abi.Timeout:
+		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, abi.Timeout):
 			status = http.StatusGatewayTimeout
 		}
 		writeError(w, status, err)
@@ -268,6 +293,7 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
 		resp.Reply = &j
 		if f, ok := abi.ParseFailure(*reply); ok {
 			resp.Failure, resp.Error, status = &f, f.String(), failureStatus(f)
+			resp.Code = errorCode(status)
 		}
 	}
 	writeJSON(w, status, resp)
@@ -306,9 +332,78 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-func writeError(w http.ResponseWriter, status int, err error) {
-	writeJSON(w, status, map[string]string{"error": err.Error()})
+// ErrorBody is every error reply of the API: the error's text and a stable
+// code for scripts (docs/api.md).
+type ErrorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
 }
+
+func writeError(w http.ResponseWriter, status int, err error) {
+	writeJSON(w, status, ErrorBody{Error: err.Error(), Code: errorCode(status)})
+}
+
+// errorCode is the stable code of an HTTP error status.
+func errorCode(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return "bad_request"
+	case http.StatusUnauthorized:
+		return "unauthorized"
+	case http.StatusNotFound:
+		return "not_found"
+	case http.StatusMethodNotAllowed:
+		return "method_not_allowed"
+	case http.StatusConflict:
+		return "conflict"
+	case http.StatusRequestEntityTooLarge:
+		return "too_large"
+	case http.StatusUnprocessableEntity:
+		return "invalid"
+	case http.StatusLoopDetected:
+		return "loop"
+	case http.StatusBadGateway:
+		return "failed"
+	case http.StatusServiceUnavailable:
+		return "unavailable"
+	case http.StatusGatewayTimeout:
+		return "timeout"
+	}
+	return "internal"
+}
+
+// notRouted answers a request no route takes, which ServeMux would answer
+// in text/plain: 404 for an unknown path, 405 with Allow for a known path
+// and another method.
+func (s *Server) notRouted(w http.ResponseWriter, r *http.Request, h http.Handler) {
+	rec := &statusRecorder{header: http.Header{}}
+	h.ServeHTTP(rec, r)
+	if rec.status == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", rec.header.Get("Allow"))
+		writeError(w, http.StatusMethodNotAllowed, fmt.Errorf("%s %s: method not allowed; allowed: %s", r.Method, r.URL.Path, rec.header.Get("Allow")))
+		return
+	}
+	if rec.status != http.StatusNotFound {
+		// ServeMux's redirect to the path with a trailing slash.
+		for k, v := range rec.header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.status)
+		return
+	}
+	writeError(w, http.StatusNotFound, fmt.Errorf("%s: no such endpoint (docs/api.md)", r.URL.Path))
+}
+
+// statusRecorder keeps the status and headers ServeMux's own 404 and 405
+// handlers write, dropping their text body.
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (r *statusRecorder) Header() http.Header         { return r.header }
+func (r *statusRecorder) Write(b []byte) (int, error) { return len(b), nil }
+func (r *statusRecorder) WriteHeader(status int)      { r.status = status }
 
 // ListenUnix listens on a unix socket at path with mode 0600, replacing a
 // stale socket left by a daemon that did not shut down cleanly.

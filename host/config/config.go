@@ -130,9 +130,14 @@ func Parse(data []byte, name string) (*Config, error) {
 func Marshal(c *Config) ([]byte, error) {
 	var buf bytes.Buffer
 	buf.WriteString("# edgehost configuration. Durations are Go durations (\"2s\", \"1m30s\").\n")
+	var doc yaml.Node
+	if err := doc.Encode(c); err != nil {
+		return nil, fmt.Errorf("marshal config: %w", err)
+	}
+	annotate(&doc)
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
-	if err := enc.Encode(c); err != nil {
+	if err := enc.Encode(&doc); err != nil {
 		return nil, fmt.Errorf("marshal config: %w", err)
 	}
 	if err := enc.Close(); err != nil {

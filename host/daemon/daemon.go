@@ -27,6 +27,7 @@ import (
 	"github.com/edgehost/edgehost/host/pluginhost"
 	"github.com/edgehost/edgehost/host/pluginsync"
 	edged "github.com/edgehost/edgehost/host/runtime"
+	"github.com/edgehost/edgehost/host/sdnotify"
 	"github.com/edgehost/edgehost/host/servicebus"
 	"github.com/edgehost/edgehost/host/store"
 	"github.com/edgehost/edgehost/host/supervisor"
@@ -55,6 +56,10 @@ type Daemon struct {
 
 	// servicebus is nil when modules.servicebus is off.
 	servicebus *servicebus.Module
+
+	// cfg is the running config; reload re-reads it (Options.Reload).
+	cfg    *config.Config
+	reload func() (*config.Config, error)
 }
 
 // Options are the daemon's settings that are not in the config file.
@@ -64,6 +69,8 @@ type Options struct {
 	// ResetStore sets a damaged or missing store aside and starts an
 	// empty one (edgehost run --reset-store); a healthy store is kept.
 	ResetStore bool
+	// Reload, when set, re-reads the config for SIGHUP (reload.go).
+	Reload func() (*config.Config, error)
 }
 
 // StorePath is the store file in the data dir.
@@ -82,6 +89,11 @@ func Run(ctx context.Context, cfg *config.Config, opts Options, log hclog.Logger
 	version := opts.Version
 	hup := reloadSignals()
 	defer signal.Stop(hup)
+	// Before anything starts: a broker port taken by another broker is not
+	// a failure retrying fixes.
+	if err := eventbus.CheckEmbeddedAddress(cfg.Modules.EventBus); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
@@ -99,7 +111,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options, log hclog.Logger
 	b := bus.New(bus.Options{QueueLen: cfg.Modules.Bus.QueueLen, SendTimeout: cfg.Modules.Bus.SendTimeout})
 	defer b.Close()
 
-	d := &Daemon{version: version, started: started, log: log, bus: b, store: st, runtime: rt}
+	d := &Daemon{version: version, started: started, log: log, bus: b, store: st, runtime: rt, cfg: cfg, reload: opts.Reload}
 	// First, so that it stops last and its shutdown snapshot holds every
 	// other module's last writes.
 	modules := []supervisor.Module{&storeModule{store: st, cfg: cfg.Store, dir: SnapshotDir(cfg.DataDir), log: log.Named("store")}}
@@ -192,7 +204,16 @@ func Run(ctx context.Context, cfg *config.Config, opts Options, log hclog.Logger
 	// hand it back now rather than whenever the heap next grows, so an
 	// idle daemon stays small.
 	debug.FreeOSMemory()
+	notifyCtx, stopNotify := context.WithCancel(ctx)
+	notified := make(chan struct{})
+	go func() {
+		defer close(notified)
+		sdnotify.Run(notifyCtx, func() (bool, []string) { return d.super.Ready(), d.super.NotReady() }, log.Named("systemd"))
+	}()
 	d.serveReloads(ctx, hup)
+	stopNotify()
+	<-notified
+	sdnotify.Stopping(log.Named("systemd"))
 	log.Info("shutting down")
 	return d.super.Stop()
 }

@@ -21,13 +21,15 @@ func reloadSignals() chan os.Signal {
 	return hup
 }
 
-// serveReloads re-reads the devices dir on each SIGHUP until ctx ends.
+// serveReloads re-reads the config and the devices dir on each SIGHUP
+// until ctx ends.
 func (d *Daemon) serveReloads(ctx context.Context, hup <-chan os.Signal) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-hup:
+			d.reloadConfig()
 			d.log.Info("SIGHUP: re-reading the devices dir")
 			rctx, cancel := context.WithTimeout(ctx, time.Minute)
 			rep, err := d.ReloadDevices(rctx)

@@ -64,7 +64,7 @@ func startEmbedded(m *Module) (*embedded, error) {
 	}
 	l := &listener{id: "edgehost", addr: cfg.Address, tls: tc, conns: map[net.Conn]struct{}{}}
 	if err := srv.AddListener(l); err != nil {
-		return nil, fmt.Errorf("eventbus: embedded broker listen on %s: %w", cfg.Address, err)
+		return nil, listenError(cfg.Address, err)
 	}
 	if err := srv.Serve(); err != nil {
 		srv.Close()
@@ -322,6 +322,10 @@ type hook struct {
 	users map[string][]byte
 	acl   []config.ACLRule
 	over  *overflows
+	// refusals counts refused connections by username: the first of each
+	// is a WARN, the rest debug with the count.
+	refusalsMu sync.Mutex
+	refusals   map[string]uint64
 }
 
 // ID implements mqtt.Hook.
@@ -335,12 +339,39 @@ func (h *hook) Provides(b byte) bool {
 
 // OnConnectAuthenticate accepts anyone when no users are configured, else
 // only a configured username with its password.
-func (h *hook) OnConnectAuthenticate(_ *mqtt.Client, pk packets.Packet) bool {
+func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	if len(h.users) == 0 {
 		return true
 	}
-	want, ok := h.users[string(pk.Connect.Username)]
-	return ok && subtle.ConstantTimeCompare(want, pk.Connect.Password) == 1
+	user := string(pk.Connect.Username)
+	want, ok := h.users[user]
+	if ok && subtle.ConstantTimeCompare(want, pk.Connect.Password) == 1 {
+		return true
+	}
+	h.refused(cl, user, ok)
+	return false
+}
+
+// refused logs a connection refused for its credentials.
+func (h *hook) refused(cl *mqtt.Client, user string, known bool) {
+	why := "unknown username"
+	if known {
+		why = "wrong password"
+	}
+	h.refusalsMu.Lock()
+	if h.refusals == nil {
+		h.refusals = map[string]uint64{}
+	}
+	h.refusals[user]++
+	n := h.refusals[user]
+	h.refusalsMu.Unlock()
+	log := h.m.log.Named("broker")
+	args := []any{"reason", why, "username", user, "client_id", cl.ID, "remote", cl.Net.Remote, "refused_so_far", n}
+	if n == 1 {
+		log.Warn("mqtt connection refused: bad credentials (later refusals for this username are logged at debug)", args...)
+		return
+	}
+	log.Debug("mqtt connection refused: bad credentials", args...)
 }
 
 // OnACLCheck allows everything when no rules are configured, else what one

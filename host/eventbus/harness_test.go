@@ -3,6 +3,7 @@ package eventbus
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -59,6 +60,8 @@ type setup struct {
 	// quiet logs errors only, for a benchmark whose expected WARNs would
 	// break its result line.
 	quiet bool
+	// logs, when set, takes the module's log instead of stderr.
+	logs io.Writer
 }
 
 var clientSeq atomic.Int64
@@ -101,7 +104,11 @@ func (s *setup) start() *Module {
 	if s.quiet {
 		level = hclog.Error
 	}
-	log := hclog.New(&hclog.LoggerOptions{Name: "test", Level: level, Output: os.Stderr})
+	var out io.Writer = os.Stderr
+	if s.logs != nil {
+		out = s.logs
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "test", Level: level, Output: out})
 	m := New(s.cfg, s.bus, s.store, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	ready, done := make(chan struct{}), make(chan error, 1)

@@ -113,3 +113,6 @@ func (b *Broker) Reload() {
 		b.tb.Fatal(err)
 	}
 }
+
+// PID is the running broker's process id.
+func (b *Broker) PID() int { return b.cmd.Process.Pid }
