@@ -21,7 +21,7 @@ func newPodCommand() *cobra.Command {
 
 func newPodListCommand() *cobra.Command {
 	var flags clientFlags
-	var output string
+	var output outputFlag
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the pods with the status last sent to the cloud, as kubectl get pods",
@@ -33,8 +33,8 @@ func newPodListCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if output == "json" {
-				return printJSON(cmd.OutOrStdout(), pods)
+			if output.structured() {
+				return output.print(cmd.OutOrStdout(), pods)
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "NAMESPACE\tNAME\tREADY\tSTATUS\tRESTARTS\tIP")
@@ -49,7 +49,7 @@ func newPodListCommand() *cobra.Command {
 		},
 	}
 	flags.register(cmd)
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	output.register(cmd)
 	return cmd
 }
 
