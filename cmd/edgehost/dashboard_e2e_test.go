@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -85,10 +86,23 @@ func headlessChromium(t *testing.T, url string) *cdp {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Its own process group: chromium's renderer and helper processes
+	// outlive the browser's main process and keep writing into the
+	// profile dir, which the test's TempDir cleanup then cannot remove.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(func() {
+		pgid := cmd.Process.Pid
+		syscall.Kill(-pgid, syscall.SIGKILL)
+		cmd.Wait()
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if syscall.Kill(-pgid, 0) != nil {
+				return // the whole group is gone
+			}
+		}
+	})
 	listening := regexp.MustCompile(`DevTools listening on ws://([^/]+)/`)
 	var host string
 	sc := bufio.NewScanner(stderr)
