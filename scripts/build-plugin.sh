@@ -34,7 +34,12 @@ rust)
 	"$rustc" "${flags[@]}" --crate-type rlib --crate-name edgehost --out-dir "$tmp" "$root/sdk/rust/src/lib.rs"
 	"$rustc" "${flags[@]}" --crate-type cdylib --crate-name "$(basename "$dir" | tr - _)" \
 		-C strip=symbols -C link-arg=-zstack-size=65536 \
-		--extern edgehost="$tmp/libedgehost.rlib" -o "$out" "$dir/lib.rs"
+		--extern edgehost="$tmp/libedgehost.rlib" -o "$tmp/plugin.wasm" "$dir/lib.rs"
+	# rustc leaves its object files beside -o under names that depend on
+	# the crate only, so two builds of one plugin into one directory (test
+	# binaries of two packages at once) would delete each other's: build
+	# in the private dir, then move the result.
+	mv "$tmp/plugin.wasm" "$out"
 	;;
 assemblyscript)
 	# The compiler is the SDK package's pinned devDependency, installed
