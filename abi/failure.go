@@ -1,9 +1,9 @@
 package abi
 
 import (
-	"bytes"
-	"encoding/json"
-	"fmt"
+	"errors"
+	"strconv"
+	"unicode/utf8"
 )
 
 // HostSource is the route source of a failure reply: the host's, not a
@@ -55,11 +55,7 @@ type Failure struct {
 // FailureReply is the host's failure reply to m: operation error, source
 // HostSource, parent m, the rest of m's route, f as JSON content.
 func (m *Message) FailureReply(f Failure) Message {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false) // "waiting: a -> b" stays readable
-	enc.Encode(f)            // strings and an int: always encodes
-	r := m.Reply(OpError, bytes.TrimSuffix(b.Bytes(), []byte("\n")))
+	r := m.Reply(OpError, f.AppendJSON(nil))
 	r.Route.Source = HostSource
 	return r
 }
@@ -72,11 +68,130 @@ func ParseFailure(reply Message) (Failure, bool) {
 		return Failure{}, false
 	}
 	var f Failure
-	if err := json.Unmarshal(reply.Content, &f); err != nil || f.Reason == "" {
+	if err := f.UnmarshalJSON(reply.Content); err != nil || f.Reason == "" {
 		return Failure{}, false
 	}
 	return f, true
 }
 
 // String is the failure's text with its reason.
-func (f Failure) String() string { return fmt.Sprintf("%s: %s", f.Reason, f.Error) }
+func (f Failure) String() string { return f.Reason + ": " + f.Error }
+
+// The failure's JSON is written and read by hand, not by encoding/json:
+// every Go guest links this package, and encoding/json with fmt and
+// reflect would add ~180 KB to each module and ~4× that in machine code.
+
+// AppendJSON appends f as encoding/json would marshal it with HTML
+// escaping off: {"reason","code","fault" if set,"plugin" if set,"error"}.
+func (f Failure) AppendJSON(b []byte) []byte {
+	b = append(b, `{"reason":`...)
+	b = appendJSONString(b, f.Reason)
+	b = append(b, `,"code":`...)
+	b = strconv.AppendInt(b, int64(f.Code), 10)
+	if f.Fault != "" {
+		b = append(b, `,"fault":`...)
+		b = appendJSONString(b, f.Fault)
+	}
+	if f.Plugin != "" {
+		b = append(b, `,"plugin":`...)
+		b = appendJSONString(b, f.Plugin)
+	}
+	b = append(b, `,"error":`...)
+	b = appendJSONString(b, f.Error)
+	return append(b, '}')
+}
+
+// appendJSONString appends s quoted as encoding/json does without HTML
+// escaping: invalid UTF-8 becomes U+FFFD, U+2028 and U+2029 are escaped.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c == '\n':
+				b = append(b, '\\', 'n')
+			case c == '\r':
+				b = append(b, '\\', 'r')
+			case c == '\t':
+				b = append(b, '\\', 't')
+			case c < ' ':
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
+}
+
+// errFailureJSON is returned for content that is not a failure's JSON.
+var errFailureJSON = errors.New("abi: failure content is not a JSON object of strings and an integer code")
+
+// UnmarshalJSON reads a failure's JSON object: the five fields by their
+// exact names (strings, and an integer code in int32's range); other
+// members of any JSON type are skipped; null leaves a field as it was.
+func (f *Failure) UnmarshalJSON(data []byte) error {
+	d := jsonReader{data: data}
+	if !d.consume('{') {
+		return errFailureJSON
+	}
+	if d.consume('}') {
+		return d.end()
+	}
+	for {
+		key, ok := d.string()
+		if !ok || !d.consume(':') {
+			return errFailureJSON
+		}
+		var field *string
+		switch key {
+		case "reason":
+			field = &f.Reason
+		case "fault":
+			field = &f.Fault
+		case "plugin":
+			field = &f.Plugin
+		case "error":
+			field = &f.Error
+		}
+		switch {
+		case d.null():
+		case field != nil:
+			if *field, ok = d.string(); !ok {
+				return errFailureJSON
+			}
+		case key == "code":
+			n, ok := d.integer()
+			if !ok {
+				return errFailureJSON
+			}
+			f.Code = Code(n)
+		default:
+			if !d.skipValue(0) {
+				return errFailureJSON
+			}
+		}
+		if d.consume('}') {
+			return d.end()
+		}
+		if !d.consume(',') {
+			return errFailureJSON
+		}
+	}
+}

@@ -3,8 +3,6 @@ package abi
 import (
 	"bytes"
 	"errors"
-	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 )
@@ -28,6 +26,14 @@ type HTTPResponse struct {
 // ErrHTTPFraming is wrapped by the errors of DecodeHTTPRequest and
 // DecodeHTTPResponse.
 var ErrHTTPFraming = errors.New("bad http framing")
+
+// framingError is an ErrHTTPFraming with what was wrong. The package
+// stays off fmt (and net/url) because every Go guest links it: fmt alone
+// adds reflect and hundreds of KB of machine code to each plugin.
+type framingError string
+
+func (e framingError) Error() string { return ErrHTTPFraming.Error() + ": " + string(e) }
+func (e framingError) Unwrap() error { return ErrHTTPFraming }
 
 // hostSetHeaders are set by the host; a request may not carry them.
 var hostSetHeaders = []string{"host", "content-length", "transfer-encoding", "connection"}
@@ -63,16 +69,14 @@ func appendHeaderBody(b []byte, h [][2]string, body []byte) []byte {
 func DecodeHTTPRequest(data []byte) (HTTPRequest, error) {
 	line, rest, ok := bytes.Cut(data, []byte{'\n'})
 	if !ok {
-		return HTTPRequest{}, fmt.Errorf("%w: no request line", ErrHTTPFraming)
+		return HTTPRequest{}, framingError("no request line")
 	}
 	method, rawURL, ok := strings.Cut(string(line), " ")
 	if !ok || len(method) == 0 || len(method) > 16 || strings.Trim(method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
-		return HTTPRequest{}, fmt.Errorf("%w: method %q is not 1-16 of A-Z", ErrHTTPFraming, method)
+		return HTTPRequest{}, framingError("method " + strconv.Quote(method) + " is not 1-16 of A-Z")
 	}
-	u, err := url.Parse(rawURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.Fragment != "" ||
-		strings.ContainsAny(rawURL, " \t\r#") {
-		return HTTPRequest{}, fmt.Errorf("%w: url %q is not an absolute http(s) URL without user info or fragment", ErrHTTPFraming, rawURL)
+	if !plainHTTPURL(rawURL) {
+		return HTTPRequest{}, framingError("url " + strconv.Quote(rawURL) + " is not an absolute http(s) URL without user info or fragment")
 	}
 	h, body, err := decodeHeaderBody(rest)
 	if err != nil {
@@ -81,22 +85,44 @@ func DecodeHTTPRequest(data []byte) (HTTPRequest, error) {
 	for _, kv := range h {
 		for _, n := range hostSetHeaders {
 			if strings.EqualFold(kv[0], n) {
-				return HTTPRequest{}, fmt.Errorf("%w: header %s is set by the host", ErrHTTPFraming, kv[0])
+				return HTTPRequest{}, framingError("header " + kv[0] + " is set by the host")
 			}
 		}
 	}
 	return HTTPRequest{Method: method, URL: rawURL, Header: h, Body: body}, nil
 }
 
+// plainHTTPURL reports whether u is http:// or https://, a non-empty
+// host, no user info, no fragment, and no space or control character.
+// The host parses the URL fully before it checks the grant.
+func plainHTTPURL(u string) bool {
+	rest, ok := strings.CutPrefix(u, "http://")
+	if !ok {
+		if rest, ok = strings.CutPrefix(u, "https://"); !ok {
+			return false
+		}
+	}
+	for i := 0; i < len(u); i++ {
+		if c := u[i]; c <= ' ' || c == 0x7f || c == '#' {
+			return false
+		}
+	}
+	authority := rest
+	if i := strings.IndexAny(rest, "/?"); i >= 0 {
+		authority = rest[:i]
+	}
+	return authority != "" && !strings.Contains(authority, "@") && authority[0] != ':'
+}
+
 // DecodeHTTPResponse parses a response; the body aliases data.
 func DecodeHTTPResponse(data []byte) (HTTPResponse, error) {
 	line, rest, ok := bytes.Cut(data, []byte{'\n'})
 	if !ok || len(line) != 3 {
-		return HTTPResponse{}, fmt.Errorf("%w: no 3-digit status line", ErrHTTPFraming)
+		return HTTPResponse{}, framingError("no 3-digit status line")
 	}
 	status, err := strconv.Atoi(string(line))
 	if err != nil || status < 100 {
-		return HTTPResponse{}, fmt.Errorf("%w: status %q", ErrHTTPFraming, line)
+		return HTTPResponse{}, framingError("status " + strconv.Quote(string(line)))
 	}
 	h, body, err := decodeHeaderBody(rest)
 	if err != nil {
@@ -110,7 +136,7 @@ func decodeHeaderBody(data []byte) ([][2]string, []byte, error) {
 	for {
 		line, rest, ok := bytes.Cut(data, []byte{'\n'})
 		if !ok {
-			return nil, nil, fmt.Errorf("%w: headers not ended by an empty line", ErrHTTPFraming)
+			return nil, nil, framingError("headers not ended by an empty line")
 		}
 		data = rest
 		if len(line) == 0 {
@@ -118,7 +144,7 @@ func decodeHeaderBody(data []byte) ([][2]string, []byte, error) {
 		}
 		name, value, ok := strings.Cut(string(line), ": ")
 		if !ok || !ValidHeaderName(name) || !ValidHeaderValue(value) {
-			return nil, nil, fmt.Errorf("%w: header line %q is not Name: value", ErrHTTPFraming, line)
+			return nil, nil, framingError("header line " + strconv.Quote(string(line)) + " is not Name: value")
 		}
 		h = append(h, [2]string{name, value})
 	}

@@ -20,7 +20,8 @@ func TestHTTPFramingRoundTrip(t *testing.T) {
 		t.Fatalf("%+v %v", back, err)
 	}
 	for _, bad := range []string{"", "GET\n\n", "get http://a/\n\n", "GET ftp://a/\n\n", "GET http://u@a/\n\n", "GET http://a/\nHost: b\n\n",
-		"GET http://a/\nX: \r\n\n", "GET http://a/\nX:1\n\n", "GET http://a/\n"} {
+		"GET http://a/\nX: \r\n\n", "GET http://a/\nX:1\n\n", "GET http://a/\n",
+		"GET http://a/#f\n\n", "GET http:///x\n\n", "GET http://:80/\n\n", "GET http://a/ b\n\n", "GET http://a/?q=@x#\n\n"} {
 		if _, err := DecodeHTTPRequest([]byte(bad)); !errors.Is(err, ErrHTTPFraming) {
 			t.Errorf("%q: %v", bad, err)
 		}

@@ -1,7 +1,5 @@
 package abi
 
-import "regexp"
-
 // The mapper contract (SPEC.md section 9): the messages the host sends a
 // plugin that declares device protocols, and the JSON their contents and
 // replies carry. Both sides use these types; the host fills in the
@@ -36,12 +34,22 @@ const (
 	StateUnknown = "unknown"
 )
 
-var protocolRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]{0,62}[A-Za-z0-9])?$`)
-
 // ValidProtocol reports whether p may name a device protocol a mapper
 // serves: 1-64 of letters, digits and . _ -, starting and ending with a
 // letter or digit (KubeEdge's protocolName, as its mappers name them).
-func ValidProtocol(p string) bool { return protocolRE.MatchString(p) }
+func ValidProtocol(p string) bool {
+	if len(p) == 0 || len(p) > 64 || !alnum(p[0]) || !alnum(p[len(p)-1]) {
+		return false
+	}
+	for i := 1; i < len(p)-1; i++ {
+		if c := p[i]; !alnum(c) && c != '.' && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+func alnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }
 
 // MapperDevice is a device as a mapper sees it in open and read: its id,
 // its protocol config, and the properties the message is about, with the

@@ -1,7 +1,6 @@
 package sdk
 
 import (
-	"net/http"
 	"time"
 
 	"github.com/edgehost/edgehost/abi"
@@ -16,7 +15,7 @@ import (
 // header lines, one per value.
 type HTTPResponse struct {
 	Status int
-	Header http.Header
+	Header HTTPHeader
 	Body   []byte
 }
 
@@ -27,7 +26,7 @@ var httpBuf []byte
 // response, at most timeout (zero: until shortly before the call's own
 // timeout). A status the server sends (404, 500) is a response, not an
 // error; redirects are not followed.
-func HTTPDo(method, url string, header http.Header, body []byte, timeout time.Duration) (*HTTPResponse, error) {
+func HTTPDo(method, url string, header HTTPHeader, body []byte, timeout time.Duration) (*HTTPResponse, error) {
 	r := abi.HTTPRequest{Method: method, URL: url, Body: body}
 	for name, values := range header {
 		for _, v := range values {
@@ -46,7 +45,7 @@ func HTTPDo(method, url string, header http.Header, body []byte, timeout time.Du
 	if err != nil {
 		return nil, wrap("edgehost http_request: response", err)
 	}
-	out := &HTTPResponse{Status: res.Status, Header: http.Header{}, Body: append([]byte(nil), res.Body...)}
+	out := &HTTPResponse{Status: res.Status, Header: HTTPHeader{}, Body: append([]byte(nil), res.Body...)}
 	for _, kv := range res.Header {
 		out.Header.Add(kv[0], kv[1])
 	}

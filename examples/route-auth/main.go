@@ -107,7 +107,7 @@ func handle(m *sdk.Message) (*sdk.Message, error) {
 		header.Set(k, v)
 	}
 	key := cachePrefix + m.Route.Resource
-	resp, err := sdk.HTTPDo(req.Method, "http://127.0.0.1:"+port+path, header, req.Body, 0)
+	resp, err := sdk.HTTPDo(req.Method, "http://127.0.0.1:"+port+path, sdk.HTTPHeader(header), req.Body, 0)
 	switch {
 	case errors.Is(err, sdk.ErrUnreachable) || errors.Is(err, sdk.ErrTimeout):
 		if kept, ok, kerr := sdk.KVGet(key); kerr == nil && ok && req.Method == http.MethodGet {
@@ -121,7 +121,7 @@ func handle(m *sdk.Message) (*sdk.Message, error) {
 	case err != nil:
 		return nil, err
 	}
-	out := response{Header: resp.Header, StatusCode: resp.Status, Body: resp.Body}
+	out := response{Header: http.Header(resp.Header), StatusCode: resp.Status, Body: resp.Body}
 	if req.Method == http.MethodGet && resp.Status == http.StatusOK {
 		if b, err := json.Marshal(out); err == nil {
 			if err := sdk.KVPut(key, b); err != nil {
