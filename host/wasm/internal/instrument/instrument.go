@@ -1,34 +1,42 @@
 // Package instrument rewrites a wasm module so that a host can interrupt it
-// cheaply: it adds an imported safepoint function, a countdown global and
-// a countdown local per function, and inserts
+// cheaply: it adds an imported safepoint function, a countdown global (the
+// module's budget of loop iterations and calls until the next safepoint)
+// and a countdown local per function that holds the budget in a register
+// while the function runs:
 //
 //	at every function entry:          at every loop head:
-//	  i32.const <Period>                local.get $c
-//	  local.set $c                      i32.const 1
-//	  global.get $countdown             i32.sub
-//	  i32.const 1                       local.tee $c
-//	  i32.sub                           i32.eqz
-//	  global.set $countdown             if
-//	  global.get $countdown               i32.const <Period>
-//	  i32.eqz                             local.set $c
-//	  if                                  call $safepoint
-//	    i32.const <Period>                if
-//	    global.set $countdown               unreachable
-//	    call $safepoint                   end
-//	    if                              end
-//	      unreachable
-//	    end
-//	  end
+//	  global.get $countdown             local.get $c
+//	  i32.const 1                       i32.const 1
+//	  i32.sub                           i32.sub
+//	  local.tee $c                      local.tee $c
+//	  i32.eqz                           i32.eqz
+//	  if                                if
+//	    i32.const <Period>                i32.const <Period>
+//	    local.set $c                      local.set $c
+//	    call $safepoint                   call $safepoint
+//	    if                                if
+//	      unreachable                       unreachable
+//	    end                               end
+//	  end                               end
 //
-// so that native code calls into the host once every Period iterations of
-// a loop, or every Period function calls (which catches recursion without
-// loops). The loop counts on a local because wazero keeps it in a
-// register: a global is a load and a store per iteration. The safepoint is
-// where the Go runtime can stop the goroutine for a garbage collection
-// (compiled wasm cannot be preempted), and where the host checks the
-// call's deadline: a non-zero result makes the guest trap. Each sequence
-// is stack-neutral and opens its own block, so no branch depth of the
-// original code changes.
+//	around every call:                at every way out of the function:
+//	  local.get $c; global.set $countdown   local.get $c
+//	  call ...                              global.set $countdown
+//	  global.get $countdown; local.set $c
+//
+// so that native code calls into the host once every Period loop
+// iterations and function calls of the whole module, however they nest:
+// loops in a function called from a loop spend the same budget (a counter
+// reset at each function entry would let a loop of N iterations called
+// from a loop of Period iterations run N × Period iterations between two
+// safepoints). The loop counts on a local because wazero keeps it in a
+// register: a global is a load and a store per iteration; the global is
+// written only where control leaves the function or enters another. The
+// safepoint is where the Go runtime can stop the goroutine for a garbage
+// collection (compiled wasm cannot be preempted), and where the host checks
+// the call's deadline: a non-zero result makes the guest trap. Each
+// sequence is stack-neutral and opens its own block, so no branch depth of
+// the original code changes.
 //
 // The new import comes after the module's function imports, so every
 // defined function's index grows by one: calls, ref.func, exports, the
@@ -56,7 +64,7 @@ const (
 // custom section VersionSection, so compiled code cached for one version is
 // never taken for another's.
 const (
-	Version        = "1"
+	Version        = "2"
 	VersionSection = "edgehost.instrument"
 )
 
@@ -698,9 +706,8 @@ func (m *rewrite) constExpr(r *reader, out []byte) ([]byte, error) {
 }
 
 // entry is inserted at every function entry: it counts the call depth up
-// and traps past MaxDepth, sets the function's loop countdown, and counts
-// the call down on the module's countdown (a global, so that recursion
-// without loops is counted too).
+// and traps past MaxDepth, and takes one from the module's budget into the
+// function's countdown local.
 func (m *rewrite) entry(out []byte, counter uint32) []byte {
 	out = append(out, 0x23) // global.get depth; i32.const 1; i32.add; global.set depth
 	out = appendU32(out, m.depth)
@@ -711,29 +718,41 @@ func (m *rewrite) entry(out []byte, counter uint32) []byte {
 	out = append(out, 0x41)
 	out = appendS64(out, MaxDepth)
 	out = append(out, 0x4B, 0x04, 0x40, 0x00, 0x0B)
-	out = append(out, 0x41) // i32.const Period; local.set counter
-	out = appendS64(out, Period)
-	out = append(out, 0x21)
+	out = append(out, 0x23) // global.get countdown; then as at a loop head
+	out = appendU32(out, m.countdown)
+	return m.countDown(out, counter)
+}
+
+// storeBudget writes the function's countdown back to the module's: before
+// a call and wherever the function returns.
+func (m *rewrite) storeBudget(out []byte, counter uint32) []byte {
+	out = append(out, 0x20) // local.get counter; global.set countdown
 	out = appendU32(out, counter)
-	out = append(out, 0x23) // global.get; i32.const 1; i32.sub; global.set
-	out = appendU32(out, m.countdown)
-	out = append(out, 0x41, 0x01, 0x6B, 0x24)
-	out = appendU32(out, m.countdown)
-	out = append(out, 0x23) // global.get; i32.eqz; if
-	out = appendU32(out, m.countdown)
-	out = append(out, 0x45, 0x04, 0x40, 0x41) // ...; i32.const Period; global.set
-	out = appendS64(out, Period)
 	out = append(out, 0x24)
+	return appendU32(out, m.countdown)
+}
+
+// loadBudget takes the module's countdown back after a call, which spent
+// some of it.
+func (m *rewrite) loadBudget(out []byte, counter uint32) []byte {
+	out = append(out, 0x23) // global.get countdown; local.set counter
 	out = appendU32(out, m.countdown)
-	return m.callSafepoint(out)
+	out = append(out, 0x21)
+	return appendU32(out, counter)
 }
 
 // loopCheck is inserted at every loop head: it counts the iteration down
-// on the function's local countdown, which wazero keeps in a register.
+// on the function's countdown local, which wazero keeps in a register.
 func (m *rewrite) loopCheck(out []byte, counter uint32) []byte {
-	out = append(out, 0x20) // local.get; i32.const 1; i32.sub; local.tee
+	out = append(out, 0x20) // local.get counter
 	out = appendU32(out, counter)
-	out = append(out, 0x41, 0x01, 0x6B, 0x22)
+	return m.countDown(out, counter)
+}
+
+// countDown takes the budget on the stack, subtracts one into the
+// countdown local and, at zero, refills it and calls the safepoint.
+func (m *rewrite) countDown(out []byte, counter uint32) []byte {
+	out = append(out, 0x41, 0x01, 0x6B, 0x22) // i32.const 1; i32.sub; local.tee
 	out = appendU32(out, counter)
 	out = append(out, 0x45, 0x04, 0x40, 0x41) // i32.eqz; if; i32.const Period; local.set
 	out = appendS64(out, Period)
@@ -821,7 +840,17 @@ func (m *rewrite) function(out, code []byte, params uint32) ([]byte, error) {
 			return nil, err
 		}
 		switch op {
-		case 0x10, 0xD2: // call, ref.func
+		case 0x10: // call
+			idx, err := r.u32()
+			if err != nil {
+				return nil, err
+			}
+			out = m.storeBudget(out, counter)
+			out = append(out, op)
+			out = appendU32(out, m.fn(idx))
+			out = m.loadBudget(out, counter)
+			continue
+		case 0xD2: // ref.func
 			idx, err := r.u32()
 			if err != nil {
 				return nil, err
@@ -829,13 +858,15 @@ func (m *rewrite) function(out, code []byte, params uint32) ([]byte, error) {
 			out = append(out, op)
 			out = appendU32(out, m.fn(idx))
 			continue
+		case 0x11, 0x14: // call_indirect, call_ref
+			out = m.storeBudget(out, counter)
 		case 0x12, 0x13, 0x15: // return_call*: the frame would end uncounted
 			return nil, r.fail(errors.New("tail calls are not supported"))
 		case 0x0F: // return
-			out = m.leave(out)
+			out = m.leave(out, counter)
 		case 0x0B: // end
 			if depth == 0 {
-				out = m.leave(out) // falling off the end of the body
+				out = m.leave(out, counter) // falling off the end of the body
 			} else {
 				depth--
 			}
@@ -847,15 +878,18 @@ func (m *rewrite) function(out, code []byte, params uint32) ([]byte, error) {
 				return nil, err
 			}
 			r.off = save
-			out = m.leaveIfBranchOut(out, op, targets, uint32(depth), scratch)
+			out = m.leaveIfBranchOut(out, op, targets, uint32(depth), counter, scratch)
 		}
 		start := r.off - 1
 		if err := skipImmediates(&r, op); err != nil {
 			return nil, err
 		}
 		out = append(out, code[start:r.off]...)
-		if op == 0x03 { // loop
+		switch op {
+		case 0x03: // loop
 			out = m.loopCheck(out, counter)
+		case 0x11, 0x14: // call_indirect, call_ref
+			out = m.loadBudget(out, counter)
 		}
 	}
 	return out, nil
@@ -882,8 +916,10 @@ func branchTargets(r *reader, op byte, out []uint32) ([]uint32, error) {
 	return out, nil
 }
 
-// leave counts the call depth down: inserted wherever the function returns.
-func (m *rewrite) leave(out []byte) []byte {
+// leave counts the call depth down and stores the budget: inserted
+// wherever the function returns.
+func (m *rewrite) leave(out []byte, counter uint32) []byte {
+	out = m.storeBudget(out, counter)
 	out = append(out, 0x23)
 	out = appendU32(out, m.depth)
 	out = append(out, 0x41, 0x01, 0x6B, 0x24) // i32.const 1; i32.sub; global.set
@@ -894,12 +930,12 @@ func (m *rewrite) leave(out []byte) []byte {
 // the branch leaves the function (its label is the function body's, depth).
 // br does so always; br_if and br_table only for some operands, so the
 // operand is saved in scratch, tested, and put back.
-func (m *rewrite) leaveIfBranchOut(out []byte, op byte, targets []uint32, depth, scratch uint32) []byte {
+func (m *rewrite) leaveIfBranchOut(out []byte, op byte, targets []uint32, depth, counter, scratch uint32) []byte {
 	if !slices.Contains(targets, depth) {
 		return out
 	}
 	if op == 0x0C { // br
-		return m.leave(out)
+		return m.leave(out, counter)
 	}
 	out = append(out, 0x22) // local.tee scratch
 	out = appendU32(out, scratch)
@@ -924,7 +960,7 @@ func (m *rewrite) leaveIfBranchOut(out []byte, op byte, targets []uint32, depth,
 		}
 	}
 	out = append(out, 0x04, 0x40) // if (br_if: the condition itself)
-	out = m.leave(out)
+	out = m.leave(out, counter)
 	out = append(out, 0x0B, 0x20) // end; local.get scratch
 	return appendU32(out, scratch)
 }

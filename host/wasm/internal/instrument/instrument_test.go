@@ -20,12 +20,13 @@ var (
 			[]byte{0x60, 0x01, 0x7F, 0x01, 0x7F},
 			[]byte{0x60, 0x01, 0x7F, 0x00},
 		)),
-		sec(secFunction, vec([]byte{0x00}, []byte{0x00}, []byte{0x00}, []byte{0x01})),
+		sec(secFunction, vec([]byte{0x00}, []byte{0x00}, []byte{0x00}, []byte{0x01}, []byte{0x00})),
 		sec(secExport, vec(
 			append(name("spin"), 0x00, 0x00),
 			append(name("rec"), 0x00, 0x01),
 			append(name("early"), 0x00, 0x02),
 			append(name("table"), 0x00, 0x03),
+			append(name("nest"), 0x00, 0x04),
 		)),
 		sec(secCode, vec(
 			body([]byte{0x01, 0x01, 0x7F}, // one local i32: the count
@@ -48,6 +49,16 @@ var (
 			body([]byte{0x00}, 0x41, 0x07, 0x20, 0x00, 0x0D, 0x00, 0x1A, 0x41, 0x09, 0x0B),
 			// table(n): br_table [block, function] default block.
 			body([]byte{0x00}, 0x02, 0x40, 0x20, 0x00, 0x0E, 0x02, 0x00, 0x01, 0x00, 0x0B, 0x0B),
+			// nest(n): calls spin(100) n times in a loop, returns the sum.
+			body([]byte{0x01, 0x01, 0x7F}, // one local i32: the sum
+				0x03, 0x40, // loop
+				0x41, 0xE4, 0x00, 0x10, 0x00, // spin(100)
+				0x20, 0x01, 0x6A, 0x21, 0x01, // sum +=
+				0x20, 0x00, 0x41, 0x01, 0x6B, 0x22, 0x00, // n--, tee
+				0x0D, 0x00, // br_if 0
+				0x0B,
+				0x20, 0x01,
+				0x0B),
 		)),
 		customSec("name", append([]byte{0x01}, lenPrefixed(vec(
 			append([]byte{0x00}, name("spin")...),
@@ -166,6 +177,31 @@ func TestLoopsAndCallsReachTheSafepoint(t *testing.T) {
 	_, err = mod.ExportedFunction("spin").Call(ctx, 1<<30)
 	if err == nil || !strings.Contains(err.Error(), "unreachable") {
 		t.Fatalf("spin with the safepoint saying stop: %v, want an unreachable trap", err)
+	}
+}
+
+// TestNestedLoopsShareTheBudget: a loop of 100 iterations in a function
+// called from a loop spends the same budget as its caller. With a countdown
+// reset at each function entry, Period calls of it ran 100 × Period
+// iterations between two safepoints.
+func TestNestedLoopsShareTheBudget(t *testing.T) {
+	out, err := Module(loopModule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	defer rt.Close(ctx)
+	h := &host{}
+	mod := h.instantiate(t, ctx, rt, out)
+	res, err := mod.ExportedFunction("nest").Call(ctx, Period)
+	if err != nil || res[0] != 100*Period {
+		t.Fatalf("nest(Period) = %v, %v, want %d", res, err, 100*Period)
+	}
+	// Period × (100 inner loop heads + 1 entry + 1 outer loop head) + 1
+	// checks: 102 safepoint calls.
+	if h.calls != 102 {
+		t.Fatalf("safepoint called %d times for 102*Period+1 checks, want 102", h.calls)
 	}
 }
 
