@@ -304,7 +304,7 @@ spec:
   containers:
     - name: c
       image: localhost/busybox:local
-      livenessProbe: {exec: {command: ["true"]}}
+      livenessProbe: {grpc: {port: 9000}}
 `)
 	r.apply("insert", `apiVersion: v1
 kind: Pod
@@ -325,7 +325,7 @@ spec:
     - {name: cfg, configMap: {name: absent}}
 `)
 	p = r.awaitPatch("default", "probed", func(p podPatch) bool { return p.Status.Phase == "Failed" })
-	if p.Status.Reason != "UnsupportedPodSpec" || !strings.Contains(p.Status.Message, "spec.containers[0].livenessProbe") {
+	if p.Status.Reason != "UnsupportedPodSpec" || !strings.Contains(p.Status.Message, "spec.containers[0].livenessProbe.grpc") {
 		t.Errorf("unsupported field: reason %q message %q", p.Status.Reason, p.Status.Message)
 	}
 	p = r.awaitPatch("default", "ghost", func(p podPatch) bool {

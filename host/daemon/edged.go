@@ -34,6 +34,8 @@ var edgedMetrics = []metric[edged.Stats]{
 		func(s edged.Stats) float64 { return float64(s.Refused) }),
 	counter("edgehost_edged_status_patches_total", "Pod status patches queued for the cloud.",
 		func(s edged.Stats) float64 { return float64(s.Patches) }),
+	counter("edgehost_edged_probe_kills_total", "Containers killed for a failed liveness or startup probe.",
+		func(s edged.Stats) float64 { return float64(s.ProbeKills) }),
 	counter("edgehost_edged_node_status_patches_total", "Node status patches queued for the cloud.",
 		func(s edged.Stats) float64 { return float64(s.NodePatches) }),
 }

@@ -82,6 +82,7 @@ type Module struct {
 
 	kick   chan struct{} // a sync is wanted
 	hostIP string        // the pods' status.hostIP
+	probes *prober
 
 	mu        sync.Mutex
 	pods      map[string]*podState // by uid
@@ -109,8 +110,10 @@ func New(b *bus.Bus, cfg Config, log hclog.Logger) *Module {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &Module{bus: b, cfg: cfg, log: log.Named("edged"), kick: make(chan struct{}, 1), hostIP: nodeIP(),
+	m := &Module{bus: b, cfg: cfg, log: log.Named("edged"), kick: make(chan struct{}, 1), hostIP: nodeIP(),
 		pods: map[string]*podState{}, cache: map[string]cachedPod{}, nodeConds: map[v1.NodeConditionType]v1.NodeCondition{}}
+	m.probes = newProber(m.Kick)
+	return m
 }
 
 // Name implements supervisor.Module.
@@ -138,6 +141,7 @@ func (m *Module) Run(ctx context.Context, ready func()) error {
 	defer func() {
 		cancel()
 		wg.Wait()
+		m.probes.stop()
 	}()
 	ready()
 	if v, err := cri.version(ctx); err != nil {
@@ -217,7 +221,7 @@ func (m *Module) report(p problem, msg string, args ...any) {
 
 // counters are the module's statistics.
 type counters struct {
-	messages, syncs, created, started, restarted, killed, patches, refused, nodePatches atomic.Uint64
+	messages, syncs, created, started, restarted, killed, patches, refused, nodePatches, probeKills atomic.Uint64
 }
 
 // Stats is a snapshot of the module's counters.
@@ -237,6 +241,9 @@ type Stats struct {
 	Refused uint64
 	// NodePatches counts node status patches sent upstream.
 	NodePatches uint64
+	// ProbeKills counts containers killed for a failed liveness or
+	// startup probe.
+	ProbeKills uint64
 }
 
 // Stats returns the module's counters.
@@ -246,7 +253,8 @@ func (m *Module) Stats() Stats {
 	m.mu.Unlock()
 	return Stats{Pods: n, Messages: m.c.messages.Load(), Syncs: m.c.syncs.Load(), Created: m.c.created.Load(),
 		Started: m.c.started.Load(), Restarted: m.c.restarted.Load(), Killed: m.c.killed.Load(),
-		Patches: m.c.patches.Load(), Refused: m.c.refused.Load(), NodePatches: m.c.nodePatches.Load()}
+		Patches: m.c.patches.Load(), Refused: m.c.refused.Load(), NodePatches: m.c.nodePatches.Load(),
+		ProbeKills: m.c.probeKills.Load()}
 }
 
 // Pod is one pod as the runtime last reported it.

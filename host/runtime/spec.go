@@ -129,9 +129,11 @@ func unsupported(pod *v1.Pod) []string {
 	}
 	for i, c := range s.Containers {
 		p := fmt.Sprintf("spec.containers[%d]", i)
-		add(c.LivenessProbe != nil, p+".livenessProbe")
-		add(c.ReadinessProbe != nil, p+".readinessProbe")
-		add(c.StartupProbe != nil, p+".startupProbe")
+		for j, pr := range []*v1.Probe{c.LivenessProbe, c.ReadinessProbe, c.StartupProbe} {
+			if pr != nil {
+				out = append(out, unsupportedProbe(pr, p+"."+[]string{"livenessProbe", "readinessProbe", "startupProbe"}[j])...)
+			}
+		}
 		add(c.Lifecycle != nil, p+".lifecycle")
 		add(c.Stdin || c.TTY, p+".stdin/tty")
 		add(len(c.VolumeDevices) > 0, p+".volumeDevices")
@@ -155,6 +157,25 @@ func unsupported(pod *v1.Pod) []string {
 		}
 	}
 	return out
+}
+
+// unsupportedProbe names what of probe at path edgehost cannot run: a
+// gRPC probe, or none or more than one handler.
+func unsupportedProbe(probe *v1.Probe, path string) []string {
+	h := probe.ProbeHandler
+	n := 0
+	for _, set := range []bool{h.Exec != nil, h.HTTPGet != nil, h.TCPSocket != nil, h.GRPC != nil} {
+		if set {
+			n++
+		}
+	}
+	switch {
+	case h.GRPC != nil:
+		return []string{path + ".grpc"}
+	case n != 1:
+		return []string{path + " (needs exactly one of exec, httpGet, tcpSocket)"}
+	}
+	return nil
 }
 
 // volumeKind names the source a volume uses, for a refusal.

@@ -44,11 +44,11 @@ func TestUnsupportedNamesFields(t *testing.T) {
 	p := mustPod(t, `{"metadata":{"name":"a","uid":"u"},"spec":{
 		"initContainers":[{"name":"i","image":"x"}],
 		"volumes":[{"name":"pvc","persistentVolumeClaim":{"claimName":"c"}},{"name":"ok","emptyDir":{}}],
-		"containers":[{"name":"c","image":"x","readinessProbe":{"tcpSocket":{"port":80}},
+		"containers":[{"name":"c","image":"x","readinessProbe":{"grpc":{"port":80}},"livenessProbe":{"tcpSocket":{"port":80}},
 			"volumeMounts":[{"name":"ok","mountPath":"/x","subPath":"s"}],
 			"env":[{"name":"L","valueFrom":{"fieldRef":{"fieldPath":"metadata.labels['a']"}}}]}]}}`)
 	got := unsupported(p)
-	for _, want := range []string{"spec.initContainers", "spec.volumes[0] (pvc): persistentVolumeClaim", "spec.containers[0].readinessProbe",
+	for _, want := range []string{"spec.initContainers", "spec.volumes[0] (pvc): persistentVolumeClaim", "spec.containers[0].readinessProbe.grpc",
 		"spec.containers[0].volumeMounts[0].subPath", `spec.containers[0].env[0].valueFrom.fieldRef.fieldPath "metadata.labels['a']"`} {
 		if !slices.Contains(got, want) {
 			t.Errorf("unsupported lacks %q: %q", want, got)
