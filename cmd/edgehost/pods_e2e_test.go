@@ -25,9 +25,31 @@ type podRig struct {
 
 func newPodRig(t *testing.T) *podRig {
 	ctrd := containerd.Start(t)
-	ctrd.ImportTestImages(t)
 	r := newHubRigWith(t, rigOptions{modules: fmt.Sprintf("  edged:\n    enable: true\n    criEndpoint: %s\n    restartBackoff: 1s\n    maxRestartBackoff: 4s\n", ctrd.Endpoint)})
 	return &podRig{hubRig: r, ctrd: ctrd, cri: ctrd.CRI()}
+}
+
+// dockerBusybox is the busybox image imported from a docker-archive.
+const dockerBusybox = "localhost/busybox:docker"
+
+// start starts the daemon and brings the test images to the node with
+// `edgehost image import`, as an operator of a site without a registry
+// would: the pause and busybox images as OCI layout tars, busybox again
+// as a docker-archive (dockerBusybox).
+func (r *podRig) start() {
+	t := r.t
+	t.Helper()
+	r.hubRig.start()
+	dir := t.TempDir()
+	started := time.Now()
+	out, code := edgehost(t, r.bin, "", "image", "import", containerd.PauseTar(t, dir), containerd.BusyboxTar(t, dir),
+		containerd.BusyboxDockerTar(t, dir, dockerBusybox), "--data-dir", r.dataDir)
+	t.Logf("edgehost image import of three archives: %s\n%s", time.Since(started).Round(time.Millisecond), out)
+	for _, img := range []string{containerd.PauseImage, containerd.BusyboxImage, dockerBusybox} {
+		if code != 0 || !strings.Contains(out, img+"  ") || !strings.Contains(out, "sha256:") {
+			t.Fatalf("image import: exit %d: %s\ndaemon logs:\n%s", code, out, r.d.logs)
+		}
+	}
 }
 
 // apply sends an object to the node with `edgehost hub apply`, as the
@@ -287,7 +309,7 @@ spec:
   hostNetwork: true
   containers:
     - name: hog
-      image: localhost/busybox:local
+      image: localhost/busybox:docker
       command: [sh, -c, 'x=$(head -c 100000000 /dev/zero | tr "\0" a); echo survived']
       resources: {limits: {memory: 20Mi}}
 `)
@@ -348,6 +370,21 @@ spec:
 	if got := r.exec(id2(r, "uid-web"), "echo", "alive"); got != "alive\n" {
 		t.Errorf("web after the bad pods: %q", got)
 	}
+	// Bad image archives are refused with what is wrong, before ctr runs.
+	dir := t.TempDir()
+	notTar, nameless := filepath.Join(dir, "notes.txt"), filepath.Join(dir, "nameless.tar")
+	os.WriteFile(notTar, []byte("not an image\n"), 0o644)
+	if err := containerd.WriteImage(nameless, "", containerd.ImageConfig{}, []containerd.File{{Path: "x", Data: []byte("x"), Mode: 0o644}}); err != nil {
+		t.Fatal(err)
+	}
+	for file, want := range map[string]string{notTar: "not an importable image archive: not a tar file",
+		nameless: "index.json manifests[0] (sha256:"} {
+		out, code := edgehost(t, r.bin, "", "image", "import", file, "--data-dir", r.dataDir)
+		if code != exitRemote || !strings.Contains(out, want) || !strings.Contains(out, "422") {
+			t.Errorf("image import %s: exit %d: %s, want exit %d and %q", filepath.Base(file), code, out, exitRemote, want)
+		}
+	}
+
 	// Logs through the API: the current run, and with -p the one killed
 	// (the count is kept in the emptyDir, which outlives a container).
 	for _, c := range []struct{ flag, want string }{{"", "run 2\n"}, {"-p", "run 1\n"}} {

@@ -1,9 +1,11 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 
 	"github.com/edgehost/edgehost/host/api"
@@ -95,4 +97,37 @@ func (d *Daemon) PodLog(ns, name, container string, previous bool) (io.ReadClose
 		return nil, fmt.Errorf("%w: %w", api.ErrNotFound, err)
 	}
 	return rc, err
+}
+
+// ImportImage implements api.ImagesBackend: the archive is written to a
+// file under the data dir (ctr reads a file; an image may be larger than
+// /tmp), imported, and removed.
+func (d *Daemon) ImportImage(ctx context.Context, r io.Reader) ([]api.Image, error) {
+	if d.edged == nil {
+		return nil, fmt.Errorf("the container runtime is not enabled (modules.edged.enable): %w", api.ErrNotFound)
+	}
+	f, err := os.CreateTemp(d.cfg.DataDir, "image-import-*.tar")
+	if err != nil {
+		return nil, fmt.Errorf("image import: %w", err)
+	}
+	defer os.Remove(f.Name())
+	_, err = io.Copy(f, r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("image import: receive the archive: %w", err)
+	}
+	imgs, err := d.edged.ImportImage(ctx, f.Name())
+	if errors.Is(err, edged.ErrBadArchive) {
+		return nil, fmt.Errorf("%w: %w", api.ErrRefused, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Image, len(imgs))
+	for i, img := range imgs {
+		out[i] = api.Image{Name: img.Name, ID: img.ID, Size: img.Size}
+	}
+	return out, nil
 }
