@@ -25,7 +25,7 @@ type podRig struct {
 
 func newPodRig(t *testing.T) *podRig {
 	ctrd := containerd.Start(t)
-	r := newHubRigWith(t, rigOptions{modules: fmt.Sprintf("  edged:\n    enable: true\n    criEndpoint: %s\n    restartBackoff: 1s\n    maxRestartBackoff: 4s\n", ctrd.Endpoint)})
+	r := newHubRigWith(t, rigOptions{modules: fmt.Sprintf("  edged:\n    enable: true\n    criEndpoint: %s\n    restartBackoff: 1s\n    maxRestartBackoff: 4s\n    nodeLeaseDuration: 4s\n", ctrd.Endpoint)})
 	return &podRig{hubRig: r, ctrd: ctrd, cri: ctrd.CRI()}
 }
 
@@ -279,6 +279,16 @@ func TestPodsOnContainerd(t *testing.T) {
 		len(node.Status.Conditions) != 4 || node.Status.Conditions[3].Type != "Ready" || node.Status.Conditions[3].Status != "True" {
 		t.Errorf("node status: %+v", node.Status)
 	}
+	// The node lease, as kubelet's lease controller sends it through
+	// edgecore: created, then renewed every quarter of its duration.
+	r.awaitFrames(route("edged", "meta", "insert", "kube-node-lease/lease/peer-node"), 1)
+	for _, l := range r.awaitFrames(route("edged", "meta", "update", "kube-node-lease/lease/peer-node"), 2) {
+		lease := leaseOf(t, l)
+		if lease.Kind != "Lease" || lease.APIVersion != "coordination.k8s.io/v1" || lease.Metadata.Namespace != "kube-node-lease" ||
+			lease.Metadata.Name != "peer-node" || lease.Spec.HolderIdentity != "peer-node" || lease.Spec.LeaseDurationSeconds != 4 || lease.Spec.RenewTime.IsZero() {
+			t.Errorf("lease: %+v", lease)
+		}
+	}
 	if got := r.exec(id, "sh", "-c", `echo "$MODE $POD $PASSWORD"; cat /etc/site/greeting; echo; cat /etc/creds/password; echo; stat -c %a /etc/creds/password; ls /scratch && echo ok`); got != "eco web s3cret\nhello from the cloud\ns3cret\n400\nruns\nok\n" {
 		t.Errorf("configmap and secret env and volumes in the container: %q", got)
 	}
@@ -410,6 +420,12 @@ spec:
 		}
 	}
 
+	// edgehost status counts them by phase: web runs; hog and probed
+	// failed; ghost and badvol wait.
+	if out, code := edgehost(t, r.bin, "", "status", "--data-dir", r.dataDir); code != 0 || !strings.Contains(out, "pods: 5 (Failed 2, Pending 2, Running 1)") {
+		t.Errorf("status lacks the pods by phase (exit %d):\n%s", code, out)
+	}
+
 	// The spec changed (in Kubernetes an image; here an env value): the
 	// container is replaced, the sandbox kept.
 	r.apply("update", strings.Replace(strings.Replace(webPod, `resourceVersion: "10"`, `resourceVersion: "11"`, 1),
@@ -450,6 +466,27 @@ spec:
 		t.Errorf("web's pod dir after the delete: %v", err)
 	}
 	r.d.stop(t)
+}
+
+// leaseDoc is the part of a Lease the tests read.
+type leaseDoc struct {
+	Kind, APIVersion string
+	Metadata         struct{ Name, Namespace string }
+	Spec             struct {
+		HolderIdentity       string
+		LeaseDurationSeconds int
+		RenewTime            time.Time
+	}
+}
+
+func leaseOf(t *testing.T, e envelope) leaseDoc {
+	t.Helper()
+	b, _ := json.Marshal(e.Content)
+	var l leaseDoc
+	if err := json.Unmarshal(b, &l); err != nil {
+		t.Fatalf("lease content %s: %v", b, err)
+	}
+	return l
 }
 
 // id2 is the running container of pod uid.
@@ -540,6 +577,7 @@ spec:
 
 	started := time.Now()
 	r.d = launch(t, r.bin, "--config", r.cfg, "--data-dir", r.dataDir)
+	relaunched := started
 	again := r.runningContainer("uid-keeper")
 	t.Logf("pod running again %s after the daemon was started, cloud down", time.Since(started).Round(time.Millisecond))
 	if "containerd://"+again == first {
@@ -549,7 +587,22 @@ spec:
 		t.Errorf("CRI holds %d sandboxes of keeper, want the new one only", sbs)
 	}
 
+	// No lease is queued while the cloud is away: one would say "alive"
+	// at a time long past when it arrives.
+	if n := metricValue(t, r.dataDir, "edgehost_edged_node_leases_skipped_total"); n == 0 {
+		t.Errorf("no lease renewal skipped while the cloud was away")
+	}
+	hubBack := time.Now()
 	r.hub = startHub(t, r.bin, r.hub.dir, r.hub.ws, r.hub.certs)
+	fresh := r.awaitFrames(func(e envelope) bool {
+		return route("edged", "meta", "insert", "kube-node-lease/lease/peer-node")(e) && !leaseOf(t, e).Spec.RenewTime.Before(hubBack)
+	}, 1)
+	t.Logf("first lease after the cloud came back: %v", leaseOf(t, fresh[0]).Spec.RenewTime)
+	for _, e := range r.awaitFrames(func(e envelope) bool { return e.Route["resource"] == "kube-node-lease/lease/peer-node" }, 1) {
+		if rt := leaseOf(t, e).Spec.RenewTime; rt.After(relaunched) && rt.Before(hubBack) {
+			t.Errorf("a lease renewed at %v, while the cloud was away (%v to %v), reached the cloud", rt, relaunched, hubBack)
+		}
+	}
 	p := r.awaitPatch("default", "keeper", func(p podPatch) bool {
 		return p.Status.Phase == "Running" && p.Status.ContainerStatuses[0].ContainerID == "containerd://"+again
 	})

@@ -43,6 +43,16 @@ type Status struct {
 	// EventBus is what the eventbus delivered and lost, by subscriber and
 	// by MQTT client; nil when the daemon runs no eventbus.
 	EventBus *EventBusStatus `json:"eventbus,omitempty"`
+	// Pods counts the container runtime's pods by phase; nil when the
+	// daemon runs no runtime (modules.edged).
+	Pods *PodsSummary `json:"pods,omitempty"`
+}
+
+// PodsSummary is how many pods the runtime drives, in all and by the
+// phase last reported (Pending, Running, Succeeded, Failed).
+type PodsSummary struct {
+	Total  int            `json:"total"`
+	Phases map[string]int `json:"phases"`
 }
 
 // EventBusStatus is the eventbus's delivery counters.

@@ -38,6 +38,10 @@ var edgedMetrics = []metric[edged.Stats]{
 		func(s edged.Stats) float64 { return float64(s.Patches) }),
 	counter("edgehost_edged_probe_kills_total", "Containers killed for a failed liveness or startup probe.",
 		func(s edged.Stats) float64 { return float64(s.ProbeKills) }),
+	counter("edgehost_edged_node_leases_total", "Node lease renewals queued for the cloud.",
+		func(s edged.Stats) float64 { return float64(s.Leases) }),
+	counter("edgehost_edged_node_leases_skipped_total", "Node lease renewals not sent: the cloud was not connected.",
+		func(s edged.Stats) float64 { return float64(s.LeasesSkipped) }),
 	counter("edgehost_edged_node_status_patches_total", "Node status patches queued for the cloud.",
 		func(s edged.Stats) float64 { return float64(s.NodePatches) }),
 }
@@ -54,7 +58,8 @@ func newEdged(cfg *config.Config, b *bus.Bus, m *meta.Module, log hclog.Logger) 
 		dir = PodDir(cfg.DataDir)
 	}
 	return edged.New(b, edged.Config{Endpoint: e.CRIEndpoint, NodeName: nodeName(cfg), PodDir: dir, SyncPeriod: e.SyncPeriod,
-		CallTimeout: e.CallTimeout, RestartBackoff: e.RestartBackoff, MaxRestartBackoff: e.MaxRestartBackoff, Store: m}, log), nil
+		CallTimeout: e.CallTimeout, RestartBackoff: e.RestartBackoff, MaxRestartBackoff: e.MaxRestartBackoff,
+		NodeLeaseDuration: e.NodeLeaseDuration, Store: m, Connected: m.Connected}, log), nil
 }
 
 // Pods implements api.PodsBackend.
@@ -130,4 +135,18 @@ func (d *Daemon) ImportImage(ctx context.Context, r io.Reader) ([]api.Image, err
 		out[i] = api.Image{Name: img.Name, ID: img.ID, Size: img.Size}
 	}
 	return out, nil
+}
+
+// podsSummary counts the runtime's pods by phase for /v1/status; nil
+// when the runtime is off.
+func (d *Daemon) podsSummary() *api.PodsSummary {
+	if d.edged == nil {
+		return nil
+	}
+	sum := &api.PodsSummary{Phases: map[string]int{}}
+	for _, p := range d.edged.Pods() {
+		sum.Total++
+		sum.Phases[string(p.Status.Phase)]++
+	}
+	return sum
 }
