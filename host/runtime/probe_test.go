@@ -157,16 +157,21 @@ func (r *rig) statusOf(name string, ok func(v1.PodStatus) bool) v1.PodStatus {
 }
 
 // exec runs cmd in container id.
-func (r *rig) exec(id string, cmd ...string) {
+func (r *rig) exec(id string, cmd ...string) { r.output(id, cmd...) }
+
+// output runs cmd in container id and returns its output.
+func (r *rig) output(id string, cmd ...string) string {
 	r.tb.Helper()
 	cri, err := dialCRI(r.ctrd.Endpoint, time.Minute)
 	if err != nil {
 		r.tb.Fatal(err)
 	}
 	defer cri.close()
-	if code, out, err := cri.execSync(context.Background(), strings.TrimPrefix(id, containerIDPrefix), cmd, 10*time.Second); err != nil || code != 0 {
+	code, out, err := cri.execSync(context.Background(), strings.TrimPrefix(id, containerIDPrefix), cmd, 10*time.Second)
+	if err != nil || code != 0 {
 		r.tb.Fatalf("exec %q: %d %v %s", cmd, code, err, out)
 	}
+	return string(out)
 }
 
 func podCondition(s v1.PodStatus, t v1.PodConditionType) v1.PodCondition {

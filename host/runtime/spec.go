@@ -122,8 +122,22 @@ func unsupported(pod *v1.Pod) []string {
 	add(len(s.Containers) == 0, "spec.containers (none)")
 	for i, v := range s.Volumes {
 		vs := v.VolumeSource
-		if vs.HostPath == nil && vs.EmptyDir == nil && vs.ConfigMap == nil && vs.Secret == nil {
+		if vs.HostPath == nil && vs.EmptyDir == nil && vs.ConfigMap == nil && vs.Secret == nil && vs.Projected == nil && vs.DownwardAPI == nil {
 			out = append(out, fmt.Sprintf("spec.volumes[%d] (%s): %s", i, v.Name, volumeKind(vs)))
+		}
+		if vs.DownwardAPI != nil {
+			out = append(out, unsupportedDownward(pod, vs.DownwardAPI.Items, fmt.Sprintf("spec.volumes[%d].downwardAPI", i))...)
+		}
+		if vs.Projected != nil {
+			for j, src := range vs.Projected.Sources {
+				p := fmt.Sprintf("spec.volumes[%d].projected.sources[%d]", i, j)
+				add(src.ServiceAccountToken != nil, p+".serviceAccountToken")
+				add(src.ClusterTrustBundle != nil, p+".clusterTrustBundle")
+				add(src.PodCertificate != nil, p+".podCertificate")
+				if src.DownwardAPI != nil {
+					out = append(out, unsupportedDownward(pod, src.DownwardAPI.Items, p+".downwardAPI")...)
+				}
+			}
 		}
 		add(vs.EmptyDir != nil && vs.EmptyDir.Medium != "", fmt.Sprintf("spec.volumes[%d].emptyDir.medium", i))
 	}
@@ -154,6 +168,25 @@ func unsupported(pod *v1.Pod) []string {
 					out = append(out, fmt.Sprintf("%s.env[%d].valueFrom.fieldRef.fieldPath %q", p, j, f.FieldRef.FieldPath))
 				}
 			}
+		}
+	}
+	return out
+}
+
+// unsupportedDownward names the downward API items at path edgehost
+// cannot fill: resourceFieldRef, and fields other than the pod's name,
+// namespace, uid, labels, annotations, node, service account and host IP.
+func unsupportedDownward(pod *v1.Pod, items []v1.DownwardAPIVolumeFile, path string) []string {
+	var out []string
+	for k, it := range items {
+		switch {
+		case it.ResourceFieldRef != nil:
+			out = append(out, fmt.Sprintf("%s.items[%d].resourceFieldRef", path, k))
+		case it.FieldRef == nil:
+			out = append(out, fmt.Sprintf("%s.items[%d] (no fieldRef)", path, k))
+		case it.FieldRef.FieldPath == "metadata.labels", it.FieldRef.FieldPath == "metadata.annotations":
+		case fieldValue(pod, "", it.FieldRef.FieldPath) == nil:
+			out = append(out, fmt.Sprintf("%s.items[%d].fieldRef.fieldPath %q", path, k, it.FieldRef.FieldPath))
 		}
 	}
 	return out

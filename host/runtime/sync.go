@@ -294,7 +294,7 @@ func (m *Module) syncPod(ctx context.Context, cri *criClient, pod *v1.Pod, sbs [
 	}
 	dir := m.podDir(uid)
 	lookup := storeLookup(m.cfg.Store)
-	paths, volErr := prepareVolumes(pod, dir, lookup)
+	paths, volErr := prepareVolumes(pod, dir, m.hostIP, lookup)
 	if volErr != nil {
 		for _, v := range views {
 			v.waiting, v.message = "CreateContainerConfigError", volErr.Error()
