@@ -25,9 +25,31 @@ type podRig struct {
 
 func newPodRig(t *testing.T) *podRig {
 	ctrd := containerd.Start(t)
-	ctrd.ImportTestImages(t)
-	r := newHubRigWith(t, rigOptions{modules: fmt.Sprintf("  edged:\n    enable: true\n    criEndpoint: %s\n    restartBackoff: 1s\n    maxRestartBackoff: 4s\n", ctrd.Endpoint)})
+	r := newHubRigWith(t, rigOptions{modules: fmt.Sprintf("  edged:\n    enable: true\n    criEndpoint: %s\n    restartBackoff: 1s\n    maxRestartBackoff: 4s\n    nodeLeaseDuration: 4s\n", ctrd.Endpoint)})
 	return &podRig{hubRig: r, ctrd: ctrd, cri: ctrd.CRI()}
+}
+
+// dockerBusybox is the busybox image imported from a docker-archive.
+const dockerBusybox = "localhost/busybox:docker"
+
+// start starts the daemon and brings the test images to the node with
+// `edgehost image import`, as an operator of a site without a registry
+// would: the pause and busybox images as OCI layout tars, busybox again
+// as a docker-archive (dockerBusybox).
+func (r *podRig) start() {
+	t := r.t
+	t.Helper()
+	r.hubRig.start()
+	dir := t.TempDir()
+	started := time.Now()
+	out, code := edgehost(t, r.bin, "", "image", "import", containerd.PauseTar(t, dir), containerd.BusyboxTar(t, dir),
+		containerd.BusyboxDockerTar(t, dir, dockerBusybox), "--data-dir", r.dataDir)
+	t.Logf("edgehost image import of three archives: %s\n%s", time.Since(started).Round(time.Millisecond), out)
+	for _, img := range []string{containerd.PauseImage, containerd.BusyboxImage, dockerBusybox} {
+		if code != 0 || !strings.Contains(out, img+"  ") || !strings.Contains(out, "sha256:") {
+			t.Fatalf("image import: exit %d: %s\ndaemon logs:\n%s", code, out, r.d.logs)
+		}
+	}
 }
 
 // apply sends an object to the node with `edgehost hub apply`, as the
@@ -257,6 +279,16 @@ func TestPodsOnContainerd(t *testing.T) {
 		len(node.Status.Conditions) != 4 || node.Status.Conditions[3].Type != "Ready" || node.Status.Conditions[3].Status != "True" {
 		t.Errorf("node status: %+v", node.Status)
 	}
+	// The node lease, as kubelet's lease controller sends it through
+	// edgecore: created, then renewed every quarter of its duration.
+	r.awaitFrames(route("edged", "meta", "insert", "kube-node-lease/lease/peer-node"), 1)
+	for _, l := range r.awaitFrames(route("edged", "meta", "update", "kube-node-lease/lease/peer-node"), 2) {
+		lease := leaseOf(t, l)
+		if lease.Kind != "Lease" || lease.APIVersion != "coordination.k8s.io/v1" || lease.Metadata.Namespace != "kube-node-lease" ||
+			lease.Metadata.Name != "peer-node" || lease.Spec.HolderIdentity != "peer-node" || lease.Spec.LeaseDurationSeconds != 4 || lease.Spec.RenewTime.IsZero() {
+			t.Errorf("lease: %+v", lease)
+		}
+	}
 	if got := r.exec(id, "sh", "-c", `echo "$MODE $POD $PASSWORD"; cat /etc/site/greeting; echo; cat /etc/creds/password; echo; stat -c %a /etc/creds/password; ls /scratch && echo ok`); got != "eco web s3cret\nhello from the cloud\ns3cret\n400\nruns\nok\n" {
 		t.Errorf("configmap and secret env and volumes in the container: %q", got)
 	}
@@ -287,7 +319,7 @@ spec:
   hostNetwork: true
   containers:
     - name: hog
-      image: localhost/busybox:local
+      image: localhost/busybox:docker
       command: [sh, -c, 'x=$(head -c 100000000 /dev/zero | tr "\0" a); echo survived']
       resources: {limits: {memory: 20Mi}}
 `)
@@ -304,7 +336,7 @@ spec:
   containers:
     - name: c
       image: localhost/busybox:local
-      livenessProbe: {exec: {command: ["true"]}}
+      livenessProbe: {grpc: {port: 9000}}
 `)
 	r.apply("insert", `apiVersion: v1
 kind: Pod
@@ -325,7 +357,7 @@ spec:
     - {name: cfg, configMap: {name: absent}}
 `)
 	p = r.awaitPatch("default", "probed", func(p podPatch) bool { return p.Status.Phase == "Failed" })
-	if p.Status.Reason != "UnsupportedPodSpec" || !strings.Contains(p.Status.Message, "spec.containers[0].livenessProbe") {
+	if p.Status.Reason != "UnsupportedPodSpec" || !strings.Contains(p.Status.Message, "spec.containers[0].livenessProbe.grpc") {
 		t.Errorf("unsupported field: reason %q message %q", p.Status.Reason, p.Status.Message)
 	}
 	p = r.awaitPatch("default", "ghost", func(p podPatch) bool {
@@ -348,6 +380,21 @@ spec:
 	if got := r.exec(id2(r, "uid-web"), "echo", "alive"); got != "alive\n" {
 		t.Errorf("web after the bad pods: %q", got)
 	}
+	// Bad image archives are refused with what is wrong, before ctr runs.
+	dir := t.TempDir()
+	notTar, nameless := filepath.Join(dir, "notes.txt"), filepath.Join(dir, "nameless.tar")
+	os.WriteFile(notTar, []byte("not an image\n"), 0o644)
+	if err := containerd.WriteImage(nameless, "", containerd.ImageConfig{}, []containerd.File{{Path: "x", Data: []byte("x"), Mode: 0o644}}); err != nil {
+		t.Fatal(err)
+	}
+	for file, want := range map[string]string{notTar: "not an importable image archive: not a tar file",
+		nameless: "index.json manifests[0] (sha256:"} {
+		out, code := edgehost(t, r.bin, "", "image", "import", file, "--data-dir", r.dataDir)
+		if code != exitRemote || !strings.Contains(out, want) || !strings.Contains(out, "422") {
+			t.Errorf("image import %s: exit %d: %s, want exit %d and %q", filepath.Base(file), code, out, exitRemote, want)
+		}
+	}
+
 	// Logs through the API: the current run, and with -p the one killed
 	// (the count is kept in the emptyDir, which outlives a container).
 	for _, c := range []struct{ flag, want string }{{"", "run 2\n"}, {"-p", "run 1\n"}} {
@@ -371,6 +418,12 @@ spec:
 		if code != 0 || !strings.Contains(out, want) && !strings.Contains(out, alt) {
 			t.Errorf("pod list lacks %q (exit %d):\n%s", want, code, out)
 		}
+	}
+
+	// edgehost status counts them by phase: web runs; hog and probed
+	// failed; ghost and badvol wait.
+	if out, code := edgehost(t, r.bin, "", "status", "--data-dir", r.dataDir); code != 0 || !strings.Contains(out, "pods: 5 (Failed 2, Pending 2, Running 1)") {
+		t.Errorf("status lacks the pods by phase (exit %d):\n%s", code, out)
 	}
 
 	// The spec changed (in Kubernetes an image; here an env value): the
@@ -413,6 +466,27 @@ spec:
 		t.Errorf("web's pod dir after the delete: %v", err)
 	}
 	r.d.stop(t)
+}
+
+// leaseDoc is the part of a Lease the tests read.
+type leaseDoc struct {
+	Kind, APIVersion string
+	Metadata         struct{ Name, Namespace string }
+	Spec             struct {
+		HolderIdentity       string
+		LeaseDurationSeconds int
+		RenewTime            time.Time
+	}
+}
+
+func leaseOf(t *testing.T, e envelope) leaseDoc {
+	t.Helper()
+	b, _ := json.Marshal(e.Content)
+	var l leaseDoc
+	if err := json.Unmarshal(b, &l); err != nil {
+		t.Fatalf("lease content %s: %v", b, err)
+	}
+	return l
 }
 
 // id2 is the running container of pod uid.
@@ -503,6 +577,7 @@ spec:
 
 	started := time.Now()
 	r.d = launch(t, r.bin, "--config", r.cfg, "--data-dir", r.dataDir)
+	relaunched := started
 	again := r.runningContainer("uid-keeper")
 	t.Logf("pod running again %s after the daemon was started, cloud down", time.Since(started).Round(time.Millisecond))
 	if "containerd://"+again == first {
@@ -512,7 +587,22 @@ spec:
 		t.Errorf("CRI holds %d sandboxes of keeper, want the new one only", sbs)
 	}
 
+	// No lease is queued while the cloud is away: one would say "alive"
+	// at a time long past when it arrives.
+	if n := metricValue(t, r.dataDir, "edgehost_edged_node_leases_skipped_total"); n == 0 {
+		t.Errorf("no lease renewal skipped while the cloud was away")
+	}
+	hubBack := time.Now()
 	r.hub = startHub(t, r.bin, r.hub.dir, r.hub.ws, r.hub.certs)
+	fresh := r.awaitFrames(func(e envelope) bool {
+		return route("edged", "meta", "insert", "kube-node-lease/lease/peer-node")(e) && !leaseOf(t, e).Spec.RenewTime.Before(hubBack)
+	}, 1)
+	t.Logf("first lease after the cloud came back: %v", leaseOf(t, fresh[0]).Spec.RenewTime)
+	for _, e := range r.awaitFrames(func(e envelope) bool { return e.Route["resource"] == "kube-node-lease/lease/peer-node" }, 1) {
+		if rt := leaseOf(t, e).Spec.RenewTime; rt.After(relaunched) && rt.Before(hubBack) {
+			t.Errorf("a lease renewed at %v, while the cloud was away (%v to %v), reached the cloud", rt, relaunched, hubBack)
+		}
+	}
 	p := r.awaitPatch("default", "keeper", func(p podPatch) bool {
 		return p.Status.Phase == "Running" && p.Status.ContainerStatuses[0].ContainerID == "containerd://"+again
 	})

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -66,6 +68,9 @@ func printStatus(out io.Writer, st api.Status, wide bool) {
 		fmt.Fprintf(w, "%s\t%s\t%d\t%s\n", m.Name, m.State, m.Restarts, m.LastError)
 	}
 	w.Flush()
+	if p := st.Pods; p != nil {
+		fmt.Fprintf(out, "\npods: %d%s\n", p.Total, phases(p.Phases))
+	}
 	fmt.Fprintln(out)
 	w = tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "PLUGIN\tVERSION\tSTATE\tINSTANCES\tMEMORY\tMODULE\tCALLS\tFAULTS\tLAST FAULT")
@@ -86,6 +91,18 @@ func printStatus(out io.Writer, st api.Status, wide bool) {
 		}
 		w.Flush()
 	}
+}
+
+// phases is " (Failed 1, Running 2)", by phase name; "" for none.
+func phases(m map[string]int) string {
+	if len(m) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, phase := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s %d", phase, m[phase]))
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
 }
 
 // printEventBus prints the eventbus's subscriber queues and, when there

@@ -104,7 +104,13 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 // doRaw sends body with contentType (none when empty) and decodes the JSON
 // reply into out.
 func (c *Client) doRaw(ctx context.Context, method, path string, body []byte, contentType string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
+	return c.doStream(ctx, method, path, bytes.NewReader(body), contentType, out)
+}
+
+// doStream sends the body read from body with contentType (none when
+// empty) and decodes the JSON reply into out.
+func (c *Client) doStream(ctx context.Context, method, path string, body io.Reader, contentType string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return fmt.Errorf("admin api %s %s: %w", method, path, err)
 	}

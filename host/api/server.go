@@ -43,6 +43,16 @@ type Status struct {
 	// EventBus is what the eventbus delivered and lost, by subscriber and
 	// by MQTT client; nil when the daemon runs no eventbus.
 	EventBus *EventBusStatus `json:"eventbus,omitempty"`
+	// Pods counts the container runtime's pods by phase; nil when the
+	// daemon runs no runtime (modules.edged).
+	Pods *PodsSummary `json:"pods,omitempty"`
+}
+
+// PodsSummary is how many pods the runtime drives, in all and by the
+// phase last reported (Pending, Running, Succeeded, Failed).
+type PodsSummary struct {
+	Total  int            `json:"total"`
+	Phases map[string]int `json:"phases"`
 }
 
 // EventBusStatus is the eventbus's delivery counters.
@@ -186,6 +196,9 @@ func New(backend Backend, token string, log hclog.Logger) *Server {
 	if pb, ok := backend.(PodsBackend); ok {
 		s.registerPods(pb)
 	}
+	if ib, ok := backend.(ImagesBackend); ok {
+		s.registerImages(ib)
+	}
 	if mb, ok := backend.(MetricsBackend); ok {
 		s.mux.Handle("GET /metrics", mb.Metrics())
 	}
@@ -204,8 +217,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// One limit for every endpoint, so a body too large is a 413 wherever
 	// it is sent, and refused before it is read when its length is known.
 	limit := int64(maxBody)
-	if r.URL.Path == "/v1/plugins" {
+	switch r.URL.Path {
+	case "/v1/plugins":
 		limit = maxPackage
+	case "/v1/images":
+		limit = maxImageArchive
 	}
 	if r.ContentLength > limit {
 		w.Header().Set("Connection", "close")

@@ -27,11 +27,14 @@ type Edged struct {
 	// (kubelet's 10 s and 5 min).
 	RestartBackoff    time.Duration `yaml:"restartBackoff"`
 	MaxRestartBackoff time.Duration `yaml:"maxRestartBackoff"`
+	// NodeLeaseDuration is the node lease's leaseDurationSeconds; the
+	// lease is renewed every quarter of it (kubelet's 40 s, so 10 s).
+	NodeLeaseDuration time.Duration `yaml:"nodeLeaseDuration"`
 }
 
 func defaultEdged() Edged {
 	return Edged{CRIEndpoint: "unix:///run/containerd/containerd.sock", SyncPeriod: time.Second, CallTimeout: 2 * time.Minute,
-		RestartBackoff: 10 * time.Second, MaxRestartBackoff: 5 * time.Minute}
+		RestartBackoff: 10 * time.Second, MaxRestartBackoff: 5 * time.Minute, NodeLeaseDuration: 40 * time.Second}
 }
 
 func (e *Edged) validate(p *problems, path string) {
@@ -51,5 +54,8 @@ func (e *Edged) validate(p *problems, path string) {
 	p.positiveDuration(path+".restartBackoff", e.RestartBackoff)
 	if e.MaxRestartBackoff < e.RestartBackoff {
 		p.add(path+".maxRestartBackoff", "must be at least restartBackoff (%s), got %s", e.RestartBackoff, e.MaxRestartBackoff)
+	}
+	if e.NodeLeaseDuration < time.Second || e.NodeLeaseDuration%time.Second != 0 {
+		p.add(path+".nodeLeaseDuration", "must be whole seconds, at least 1s (the Lease's leaseDurationSeconds), got %s", e.NodeLeaseDuration)
 	}
 }

@@ -273,6 +273,7 @@ func (d *Daemon) Status() api.Status {
 				Delivered: s.Delivered, Dropped: s.Dropped, Refused: s.Refused, QueueDepth: s.Depth})
 		}
 	}
+	st.Pods = d.podsSummary()
 	return st
 }
 

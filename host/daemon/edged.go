@@ -1,9 +1,11 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 
 	"github.com/edgehost/edgehost/host/api"
@@ -34,6 +36,12 @@ var edgedMetrics = []metric[edged.Stats]{
 		func(s edged.Stats) float64 { return float64(s.Refused) }),
 	counter("edgehost_edged_status_patches_total", "Pod status patches queued for the cloud.",
 		func(s edged.Stats) float64 { return float64(s.Patches) }),
+	counter("edgehost_edged_probe_kills_total", "Containers killed for a failed liveness or startup probe.",
+		func(s edged.Stats) float64 { return float64(s.ProbeKills) }),
+	counter("edgehost_edged_node_leases_total", "Node lease renewals queued for the cloud.",
+		func(s edged.Stats) float64 { return float64(s.Leases) }),
+	counter("edgehost_edged_node_leases_skipped_total", "Node lease renewals not sent: the cloud was not connected.",
+		func(s edged.Stats) float64 { return float64(s.LeasesSkipped) }),
 	counter("edgehost_edged_node_status_patches_total", "Node status patches queued for the cloud.",
 		func(s edged.Stats) float64 { return float64(s.NodePatches) }),
 }
@@ -50,7 +58,8 @@ func newEdged(cfg *config.Config, b *bus.Bus, m *meta.Module, log hclog.Logger) 
 		dir = PodDir(cfg.DataDir)
 	}
 	return edged.New(b, edged.Config{Endpoint: e.CRIEndpoint, NodeName: nodeName(cfg), PodDir: dir, SyncPeriod: e.SyncPeriod,
-		CallTimeout: e.CallTimeout, RestartBackoff: e.RestartBackoff, MaxRestartBackoff: e.MaxRestartBackoff, Store: m}, log), nil
+		CallTimeout: e.CallTimeout, RestartBackoff: e.RestartBackoff, MaxRestartBackoff: e.MaxRestartBackoff,
+		NodeLeaseDuration: e.NodeLeaseDuration, Store: m, Connected: m.Connected}, log), nil
 }
 
 // Pods implements api.PodsBackend.
@@ -93,4 +102,51 @@ func (d *Daemon) PodLog(ns, name, container string, previous bool) (io.ReadClose
 		return nil, fmt.Errorf("%w: %w", api.ErrNotFound, err)
 	}
 	return rc, err
+}
+
+// ImportImage implements api.ImagesBackend: the archive is written to a
+// file under the data dir (ctr reads a file; an image may be larger than
+// /tmp), imported, and removed.
+func (d *Daemon) ImportImage(ctx context.Context, r io.Reader) ([]api.Image, error) {
+	if d.edged == nil {
+		return nil, fmt.Errorf("the container runtime is not enabled (modules.edged.enable): %w", api.ErrNotFound)
+	}
+	f, err := os.CreateTemp(d.cfg.DataDir, "image-import-*.tar")
+	if err != nil {
+		return nil, fmt.Errorf("image import: %w", err)
+	}
+	defer os.Remove(f.Name())
+	_, err = io.Copy(f, r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("image import: receive the archive: %w", err)
+	}
+	imgs, err := d.edged.ImportImage(ctx, f.Name())
+	if errors.Is(err, edged.ErrBadArchive) {
+		return nil, fmt.Errorf("%w: %w", api.ErrRefused, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Image, len(imgs))
+	for i, img := range imgs {
+		out[i] = api.Image{Name: img.Name, ID: img.ID, Size: img.Size}
+	}
+	return out, nil
+}
+
+// podsSummary counts the runtime's pods by phase for /v1/status; nil
+// when the runtime is off.
+func (d *Daemon) podsSummary() *api.PodsSummary {
+	if d.edged == nil {
+		return nil
+	}
+	sum := &api.PodsSummary{Phases: map[string]int{}}
+	for _, p := range d.edged.Pods() {
+		sum.Total++
+		sum.Phases[string(p.Status.Phase)]++
+	}
+	return sum
 }

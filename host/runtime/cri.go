@@ -153,3 +153,16 @@ func (c *criClient) pull(ctx context.Context, name string, sc *runtimeapi.PodSan
 	})
 	return r.GetImageRef(), err
 }
+
+// execSync runs cmd in container id and returns its exit code and
+// output; the runtime stops it after timeout.
+func (c *criClient) execSync(ctx context.Context, id string, cmd []string, timeout time.Duration) (int32, []byte, error) {
+	secs := max(int64(timeout/time.Second), 1)
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(secs)*time.Second+c.timeout)
+	defer cancel()
+	r, err := c.rt.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: cmd, Timeout: secs})
+	if err != nil {
+		return 0, nil, fmt.Errorf("CRI ExecSync: %w", err)
+	}
+	return r.ExitCode, append(r.Stdout, r.Stderr...), nil
+}

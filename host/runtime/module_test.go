@@ -83,8 +83,11 @@ func (r *rig) edged() *Module {
 }
 
 // insert sends a pod to meta as the cloud's edgecontroller does.
-func (r *rig) insert(name, pod string) {
-	msg := abi.Message{Route: abi.Route{Source: "edgecontroller", Group: "resource", Operation: abi.OpInsert, Resource: "default/pod/" + name}, Content: []byte(pod)}
+func (r *rig) insert(name, pod string) { r.send(abi.OpInsert, "default/pod/"+name, pod) }
+
+// send sends an object to meta as the cloud's edgecontroller does.
+func (r *rig) send(op, resource, content string) {
+	msg := abi.Message{Route: abi.Route{Source: "edgecontroller", Group: "resource", Operation: op, Resource: resource}, Content: []byte(content)}
 	if err := r.bus.SendToGroup(context.Background(), meta.Group, msg); err != nil {
 		r.tb.Fatal(err)
 	}

@@ -41,6 +41,7 @@ const (
 	DefaultCallTimeout       = 2 * time.Minute
 	DefaultRestartBackoff    = 10 * time.Second
 	DefaultMaxRestartBackoff = 5 * time.Minute
+	DefaultNodeLeaseDuration = 40 * time.Second
 )
 
 // podWorkers bounds how many pods one sync drives at once.
@@ -69,8 +70,15 @@ type Config struct {
 	CallTimeout       time.Duration
 	RestartBackoff    time.Duration
 	MaxRestartBackoff time.Duration
+	// NodeLeaseDuration is the node lease's duration, renewed every
+	// quarter of it; DefaultNodeLeaseDuration when zero.
+	NodeLeaseDuration time.Duration
 	// Store is the desired state.
 	Store Store
+	// Connected reports whether the cloud is connected (the
+	// metamanager's view); the lease is sent only then, as edgecore's is
+	// remote-only. Nil: always.
+	Connected func() bool
 }
 
 // Module is the runtime. Create it with New and run it under the
@@ -82,6 +90,7 @@ type Module struct {
 
 	kick   chan struct{} // a sync is wanted
 	hostIP string        // the pods' status.hostIP
+	probes *prober
 
 	mu        sync.Mutex
 	pods      map[string]*podState // by uid
@@ -103,14 +112,19 @@ func New(b *bus.Bus, cfg Config, log hclog.Logger) *Module {
 	if cfg.RestartBackoff <= 0 {
 		cfg.RestartBackoff = DefaultRestartBackoff
 	}
+	if cfg.NodeLeaseDuration < time.Second {
+		cfg.NodeLeaseDuration = DefaultNodeLeaseDuration
+	}
 	if cfg.MaxRestartBackoff < cfg.RestartBackoff {
 		cfg.MaxRestartBackoff = max(DefaultMaxRestartBackoff, cfg.RestartBackoff)
 	}
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &Module{bus: b, cfg: cfg, log: log.Named("edged"), kick: make(chan struct{}, 1), hostIP: nodeIP(),
+	m := &Module{bus: b, cfg: cfg, log: log.Named("edged"), kick: make(chan struct{}, 1), hostIP: nodeIP(),
 		pods: map[string]*podState{}, cache: map[string]cachedPod{}, nodeConds: map[v1.NodeConditionType]v1.NodeCondition{}}
+	m.probes = newProber(m.Kick)
+	return m
 }
 
 // Name implements supervisor.Module.
@@ -135,9 +149,11 @@ func (m *Module) Run(ctx context.Context, ready func()) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { m.receive(ctx, ep) })
 	wg.Go(func() { m.nodeLoop(ctx, cri) })
+	wg.Go(func() { m.leaseLoop(ctx) })
 	defer func() {
 		cancel()
 		wg.Wait()
+		m.probes.stop()
 	}()
 	ready()
 	if v, err := cri.version(ctx); err != nil {
@@ -217,7 +233,7 @@ func (m *Module) report(p problem, msg string, args ...any) {
 
 // counters are the module's statistics.
 type counters struct {
-	messages, syncs, created, started, restarted, killed, patches, refused, nodePatches atomic.Uint64
+	messages, syncs, created, started, restarted, killed, patches, refused, nodePatches, probeKills, leases, leasesSkipped atomic.Uint64
 }
 
 // Stats is a snapshot of the module's counters.
@@ -237,6 +253,12 @@ type Stats struct {
 	Refused uint64
 	// NodePatches counts node status patches sent upstream.
 	NodePatches uint64
+	// ProbeKills counts containers killed for a failed liveness or
+	// startup probe.
+	ProbeKills uint64
+	// Leases counts node lease renewals sent upstream; LeasesSkipped
+	// those not sent because the cloud was not connected.
+	Leases, LeasesSkipped uint64
 }
 
 // Stats returns the module's counters.
@@ -246,7 +268,8 @@ func (m *Module) Stats() Stats {
 	m.mu.Unlock()
 	return Stats{Pods: n, Messages: m.c.messages.Load(), Syncs: m.c.syncs.Load(), Created: m.c.created.Load(),
 		Started: m.c.started.Load(), Restarted: m.c.restarted.Load(), Killed: m.c.killed.Load(),
-		Patches: m.c.patches.Load(), Refused: m.c.refused.Load(), NodePatches: m.c.nodePatches.Load()}
+		Patches: m.c.patches.Load(), Refused: m.c.refused.Load(), NodePatches: m.c.nodePatches.Load(),
+		ProbeKills: m.c.probeKills.Load(), Leases: m.c.leases.Load(), LeasesSkipped: m.c.leasesSkipped.Load()}
 }
 
 // Pod is one pod as the runtime last reported it.

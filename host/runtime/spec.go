@@ -122,16 +122,32 @@ func unsupported(pod *v1.Pod) []string {
 	add(len(s.Containers) == 0, "spec.containers (none)")
 	for i, v := range s.Volumes {
 		vs := v.VolumeSource
-		if vs.HostPath == nil && vs.EmptyDir == nil && vs.ConfigMap == nil && vs.Secret == nil {
+		if vs.HostPath == nil && vs.EmptyDir == nil && vs.ConfigMap == nil && vs.Secret == nil && vs.Projected == nil && vs.DownwardAPI == nil {
 			out = append(out, fmt.Sprintf("spec.volumes[%d] (%s): %s", i, v.Name, volumeKind(vs)))
+		}
+		if vs.DownwardAPI != nil {
+			out = append(out, unsupportedDownward(pod, vs.DownwardAPI.Items, fmt.Sprintf("spec.volumes[%d].downwardAPI", i))...)
+		}
+		if vs.Projected != nil {
+			for j, src := range vs.Projected.Sources {
+				p := fmt.Sprintf("spec.volumes[%d].projected.sources[%d]", i, j)
+				add(src.ServiceAccountToken != nil, p+".serviceAccountToken")
+				add(src.ClusterTrustBundle != nil, p+".clusterTrustBundle")
+				add(src.PodCertificate != nil, p+".podCertificate")
+				if src.DownwardAPI != nil {
+					out = append(out, unsupportedDownward(pod, src.DownwardAPI.Items, p+".downwardAPI")...)
+				}
+			}
 		}
 		add(vs.EmptyDir != nil && vs.EmptyDir.Medium != "", fmt.Sprintf("spec.volumes[%d].emptyDir.medium", i))
 	}
 	for i, c := range s.Containers {
 		p := fmt.Sprintf("spec.containers[%d]", i)
-		add(c.LivenessProbe != nil, p+".livenessProbe")
-		add(c.ReadinessProbe != nil, p+".readinessProbe")
-		add(c.StartupProbe != nil, p+".startupProbe")
+		for j, pr := range []*v1.Probe{c.LivenessProbe, c.ReadinessProbe, c.StartupProbe} {
+			if pr != nil {
+				out = append(out, unsupportedProbe(pr, p+"."+[]string{"livenessProbe", "readinessProbe", "startupProbe"}[j])...)
+			}
+		}
 		add(c.Lifecycle != nil, p+".lifecycle")
 		add(c.Stdin || c.TTY, p+".stdin/tty")
 		add(len(c.VolumeDevices) > 0, p+".volumeDevices")
@@ -155,6 +171,44 @@ func unsupported(pod *v1.Pod) []string {
 		}
 	}
 	return out
+}
+
+// unsupportedDownward names the downward API items at path edgehost
+// cannot fill: resourceFieldRef, and fields other than the pod's name,
+// namespace, uid, labels, annotations, node, service account and host IP.
+func unsupportedDownward(pod *v1.Pod, items []v1.DownwardAPIVolumeFile, path string) []string {
+	var out []string
+	for k, it := range items {
+		switch {
+		case it.ResourceFieldRef != nil:
+			out = append(out, fmt.Sprintf("%s.items[%d].resourceFieldRef", path, k))
+		case it.FieldRef == nil:
+			out = append(out, fmt.Sprintf("%s.items[%d] (no fieldRef)", path, k))
+		case it.FieldRef.FieldPath == "metadata.labels", it.FieldRef.FieldPath == "metadata.annotations":
+		case fieldValue(pod, "", it.FieldRef.FieldPath) == nil:
+			out = append(out, fmt.Sprintf("%s.items[%d].fieldRef.fieldPath %q", path, k, it.FieldRef.FieldPath))
+		}
+	}
+	return out
+}
+
+// unsupportedProbe names what of probe at path edgehost cannot run: a
+// gRPC probe, or none or more than one handler.
+func unsupportedProbe(probe *v1.Probe, path string) []string {
+	h := probe.ProbeHandler
+	n := 0
+	for _, set := range []bool{h.Exec != nil, h.HTTPGet != nil, h.TCPSocket != nil, h.GRPC != nil} {
+		if set {
+			n++
+		}
+	}
+	switch {
+	case h.GRPC != nil:
+		return []string{path + ".grpc"}
+	case n != 1:
+		return []string{path + " (needs exactly one of exec, httpGet, tcpSocket)"}
+	}
+	return nil
 }
 
 // volumeKind names the source a volume uses, for a refusal.

@@ -44,11 +44,11 @@ func TestUnsupportedNamesFields(t *testing.T) {
 	p := mustPod(t, `{"metadata":{"name":"a","uid":"u"},"spec":{
 		"initContainers":[{"name":"i","image":"x"}],
 		"volumes":[{"name":"pvc","persistentVolumeClaim":{"claimName":"c"}},{"name":"ok","emptyDir":{}}],
-		"containers":[{"name":"c","image":"x","readinessProbe":{"tcpSocket":{"port":80}},
+		"containers":[{"name":"c","image":"x","readinessProbe":{"grpc":{"port":80}},"livenessProbe":{"tcpSocket":{"port":80}},
 			"volumeMounts":[{"name":"ok","mountPath":"/x","subPath":"s"}],
 			"env":[{"name":"L","valueFrom":{"fieldRef":{"fieldPath":"metadata.labels['a']"}}}]}]}}`)
 	got := unsupported(p)
-	for _, want := range []string{"spec.initContainers", "spec.volumes[0] (pvc): persistentVolumeClaim", "spec.containers[0].readinessProbe",
+	for _, want := range []string{"spec.initContainers", "spec.volumes[0] (pvc): persistentVolumeClaim", "spec.containers[0].readinessProbe.grpc",
 		"spec.containers[0].volumeMounts[0].subPath", `spec.containers[0].env[0].valueFrom.fieldRef.fieldPath "metadata.labels['a']"`} {
 		if !slices.Contains(got, want) {
 			t.Errorf("unsupported lacks %q: %q", want, got)
@@ -192,7 +192,7 @@ func TestConfigMapVolumeFiles(t *testing.T) {
 		"volumes":[{"name":"cfg","configMap":{"name":"cm","items":[{"key":"a","path":"sub/a.txt"}]}},{"name":"host","hostPath":{"path":"`+dir+`/made","type":"DirectoryOrCreate"}}]}}`)
 	data := map[string]string{"a": "one", "b": "two"}
 	lookup := func(string, string, string) (map[string]string, error) { return data, nil }
-	paths, err := prepareVolumes(p, filepath.Join(dir, "pod"), lookup)
+	paths, err := prepareVolumes(p, filepath.Join(dir, "pod"), "192.0.2.9", lookup)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func TestConfigMapVolumeFiles(t *testing.T) {
 		t.Errorf("mounts: %v %v", ms, err)
 	}
 	p.Spec.Volumes[0].ConfigMap.Items = []v1.KeyToPath{{Key: "a", Path: "../escape"}}
-	if _, err := prepareVolumes(p, filepath.Join(dir, "pod"), lookup); err == nil || !strings.Contains(err.Error(), "spec.volumes[0] (cfg): item path \"../escape\" leaves the volume") {
+	if _, err := prepareVolumes(p, filepath.Join(dir, "pod"), "192.0.2.9", lookup); err == nil || !strings.Contains(err.Error(), "spec.volumes[0] (cfg): item path \"../escape\" leaves the volume") {
 		t.Errorf("an escaping item path: %v", err)
 	}
 }

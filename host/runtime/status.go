@@ -33,29 +33,32 @@ func (m *Module) podStatus(pod *v1.Pod, st *podState, sb *runtimeapi.PodSandboxS
 		start := metav1.NewTime(time.Unix(0, sb.CreatedAt).Truncate(time.Second))
 		s.StartTime = &start
 	}
-	allReady := true
+	var unready []string
 	for _, v := range views {
 		cs := containerStatus(v)
-		allReady = allReady && cs.Ready
+		if !cs.Ready {
+			unready = append(unready, cs.Name)
+		}
 		s.ContainerStatuses = append(s.ContainerStatuses, cs)
 	}
-	cond := func(t v1.PodConditionType, ok bool, reason string) v1.PodCondition {
+	cond := func(t v1.PodConditionType, ok bool, reason, msg string) v1.PodCondition {
 		status := v1.ConditionFalse
 		if ok {
-			status, reason = v1.ConditionTrue, ""
+			status, reason, msg = v1.ConditionTrue, "", ""
 		}
-		return transition(st, v1.PodCondition{Type: t, Status: status, Reason: reason})
+		return transition(st, v1.PodCondition{Type: t, Status: status, Reason: reason, Message: msg})
 	}
+	allReady := len(unready) == 0
 	notReady := ""
 	if !allReady {
-		notReady = "ContainersNotReady"
+		notReady = "containers with unready status: [" + strings.Join(unready, " ") + "]"
 	}
 	s.Conditions = []v1.PodCondition{
-		cond(v1.PodReadyToStartContainers, sb != nil && sb.State == runtimeapi.PodSandboxState_SANDBOX_READY, ""),
-		cond(v1.PodInitialized, true, ""),
-		cond(v1.PodReady, allReady, notReady),
-		cond(v1.ContainersReady, allReady, notReady),
-		cond(v1.PodScheduled, true, ""),
+		cond(v1.PodReadyToStartContainers, sb != nil && sb.State == runtimeapi.PodSandboxState_SANDBOX_READY, "", ""),
+		cond(v1.PodInitialized, true, "", ""),
+		cond(v1.PodReady, allReady, "ContainersNotReady", notReady),
+		cond(v1.ContainersReady, allReady, "ContainersNotReady", notReady),
+		cond(v1.PodScheduled, true, "", ""),
 	}
 	return s
 }
@@ -93,7 +96,7 @@ func containerStatus(v *containerView) v1.ContainerStatus {
 			cs.State.Running = &v1.ContainerStateRunning{StartedAt: stamp(c.StartedAt)}
 			started = true
 		case runtimeapi.ContainerState_CONTAINER_EXITED:
-			cs.State.Terminated = terminated(c)
+			cs.State.Terminated = v.terminated(c)
 		case runtimeapi.ContainerState_CONTAINER_CREATED:
 			cs.State.Waiting = &v1.ContainerStateWaiting{Reason: "ContainerCreating"}
 		}
@@ -102,17 +105,31 @@ func containerStatus(v *containerView) v1.ContainerStatus {
 		cs.State = v1.ContainerState{Waiting: &v1.ContainerStateWaiting{Reason: v.waiting, Message: v.message}}
 		started = false
 		if v.cur != nil && v.cur.State == runtimeapi.ContainerState_CONTAINER_EXITED {
-			cs.LastTerminationState.Terminated = terminated(v.cur)
+			cs.LastTerminationState.Terminated = v.terminated(v.cur)
 		}
 	} else if cs.State.Running == nil && cs.State.Terminated == nil && cs.State.Waiting == nil {
 		cs.State.Waiting = &v1.ContainerStateWaiting{Reason: "ContainerCreating"}
 	}
 	if v.prev != nil && v.prev.State == runtimeapi.ContainerState_CONTAINER_EXITED && cs.LastTerminationState.Terminated == nil {
-		cs.LastTerminationState.Terminated = terminated(v.prev)
+		cs.LastTerminationState.Terminated = v.terminated(v.prev)
 	}
+	// A startup probe holds started back until it succeeds; a readiness
+	// probe holds ready back until it succeeds.
+	started = started && v.probes.started()
+	ready := started && v.probes.ready()
 	cs.Started = &started
-	cs.Ready = started
+	cs.Ready = ready
 	return cs
+}
+
+// terminated is c's terminated state; a container a failed probe killed
+// says so in its message.
+func (v *containerView) terminated(c *runtimeapi.ContainerStatus) *v1.ContainerStateTerminated {
+	t := terminated(c)
+	if why, ok := v.killedBy[c.Id]; ok && t.Message == "" {
+		t.Message = why
+	}
+	return t
 }
 
 func terminated(c *runtimeapi.ContainerStatus) *v1.ContainerStateTerminated {

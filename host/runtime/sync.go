@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -45,6 +46,9 @@ type podState struct {
 	// sandbox's: a steady pod costs the sync its two list calls only.
 	statuses map[string]*runtimeapi.ContainerStatus
 	sandbox  *runtimeapi.PodSandboxStatus
+	// probeKills says, by container id, which failed probe killed a
+	// container: its terminated status's message.
+	probeKills map[string]string
 }
 
 // containerStatus is c's CRI status, from the cache while the list shows
@@ -94,6 +98,11 @@ func (st *podState) prune(ids map[string]bool) {
 			delete(st.statuses, id)
 		}
 	}
+	for id := range st.probeKills {
+		if !ids[id] {
+			delete(st.probeKills, id)
+		}
+	}
 }
 
 // containerView is one spec container as the sync left it.
@@ -107,6 +116,10 @@ type containerView struct {
 	// CreateContainerError, RunContainerError).
 	waiting, message string
 	restarts         int32
+	// probes are the verdicts of a running container's probes.
+	probes probeVerdicts
+	// killedBy maps a container id to the failed probe that killed it.
+	killedBy map[string]string
 }
 
 // syncAll drives every stored pod toward its spec and removes what no
@@ -129,6 +142,7 @@ func (m *Module) syncAll(ctx context.Context, cri *criClient) {
 		return
 	}
 	m.warned[problemCRI].Store(false)
+	m.probes.beginSync()
 	byUID := map[string][]*runtimeapi.PodSandbox{}
 	for _, sb := range sandboxes {
 		uid := sb.Labels[labelPodUID]
@@ -154,6 +168,7 @@ func (m *Module) syncAll(ctx context.Context, cri *criClient) {
 	}
 	close(work)
 	wg.Wait()
+	m.probes.endSync()
 
 	m.mu.Lock()
 	for uid := range m.pods {
@@ -211,7 +226,7 @@ func (m *Module) state(uid string) *podState {
 	st, ok := m.pods[uid]
 	if !ok {
 		st = &podState{transitions: map[v1.PodConditionType]v1.PodCondition{}, pullRetry: map[string]time.Time{},
-			statuses: map[string]*runtimeapi.ContainerStatus{}}
+			statuses: map[string]*runtimeapi.ContainerStatus{}, probeKills: map[string]string{}}
 		m.pods[uid] = st
 	}
 	return st
@@ -275,11 +290,11 @@ func (m *Module) syncPod(ctx context.Context, cri *criClient, pod *v1.Pod, sbs [
 	}
 	views := make([]*containerView, len(pod.Spec.Containers))
 	for i := range pod.Spec.Containers {
-		views[i] = &containerView{spec: &pod.Spec.Containers[i]}
+		views[i] = &containerView{spec: &pod.Spec.Containers[i], killedBy: st.probeKills}
 	}
 	dir := m.podDir(uid)
 	lookup := storeLookup(m.cfg.Store)
-	paths, volErr := prepareVolumes(pod, dir, lookup)
+	paths, volErr := prepareVolumes(pod, dir, m.hostIP, lookup)
 	if volErr != nil {
 		for _, v := range views {
 			v.waiting, v.message = "CreateContainerConfigError", volErr.Error()
@@ -333,12 +348,19 @@ func (m *Module) syncPod(ctx context.Context, cri *criClient, pod *v1.Pod, sbs [
 	}
 	st.prune(ids)
 	hostIP := m.hostIP
+	probeHost := sbStatus.GetNetwork().GetIp()
+	if pod.Spec.HostNetwork {
+		probeHost = cmp.Or(hostIP, "127.0.0.1")
+	}
 	for _, v := range views {
 		old := byName[v.spec.Name]
 		slices.SortFunc(old, func(a, b *runtimeapi.Container) int {
 			return int(b.GetMetadata().GetAttempt()) - int(a.GetMetadata().GetAttempt())
 		})
-		m.syncContainer(ctx, cri, log, pod, st, v, old, restartBase[v.spec.Name], ready.Id, sc, paths, hostIP, lookup)
+		m.syncContainer(ctx, cri, log, pod, st, v, old, restartBase[v.spec.Name], ready.Id, sc, paths, hostIP, probeHost, lookup)
+		if v.cur != nil && v.cur.State == runtimeapi.ContainerState_CONTAINER_RUNNING && v.waiting == "" {
+			v.probes = m.probes.ensure(ctx, probeTarget{cri: cri, container: v.cur.Id, host: probeHost, spec: v.spec, started: time.Unix(0, v.cur.StartedAt)})
+		}
 	}
 	m.sendStatus(ctx, st, pod, m.podStatus(pod, st, sbStatus, views))
 }
@@ -350,7 +372,7 @@ func (m *Module) syncContainer(ctx context.Context, cri *criClient, log interfac
 	Warn(string, ...any)
 	Info(string, ...any)
 }, pod *v1.Pod, st *podState, v *containerView, old []*runtimeapi.Container, base uint32, sandbox string,
-	sc *runtimeapi.PodSandboxConfig, paths map[string]string, hostIP string, lookup objectLookup) {
+	sc *runtimeapi.PodSandboxConfig, paths map[string]string, hostIP, probeHost string, lookup objectLookup) {
 	next := base
 	if len(old) > 0 {
 		cur, err := st.containerStatus(ctx, cri, old[0])
@@ -382,6 +404,26 @@ func (m *Module) syncContainer(ctx context.Context, cri *criClient, log interfac
 			log.Info("container spec changed; replacing it", "container", v.spec.Name)
 			next = cur.GetMetadata().GetAttempt() + 1
 			cur = nil
+		}
+		if cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
+			pv := m.probes.ensure(ctx, probeTarget{cri: cri, container: cur.Id, host: probeHost, spec: v.spec, started: time.Unix(0, cur.StartedAt)})
+			if kind, vd, failed := pv.failed(); failed {
+				// kubelet's: a failed liveness or startup probe kills
+				// the container, which restartPolicy then restarts.
+				why := fmt.Sprintf("Container %s failed %s probe, killed (restartPolicy %s): %s", v.spec.Name, kind, pod.Spec.RestartPolicy, vd.message)
+				log.Info("container failed its probe; killing it", "container", v.spec.Name, "probe", kind.String(), "reason", vd.message)
+				if err := cri.stopContainer(ctx, cur.Id, probeGrace(pod, v.spec, kind)); err != nil {
+					v.waiting, v.message = "KillContainerError", err.Error()
+					return
+				}
+				m.c.probeKills.Add(1)
+				st.probeKills[cur.Id] = why
+				if cur = st.fresh(ctx, cri, cur.Id); cur == nil {
+					v.waiting, v.message = "ContainerStatusUnknown", "status of the killed container unknown"
+					return
+				}
+				v.cur = cur
+			}
 		}
 		switch {
 		case cur == nil:
@@ -444,6 +486,20 @@ func (m *Module) syncContainer(ctx context.Context, cri *criClient, log interfac
 	}
 	v.cur = st.fresh(ctx, cri, id)
 	v.restarts = int32(next)
+}
+
+// probeGrace is how long a container killed for its failed probe may
+// take to stop: the probe's terminationGracePeriodSeconds, else the
+// pod's.
+func probeGrace(pod *v1.Pod, c *v1.Container, kind probeKind) int64 {
+	p := c.LivenessProbe
+	if kind == startup {
+		p = c.StartupProbe
+	}
+	if p != nil && p.TerminationGracePeriodSeconds != nil {
+		return *p.TerminationGracePeriodSeconds
+	}
+	return gracePeriod(pod)
 }
 
 // gracePeriod is how long a container being replaced may take to stop:

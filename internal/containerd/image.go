@@ -42,45 +42,18 @@ type ImageConfig struct {
 // in the io.containerd.image.name annotation, which `ctr images import`
 // names the image by.
 func WriteImage(path, name string, cfg ImageConfig, files []File) error {
-	var layer bytes.Buffer
-	tw := tar.NewWriter(&layer)
-	dirs := map[string]bool{}
-	for _, f := range files {
-		for d := filepath.Dir(f.Path); d != "." && !dirs[d]; d = filepath.Dir(d) {
-			dirs[d] = true
-		}
-	}
-	for _, d := range sortedKeys(dirs) {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755}); err != nil {
-			return err
-		}
-	}
-	for _, f := range files {
-		h := &tar.Header{Name: f.Path, Mode: f.Mode, Size: int64(len(f.Data)), Typeflag: tar.TypeReg}
-		if f.Link != "" {
-			h = &tar.Header{Name: f.Path, Mode: 0o777, Typeflag: tar.TypeSymlink, Linkname: f.Link}
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			return err
-		}
-		if f.Link == "" {
-			if _, err := tw.Write(f.Data); err != nil {
-				return err
-			}
-		}
-	}
-	if err := tw.Close(); err != nil {
+	layer, err := layerTar(files)
+	if err != nil {
 		return err
 	}
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
-	zw.Write(layer.Bytes())
+	zw.Write(layer)
 	if err := zw.Close(); err != nil {
 		return err
 	}
 	platform := map[string]string{"architecture": runtime.GOARCH, "os": "linux"}
-	config, _ := json.Marshal(map[string]any{"architecture": runtime.GOARCH, "os": "linux", "config": cfg,
-		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{digest(layer.Bytes())}}})
+	config := imageConfig(cfg, layer)
 	desc := func(mt string, b []byte) map[string]any {
 		return map[string]any{"mediaType": mt, "digest": digest(b), "size": len(b)}
 	}
@@ -93,38 +66,98 @@ func WriteImage(path, name string, cfg ImageConfig, files []File) error {
 		"org.opencontainers.image.ref.name": name[strings.LastIndex(name, ":")+1:]}
 	index, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
 		"manifests": []any{entry}})
+	blobs := map[string][]byte{}
+	for _, b := range [][]byte{gz.Bytes(), config, manifest} {
+		blobs["blobs/sha256/"+strings.TrimPrefix(digest(b), "sha256:")] = b
+	}
+	blobs["oci-layout"] = []byte(`{"imageLayoutVersion":"1.0.0"}`)
+	blobs["index.json"] = index
+	return writeTar(path, []string{"blobs/sha256/"}, blobs)
+}
 
+// WriteDockerArchive writes the image as `docker save` does (a
+// docker-archive tar: manifest.json naming the config and the
+// uncompressed layer, and the image's RepoTags).
+func WriteDockerArchive(path, name string, cfg ImageConfig, files []File) error {
+	layer, err := layerTar(files)
+	if err != nil {
+		return err
+	}
+	config := imageConfig(cfg, layer)
+	configName := strings.TrimPrefix(digest(config), "sha256:") + ".json"
+	layerName := strings.TrimPrefix(digest(layer), "sha256:") + "/layer.tar"
+	manifest, _ := json.Marshal([]any{map[string]any{"Config": configName, "RepoTags": []string{name}, "Layers": []string{layerName}}})
+	return writeTar(path, []string{filepath.Dir(layerName) + "/"}, map[string][]byte{configName: config, layerName: layer, "manifest.json": manifest})
+}
+
+// imageConfig is an OCI image config of one layer.
+func imageConfig(cfg ImageConfig, layer []byte) []byte {
+	config, _ := json.Marshal(map[string]any{"architecture": runtime.GOARCH, "os": "linux", "config": cfg,
+		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{digest(layer)}}})
+	return config
+}
+
+// writeTar writes dirs and then files, in name order, as a tar at path.
+func writeTar(path string, dirs []string, files map[string][]byte) error {
 	out, err := os.Create(path)
 	if err != nil {
 		return err
 	}
 	defer out.Close()
 	ow := tar.NewWriter(out)
-	put := func(name string, b []byte) error {
+	for _, d := range dirs {
+		if err := ow.WriteHeader(&tar.Header{Name: d, Mode: 0o755, Typeflag: tar.TypeDir}); err != nil {
+			return err
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		b := files[name]
 		if err := ow.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg}); err != nil {
 			return err
 		}
-		_, err := ow.Write(b)
-		return err
-	}
-	if err := ow.WriteHeader(&tar.Header{Name: "blobs/sha256/", Mode: 0o755, Typeflag: tar.TypeDir}); err != nil {
-		return err
-	}
-	for _, b := range [][]byte{gz.Bytes(), config, manifest} {
-		if err := put("blobs/sha256/"+strings.TrimPrefix(digest(b), "sha256:"), b); err != nil {
+		if _, err := ow.Write(b); err != nil {
 			return err
 		}
-	}
-	if err := put("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
-		return err
-	}
-	if err := put("index.json", index); err != nil {
-		return err
 	}
 	if err := ow.Close(); err != nil {
 		return err
 	}
 	return out.Close()
+}
+
+// layerTar is a layer of files, with their parent dirs.
+func layerTar(files []File) ([]byte, error) {
+	var layer bytes.Buffer
+	tw := tar.NewWriter(&layer)
+	dirs := map[string]bool{}
+	for _, f := range files {
+		for d := filepath.Dir(f.Path); d != "." && !dirs[d]; d = filepath.Dir(d) {
+			dirs[d] = true
+		}
+	}
+	for _, d := range sortedKeys(dirs) {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755}); err != nil {
+			return nil, err
+		}
+	}
+	for _, f := range files {
+		h := &tar.Header{Name: f.Path, Mode: f.Mode, Size: int64(len(f.Data)), Typeflag: tar.TypeReg}
+		if f.Link != "" {
+			h = &tar.Header{Name: f.Path, Mode: 0o777, Typeflag: tar.TypeSymlink, Linkname: f.Link}
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return nil, err
+		}
+		if f.Link == "" {
+			if _, err := tw.Write(f.Data); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return layer.Bytes(), nil
 }
 
 func digest(b []byte) string {
@@ -137,10 +170,9 @@ func sortedKeys(m map[string]bool) []string {
 	return slices.Sorted(maps.Keys(m))
 }
 
-// BusyboxTar writes the busybox image (BusyboxImage: Debian's
-// busybox-static as /bin/busybox and a link per applet, PATH=/bin, Cmd sh)
-// as an OCI tar in dir and returns its path.
-func BusyboxTar(tb testing.TB, dir string) string {
+// BusyboxFiles are the busybox image's files: Debian's busybox-static as
+// /bin/busybox and a link per applet, /etc/passwd and /etc/group, /tmp.
+func BusyboxFiles(tb testing.TB) []File {
 	tb.Helper()
 	bin, err := exec.LookPath("busybox")
 	if err != nil {
@@ -160,12 +192,32 @@ func BusyboxTar(tb testing.TB, dir string) string {
 			files = append(files, File{Path: "bin/" + applet, Link: "busybox"})
 		}
 	}
-	files = append(files, File{Path: "etc/passwd", Data: []byte("root:x:0:0:root:/root:/bin/sh\n"), Mode: 0o644},
+	return append(files, File{Path: "etc/passwd", Data: []byte("root:x:0:0:root:/root:/bin/sh\n"), Mode: 0o644},
 		File{Path: "etc/group", Data: []byte("root:x:0:\n"), Mode: 0o644},
 		File{Path: "tmp/.keep", Mode: 0o644})
+}
+
+// busyboxConfig is the busybox image's config: PATH=/bin, Cmd sh.
+var busyboxConfig = ImageConfig{Cmd: []string{"sh"}, Env: []string{"PATH=/bin"}}
+
+// BusyboxTar writes the busybox image (BusyboxImage, BusyboxFiles) as an
+// OCI tar in dir and returns its path.
+func BusyboxTar(tb testing.TB, dir string) string {
+	tb.Helper()
 	path := filepath.Join(dir, "busybox.tar")
-	if err := WriteImage(path, BusyboxImage, ImageConfig{Cmd: []string{"sh"}, Env: []string{"PATH=/bin"}}, files); err != nil {
+	if err := WriteImage(path, BusyboxImage, busyboxConfig, BusyboxFiles(tb)); err != nil {
 		tb.Fatalf("write busybox image: %v", err)
+	}
+	return path
+}
+
+// BusyboxDockerTar writes the busybox image as a docker-archive tar
+// named name in dir and returns its path.
+func BusyboxDockerTar(tb testing.TB, dir, name string) string {
+	tb.Helper()
+	path := filepath.Join(dir, "busybox-docker.tar")
+	if err := WriteDockerArchive(path, name, busyboxConfig, BusyboxFiles(tb)); err != nil {
+		tb.Fatalf("write busybox docker-archive: %v", err)
 	}
 	return path
 }
