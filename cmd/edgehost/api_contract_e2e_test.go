@@ -86,6 +86,7 @@ func TestAPIContract(t *testing.T) {
 		{"POST", "/v1/plugins/nobody/enable", maxBody},
 		{"POST", "/v1/plugins/nobody/disable", maxBody},
 		{"GET", "/v1/plugins/devicetwin/logs", maxBody},
+		{"POST", "/v1/plugins/reload", maxBody},
 		{"POST", "/v1/devices/reload", maxBody},
 		{"GET", "/v1/devices", maxBody},
 		{"GET", "/v1/devices/default/none", maxBody},

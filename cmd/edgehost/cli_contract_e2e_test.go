@@ -32,6 +32,7 @@ func TestCLIContract(t *testing.T) {
 		"plugin list":     append([]string{"plugin", "list"}, dd...),
 		"devices list":    append([]string{"devices", "list"}, dd...),
 		"devices reload":  append([]string{"devices", "reload"}, dd...),
+		"plugin reload":   append([]string{"plugin", "reload"}, dd...),
 		"meta list":       append([]string{"meta", "list"}, dd...),
 		"store snapshots": append([]string{"store", "snapshots"}, dd...),
 	}

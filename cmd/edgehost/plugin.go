@@ -28,7 +28,7 @@ func newPluginCommand() *cobra.Command {
 		cmd.AddCommand(newPluginUploadCommand(upgrade))
 	}
 	cmd.AddCommand(newPluginListCommand(), newPluginInfoCommand(), newPluginLogsCommand(), newPluginRemoveCommand(),
-		newPluginTestCommand(), newPluginNewCommand())
+		newPluginReloadCommand(), newPluginTestCommand(), newPluginNewCommand())
 	for _, action := range []string{"rollback", "enable", "disable"} {
 		cmd.AddCommand(newPluginActionCommand(action))
 	}

@@ -171,6 +171,9 @@ func New(backend Backend, token string, log hclog.Logger) *Server {
 	if pb, ok := backend.(PluginBackend); ok {
 		s.registerPlugins(pb)
 	}
+	if pr, ok := backend.(PluginReloader); ok {
+		s.registerPluginReload(pr)
+	}
 	if sb, ok := backend.(StoreBackend); ok {
 		s.registerStore(sb)
 	}
