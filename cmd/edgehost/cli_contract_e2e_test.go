@@ -33,6 +33,7 @@ func TestCLIContract(t *testing.T) {
 		"devices list":    append([]string{"devices", "list"}, dd...),
 		"devices reload":  append([]string{"devices", "reload"}, dd...),
 		"plugin reload":   append([]string{"plugin", "reload"}, dd...),
+		"twin list":       append([]string{"twin", "list"}, dd...),
 		"meta list":       append([]string{"meta", "list"}, dd...),
 		"store snapshots": append([]string{"store", "snapshots"}, dd...),
 	}
@@ -60,6 +61,7 @@ func TestCLIContract(t *testing.T) {
 	// Refused before anything runs, by every listing command: those that
 	// need a daemon or a hub too.
 	listings["devices get"] = append([]string{"devices", "get", "default/x"}, dd...)
+	listings["twin get"] = append([]string{"twin", "get", "default/x"}, dd...)
 	listings["meta get"] = append([]string{"meta", "get", "default/pod/x"}, dd...)
 	listings["hub get"] = []string{"hub", "get", "nodes", "--data-dir", t.TempDir()}
 	listings["store check"] = append([]string{"store", "check"}, dd...)

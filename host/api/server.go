@@ -183,6 +183,9 @@ func New(backend Backend, token string, log hclog.Logger) *Server {
 	if db, ok := backend.(MappedDevicesBackend); ok {
 		s.registerMappedDevices(db)
 	}
+	if tb, ok := backend.(TwinsBackend); ok {
+		s.registerTwins(tb)
+	}
 	if mb, ok := backend.(MetaBackend); ok {
 		s.registerMeta(mb)
 	}
