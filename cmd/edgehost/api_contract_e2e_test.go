@@ -95,6 +95,9 @@ func TestAPIContract(t *testing.T) {
 		{"GET", "/v1/meta/objects", maxBody},
 		{"GET", "/v1/meta/objects/default/pod/none", maxBody},
 		{"GET", "/v1/store/backup", maxBody},
+		{"GET", "/v1/pods", maxBody},
+		{"GET", "/v1/pods/default/none/log", maxBody},
+		{"GET", "/debug/pprof/", maxBody},
 		{"GET", "/metrics", maxBody},
 		{"GET", "/ui/", maxBody},
 	}

@@ -16,8 +16,9 @@ import (
 
 // kill -HUP with a changed config and devices dir: the log level is
 // applied, the changed section that needs a restart is named, the new
-// device appears, no module restarts and the process stays; a bad config
-// is refused and the running one kept.
+// device appears, the device already there keeps its twin (nothing is
+// lost), no module restarts and the process stays; a bad config is
+// refused and the running one kept.
 func TestSIGHUPReloads(t *testing.T) {
 	bin := buildBinary(t)
 	needTwinWiring(t, bin)
@@ -38,6 +39,28 @@ func TestSIGHUPReloads(t *testing.T) {
 	d := startDaemon(t, bin, cfg, dataDir)
 	defer d.stop(t)
 	pid := d.cmd.Process.Pid
+	// countTwin is sim-0's reported count and its edge version, once the
+	// mapper has reported at least minEdge updates.
+	countTwin := func(minEdge int64) (string, int64) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			out, code := edgehost(t, bin, "", "twin", "get", "default/sim-0", "-o", "json", "--data-dir", dataDir)
+			var tw api.DeviceTwin
+			if code == 0 && json.Unmarshal([]byte(out), &tw) == nil {
+				for _, p := range tw.Properties {
+					if p.Name == "count" && p.Reported != nil && p.ReportedVersion != nil && p.ReportedVersion.Edge >= minEdge {
+						return *p.Reported, p.ReportedVersion.Edge
+					}
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("sim-0 never reported a count:\n%s", out)
+			}
+		}
+	}
+	// Some 5 s of reports (one each 200 ms), so that a twin reset by the
+	// reload could not have caught up by the time it is read again.
+	_, edgeBefore := countTwin(25)
 
 	writeConfig(t, dataDir, config("debug", 50))
 	late := strings.ReplaceAll(strings.SplitN(virtualDevice, "---\n", 2)[0], "sim-0", "late-0")
@@ -57,6 +80,9 @@ func TestSIGHUPReloads(t *testing.T) {
 	}
 	awaitLog(`SIGHUP: config reloaded: applied=["log.level=debug"] changed_needs_restart=["modules.hub"]`)
 	awaitLog("SIGHUP: devices dir reloaded")
+	if count, edge := countTwin(0); edge < edgeBefore {
+		t.Errorf("sim-0's count after the reload: %s at edge version %d, before it %d: the twin was reset", count, edge, edgeBefore)
+	}
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		out, code := edgehost(t, bin, "", "devices", "list", "-o", "json", "--data-dir", dataDir)
 		if code == 0 && strings.Contains(out, `"default/late-0"`) && strings.Contains(out, `"default/sim-0"`) {
