@@ -32,6 +32,9 @@ func TestCLIContract(t *testing.T) {
 		"plugin list":     append([]string{"plugin", "list"}, dd...),
 		"devices list":    append([]string{"devices", "list"}, dd...),
 		"devices reload":  append([]string{"devices", "reload"}, dd...),
+		"plugin reload":   append([]string{"plugin", "reload"}, dd...),
+		"twin list":       append([]string{"twin", "list"}, dd...),
+		"plugin logs":     append([]string{"plugin", "logs", "devicetwin"}, dd...),
 		"meta list":       append([]string{"meta", "list"}, dd...),
 		"store snapshots": append([]string{"store", "snapshots"}, dd...),
 	}
@@ -59,6 +62,8 @@ func TestCLIContract(t *testing.T) {
 	// Refused before anything runs, by every listing command: those that
 	// need a daemon or a hub too.
 	listings["devices get"] = append([]string{"devices", "get", "default/x"}, dd...)
+	listings["twin get"] = append([]string{"twin", "get", "default/x"}, dd...)
+	listings["pod list"] = append([]string{"pod", "list"}, dd...)
 	listings["meta get"] = append([]string{"meta", "get", "default/pod/x"}, dd...)
 	listings["hub get"] = []string{"hub", "get", "nodes", "--data-dir", t.TempDir()}
 	listings["store check"] = append([]string{"store", "check"}, dd...)

@@ -148,9 +148,31 @@ func headlessChromium(t *testing.T, url string) *cdp {
 	return nil
 }
 
+// thermostatDevice is a virtual device whose setpoint (a constant the
+// mapper cannot write) never reaches its desired value, and whose mode (an
+// echo) does.
+const thermostatDevice = `apiVersion: devices.kubeedge.io/v1beta1
+kind: Device
+metadata: {name: thermostat, namespace: default}
+spec:
+  protocol: {protocolName: virtual}
+  properties:
+    - name: setpoint
+      collectCycle: 200
+      reportCycle: 200
+      desired: {value: "21", metadata: {type: int}}
+      visitors: {protocolName: virtual, configData: {data: {kind: constant, value: "18"}}}
+    - name: mode
+      collectCycle: 200
+      reportCycle: 200
+      desired: {value: "auto", metadata: {type: string}}
+      visitors: {protocolName: virtual, configData: {data: {kind: echo, initial: "off"}}}
+`
+
 // The dashboard, served over the TCP listener with its token, shows the
-// plugins, the cloud link and a device's twin value changing as the
-// virtual mapper reads it. With EDGEHOST_DASHBOARD_PNG set, the test
+// plugins, the cloud link, a device's twin value changing as the virtual
+// mapper reads it, and the twins' desired and reported values side by
+// side, the out-of-sync one highlighted. With EDGEHOST_DASHBOARD_PNG set, the test
 // writes a screenshot there (docs/dashboard.png).
 func TestDashboardInHeadlessChromium(t *testing.T) {
 	bin := buildBinary(t)
@@ -161,6 +183,9 @@ func TestDashboardInHeadlessChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(devicesDir, "sim.yaml"), []byte(virtualDevice), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(devicesDir, "thermostat.yaml"), []byte(thermostatDevice), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	api := freeAddr(t)
@@ -191,8 +216,33 @@ func TestDashboardInHeadlessChromium(t *testing.T) {
 		v, err := strconv.Atoi(page.eval(count))
 		return err == nil && v > first
 	})
+	// The twins table: the desired value of the devices file beside the
+	// value the mapper reported, the setpoint it cannot reach highlighted.
+	twin := func(property string) string {
+		return page.eval(`(() => { const r = document.querySelector('tr[data-twin-device="default/thermostat"][data-twin-property="` + property + `"]');` +
+			` return r ? [r.cells[2].querySelector(".value").textContent, r.cells[3].querySelector(".value").textContent, r.className].join("|") : ""; })()`)
+	}
+	await("the setpoint out of sync: desired 21, reported 18", func() bool { return twin("setpoint") == "21|18|out-of-sync" })
+	await("the mode in sync: desired and reported auto", func() bool { return twin("mode") == "auto|auto|" })
+	// The CLI shows the same twin.
+	out, code := edgehost(t, bin, "", "twin", "get", "default/thermostat", "-o", "json", "--data-dir", dataDir)
+	var tw struct {
+		OutOfSync  int `json:"out_of_sync"`
+		Properties []struct {
+			Name, Desired, Reported string
+			InSync                  bool `json:"in_sync"`
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &tw); code != 0 || err != nil || tw.OutOfSync != 1 || len(tw.Properties) != 2 ||
+		tw.Properties[1].Name != "setpoint" || tw.Properties[1].Desired != "21" || tw.Properties[1].Reported != "18" || tw.Properties[1].InSync {
+		t.Errorf("twin get -o json: exit %d, %v:\n%s", code, err, out)
+	}
+	out, code = edgehost(t, bin, "", "twin", "list", "-o", "wide", "--data-dir", dataDir)
+	if code != 0 || !regexp.MustCompile(`default/thermostat\s+setpoint\s+int\s+"21"\s+\S+\s+-\s+"18"\s+\S+\s+cloud 0/edge \d+\s+no`).MatchString(out) {
+		t.Errorf("twin list -o wide: exit %d:\n%s", code, out)
+	}
 	text := page.eval("document.body.innerText")
-	for _, want := range []string{"ready", "devicetwin", "virtual", "off (modules.hub.enable: false)", "bus"} {
+	for _, want := range []string{"ready", "devicetwin", "virtual", "off (modules.hub.enable: false)", "bus", "1 out of sync"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the dashboard lacks %q:\n%s", want, text)
 		}

@@ -28,7 +28,7 @@ func newPluginCommand() *cobra.Command {
 		cmd.AddCommand(newPluginUploadCommand(upgrade))
 	}
 	cmd.AddCommand(newPluginListCommand(), newPluginInfoCommand(), newPluginLogsCommand(), newPluginRemoveCommand(),
-		newPluginTestCommand(), newPluginNewCommand())
+		newPluginReloadCommand(), newPluginTestCommand(), newPluginNewCommand())
 	for _, action := range []string{"rollback", "enable", "disable"} {
 		cmd.AddCommand(newPluginActionCommand(action))
 	}
@@ -289,6 +289,7 @@ func newPluginRemoveCommand() *cobra.Command {
 
 func newPluginLogsCommand() *cobra.Command {
 	var flags clientFlags
+	var output outputFlag
 	var n int
 	cmd := &cobra.Command{
 		Use:   "logs NAME",
@@ -301,6 +302,9 @@ func newPluginLogsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if output.structured() {
+				return output.print(cmd.OutOrStdout(), lines)
+			}
 			for _, l := range lines {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s [%s] %s\n", l.Time.Format(time.RFC3339Nano), strings.ToUpper(l.Level), l.Message)
 			}
@@ -308,6 +312,7 @@ func newPluginLogsCommand() *cobra.Command {
 		},
 	}
 	flags.register(cmd)
+	output.register(cmd)
 	cmd.Flags().IntVarP(&n, "lines", "n", 100, "how many lines, from the end (0: all kept)")
 	return cmd
 }

@@ -48,7 +48,7 @@ func newRootCommand() *cobra.Command {
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false,
 		"print an error in full (over several lines when it has several parts) and the usage after a usage error")
 	root.AddCommand(newRunCommand(), newVersionCommand(), newConfigCommand(), newStatusCommand(), newSendCommand(), newPluginCommand(),
-		newStoreCommand(), newDevicesCommand(), newMetaCommand(), newHubCommand(), newPodCommand(), newImageCommand())
+		newStoreCommand(), newDevicesCommand(), newTwinCommand(), newMetaCommand(), newHubCommand(), newPodCommand(), newImageCommand())
 	enforceUsageExit(root)
 	return root
 }

@@ -181,6 +181,9 @@ func New(backend Backend, token string, log hclog.Logger) *Server {
 	if pb, ok := backend.(PluginBackend); ok {
 		s.registerPlugins(pb)
 	}
+	if pr, ok := backend.(PluginReloader); ok {
+		s.registerPluginReload(pr)
+	}
 	if sb, ok := backend.(StoreBackend); ok {
 		s.registerStore(sb)
 	}
@@ -189,6 +192,9 @@ func New(backend Backend, token string, log hclog.Logger) *Server {
 	}
 	if db, ok := backend.(MappedDevicesBackend); ok {
 		s.registerMappedDevices(db)
+	}
+	if tb, ok := backend.(TwinsBackend); ok {
+		s.registerTwins(tb)
 	}
 	if mb, ok := backend.(MetaBackend); ok {
 		s.registerMeta(mb)

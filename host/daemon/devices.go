@@ -13,23 +13,24 @@ import (
 	"github.com/edgehost/edgehost/host/twin"
 )
 
-// reloadSignals catches SIGHUP from the start of Run, so that it re-reads
-// the devices dir instead of ending the daemon.
+// reloadSignals catches SIGHUP from the start of Run, so that it reloads
+// (serveReloads) instead of ending the daemon.
 func reloadSignals() chan os.Signal {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	return hup
 }
 
-// serveReloads re-reads the config and the devices dir on each SIGHUP
-// until ctx ends.
+// serveReloads re-reads the config, the plugin dir, the trust store and
+// the devices dir on each SIGHUP until ctx ends.
 func (d *Daemon) serveReloads(ctx context.Context, hup <-chan os.Signal) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-hup:
-			d.reloadConfig()
+			next, cfgErr := d.reloadConfig()
+			d.reloadPluginsOnSignal(ctx, next, cfgErr)
 			d.log.Info("SIGHUP: re-reading the devices dir")
 			rctx, cancel := context.WithTimeout(ctx, time.Minute)
 			rep, err := d.ReloadDevices(rctx)

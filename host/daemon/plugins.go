@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/edgehost/edgehost/host/api"
+	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/pluginhost"
 )
 
@@ -90,6 +92,61 @@ func (d *Daemon) PluginLogs(name string, n int) ([]api.LogLine, error) {
 		out[i] = api.LogLine(l)
 	}
 	return out, nil
+}
+
+// ReloadPlugins implements api.PluginReloader: the config is re-read for
+// its trust store, as SIGHUP does.
+func (d *Daemon) ReloadPlugins(ctx context.Context) (api.PluginsReport, error) {
+	var next *config.Config
+	var cfgErr error
+	if d.reload != nil {
+		next, cfgErr = d.reload()
+	}
+	return d.reloadPlugins(ctx, next, cfgErr)
+}
+
+// reloadPlugins re-reads the plugin dir, and makes next's trust store (if
+// next is not nil) the one of the installs that follow; cfgErr says why
+// there is no next.
+func (d *Daemon) reloadPlugins(ctx context.Context, next *config.Config, cfgErr error) (api.PluginsReport, error) {
+	if d.plugins == nil {
+		return api.PluginsReport{}, errNoPlugins
+	}
+	var trust *config.PluginTrust
+	if next != nil {
+		trust = &next.Modules.Plugins.Trust
+	}
+	rep, err := d.plugins.Reload(ctx, trust)
+	if cfgErr != nil {
+		rep.Error = fmt.Sprintf("config not re-read, the trust store in force is kept: %v", cfgErr)
+	}
+	return rep, apiError(err)
+}
+
+// reloadPluginsOnSignal is reloadPlugins for SIGHUP: it logs a line for
+// the trust store and one for the plugin dir, with counts, and a line per
+// refused file (pluginhost).
+func (d *Daemon) reloadPluginsOnSignal(ctx context.Context, next *config.Config, cfgErr error) {
+	if d.plugins == nil {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	rep, err := d.reloadPlugins(rctx, next, cfgErr)
+	if t := rep.Trust; t != nil {
+		d.log.Info("SIGHUP: trust store reloaded", "keys", t.Keys, "added", len(t.Added), "removed", len(t.Removed),
+			"revoked", t.Revoked, "policy_local", t.PolicyLocal, "policy_remote", t.PolicyRemote)
+	}
+	switch {
+	case err != nil:
+		d.log.Warn("SIGHUP: plugin dir not reloaded", "error", err)
+	case len(rep.Refused) > 0:
+		d.log.Warn("SIGHUP: plugin dir reloaded, not fully", "dir", rep.Dir, "plugins", rep.Plugins, "loaded", len(rep.Loaded),
+			"upgraded", len(rep.Upgraded), "removed", len(rep.Removed), "unchanged", rep.Unchanged, "refused", rep.Refused)
+	default:
+		d.log.Info("SIGHUP: plugin dir reloaded", "dir", rep.Dir, "plugins", rep.Plugins, "loaded", len(rep.Loaded),
+			"upgraded", len(rep.Upgraded), "removed", len(rep.Removed), "unchanged", rep.Unchanged)
+	}
 }
 
 // apiError marks a plugin host error with the API error of its kind.

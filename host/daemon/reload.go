@@ -10,16 +10,18 @@ import (
 
 // reloadConfig re-reads the config on SIGHUP and applies what changes
 // without a restart, the log level; it names the sections that changed and
-// need a restart, and keeps the running config when the new one is bad.
-func (d *Daemon) reloadConfig() {
+// need a restart, and keeps the running config when the new one is bad. It
+// returns the new config for the other reloads (nil when there is no
+// config file to re-read), or why it does not load.
+func (d *Daemon) reloadConfig() (*config.Config, error) {
 	if d.reload == nil {
 		d.log.Info("SIGHUP: no config file to re-read (run without --config or with stdin)")
-		return
+		return nil, nil
 	}
 	next, err := d.reload()
 	if err != nil {
 		d.log.Warn("SIGHUP: config not reloaded; the running one is kept", "error", err)
-		return
+		return nil, err
 	}
 	var applied []string
 	if next.Log.Level != d.cfg.Log.Level {
@@ -29,10 +31,12 @@ func (d *Daemon) reloadConfig() {
 	}
 	restart := changedSections(d.cfg, next)
 	d.log.Info("SIGHUP: config reloaded", "applied", applied, "changed_needs_restart", restart)
+	return next, nil
 }
 
 // changedSections names the parts of the config that differ between a and
-// b (log.level aside): dataDir, log, store, modules.<name>.
+// b (log.level and the plugins' trust store aside): dataDir, log, store,
+// modules.<name>.
 func changedSections(a, b *config.Config) []string {
 	type part struct {
 		name string
@@ -61,7 +65,10 @@ func section(m *config.Modules, name string) any {
 	case "bus":
 		return m.Bus
 	case "plugins":
-		return m.Plugins
+		// The trust store is reloaded with the plugin dir (plugins.go).
+		p := m.Plugins
+		p.Trust = config.PluginTrust{}
+		return p
 	case "api":
 		return m.API
 	case "eventbus":

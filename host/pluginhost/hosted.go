@@ -66,6 +66,7 @@ type live struct {
 	tick      time.Duration     // edgehost_tick interval; 0: never
 	manifest  *plugins.Manifest // installed only
 	protocols []string          // the device protocols it serves as a mapper
+	digest    string            // hex sha256 of a config, dir or built-in module
 }
 
 // receives returns the patterns of the version in service.

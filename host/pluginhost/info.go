@@ -67,6 +67,9 @@ func (m *Module) info(h *hosted) Info {
 	if st.Version != "" {
 		in.Version = st.Version
 	}
+	if in.ModuleDigest == "" {
+		in.ModuleDigest = l.digest
+	}
 	if st.LastFault != nil {
 		in.LastFault = st.LastFault.Error()
 	}

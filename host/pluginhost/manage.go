@@ -354,10 +354,7 @@ func (m *Module) replace(ctx context.Context, h *hosted, c *checked, v plugins.V
 	// now rather than at the next enable, then closed.
 	l, err := m.loadPackage(ctx, h, c)
 	if err != nil {
-		m.mu.Lock()
-		h.lastError = fmt.Sprintf("%s to %s failed, %s stays in service: %v", op, v.Version, rec.Current.Version, err)
-		m.mu.Unlock()
-		h.logger.Error(op+" failed; the running version stays in service", "to", v.Version, "running", rec.Current.Version, "error", err)
+		m.keepInService(h, op, v.Version, rec.Current.Version, err)
 		return Info{}, fmt.Errorf("%s plugin %q: %w", op, h.name, err)
 	}
 	if !rec.Enabled {
@@ -372,8 +369,38 @@ func (m *Module) replace(ctx context.Context, h *hosted, c *checked, v plugins.V
 		}
 		return Info{}, fmt.Errorf("%s plugin %q: %w", op, h.name, err)
 	}
+	err = m.swapIn(h, l, &rec)
+	if gcErr := m.pstore.GC(); gcErr != nil {
+		m.log.Warn("plugin blob gc", "error", gcErr)
+	}
+	h.logger.Info("plugin "+op, "from", prev.Version, "to", v.Version)
+	if err != nil {
+		return m.info(h), fmt.Errorf("%s plugin %q: %w", op, h.name, err)
+	}
+	return m.info(h), nil
+}
+
+// keepInService records and logs the failure of op (an upgrade, a
+// rollback, a reload of a dir plugin) to load version to: the version
+// running stays in service.
+func (m *Module) keepInService(h *hosted, op, to, running string, err error) {
 	m.mu.Lock()
-	h.record, h.lastError = &rec, ""
+	h.lastError = fmt.Sprintf("%s to %s failed, %s stays in service: %v", op, to, running, err)
+	m.mu.Unlock()
+	h.logger.Error(op+" failed; the running version stays in service", "to", to, "running", running, "error", err)
+}
+
+// swapIn makes l (nil: none, the plugin is disabled) h's version in
+// service and rec (nil: not installed) its record, and closes the version
+// it replaces once that version's calls in flight finish: the hot swap of
+// upgrade, rollback and a changed dir plugin.
+func (m *Module) swapIn(h *hosted, l *live, rec *plugins.Record) error {
+	var err error
+	m.mu.Lock()
+	if rec != nil {
+		h.record = rec
+	}
+	h.lastError = ""
 	var old *live
 	if l != nil {
 		old = h.cur.Swap(l)
@@ -385,14 +412,7 @@ func (m *Module) replace(ctx context.Context, h *hosted, c *checked, v plugins.V
 	if old != nil {
 		m.closePlugin(h, old)
 	}
-	if gcErr := m.pstore.GC(); gcErr != nil {
-		m.log.Warn("plugin blob gc", "error", gcErr)
-	}
-	h.logger.Info("plugin "+op, "from", prev.Version, "to", v.Version)
-	if err != nil {
-		return m.info(h), fmt.Errorf("%s plugin %q: %w", op, h.name, err)
-	}
-	return m.info(h), nil
+	return err
 }
 
 // SetEnabled enables or disables an installed plugin; the state is kept

@@ -332,7 +332,7 @@ func (m *Module) loadSpec(ctx context.Context, h *hosted, spec config.Plugin, b 
 	}
 	start := time.Now()
 	mod, err := m.runtime.Compile(ctx, code)
-	h.compileMS = msSince(start)
+	compileMS := msSince(start)
 	if err != nil {
 		return nil, fmt.Errorf("load plugin %q from %s: %w", spec.Name, path, err)
 	}
@@ -358,9 +358,14 @@ func (m *Module) loadSpec(ctx context.Context, h *hosted, spec config.Plugin, b 
 	if err != nil {
 		return nil, fmt.Errorf("load plugin %q from %s: %w", spec.Name, path, err)
 	}
+	// h may be in service already: a dir plugin reloaded over its old
+	// version.
+	m.mu.Lock()
+	h.compileMS = compileMS
 	h.instances = max(spec.Limits.Instances, 1)
-	m.log.Info("plugin loaded", "plugin", spec.Name, "digest", mod.Digest(), "path", path, "compile_ms", h.compileMS)
-	l := &live{p: p, receives: spec.Receives, tick: spec.TickInterval}
+	m.mu.Unlock()
+	m.log.Info("plugin loaded", "plugin", spec.Name, "digest", mod.Digest(), "path", path, "compile_ms", compileMS)
+	l := &live{p: p, receives: spec.Receives, tick: spec.TickInterval, digest: mod.Digest()}
 	if spec.Mapper != nil {
 		l.protocols = spec.Mapper.Protocols
 	}
