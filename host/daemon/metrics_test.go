@@ -71,8 +71,11 @@ func TestMetrics(t *testing.T) {
 	limits := config.Limits{MemoryPages: 256, CallTimeout: time.Second, MaxMessageBytes: 1 << 20, Instances: 1}
 	plugins := pluginhost.New(b, rt, st, nil, config.Plugins{Enable: true, Dir: pluginDir, Limits: limits,
 		List: []config.Plugin{{Name: "echo", Limits: limits}, {Name: "missing", Limits: limits}}}, nil)
-	super := supervisor.New(supervisor.Options{StartTimeout: time.Minute}, plugins)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	// Generous: outside `make test`, whose precompile step fills the
+	// cache first, the echo plugin is compiled here under -race, which
+	// takes about a minute on a loaded 2-core machine.
+	super := supervisor.New(supervisor.Options{StartTimeout: 5 * time.Minute}, plugins)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	if err := super.Start(ctx); err != nil {
 		t.Fatal(err)
