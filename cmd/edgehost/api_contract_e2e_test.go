@@ -129,6 +129,8 @@ func TestAPIContract(t *testing.T) {
 		{"unknown twin", "GET", "/v1/twins/default/none", ``, 404, "not_found"},
 		{"unknown object", "GET", "/v1/meta/objects/default/pod/none", ``, 404, "not_found"},
 		{"bad object key", "GET", "/v1/meta/objects/justone", ``, 422, "invalid"},
+		{"pods with the container runtime off", "GET", "/v1/pods", ``, 409, "conflict"},
+		{"an image with the container runtime off", "POST", "/v1/images", `not read`, 409, "conflict"},
 		{"unknown path", "GET", "/v1/nothing", ``, 404, "not_found"},
 		{"unknown path at the root", "GET", "/nothing", ``, 404, "not_found"},
 	} {

@@ -55,6 +55,8 @@ func metaReply(w http.ResponseWriter, v any, err error) {
 		writeJSON(w, http.StatusOK, v)
 	case errors.Is(err, ErrNotFound):
 		writeError(w, http.StatusNotFound, err)
+	case errors.Is(err, ErrConflict):
+		writeError(w, http.StatusConflict, err)
 	case errors.Is(err, ErrRefused):
 		writeError(w, http.StatusUnprocessableEntity, err)
 	default:

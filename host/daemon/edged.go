@@ -65,7 +65,7 @@ func newEdged(cfg *config.Config, b *bus.Bus, m *meta.Module, log hclog.Logger) 
 // Pods implements api.PodsBackend.
 func (d *Daemon) Pods() ([]api.Pod, error) {
 	if d.edged == nil {
-		return nil, fmt.Errorf("the container runtime is not enabled (modules.edged.enable): %w", api.ErrNotFound)
+		return nil, fmt.Errorf("the container runtime is not enabled (modules.edged.enable): %w", api.ErrConflict)
 	}
 	var out []api.Pod
 	for _, p := range d.edged.Pods() {
@@ -95,7 +95,7 @@ func (d *Daemon) Pods() ([]api.Pod, error) {
 // PodLog implements api.PodsBackend.
 func (d *Daemon) PodLog(ns, name, container string, previous bool) (io.ReadCloser, error) {
 	if d.edged == nil {
-		return nil, fmt.Errorf("the container runtime is not enabled (modules.edged.enable): %w", api.ErrNotFound)
+		return nil, fmt.Errorf("the container runtime is not enabled (modules.edged.enable): %w", api.ErrConflict)
 	}
 	rc, err := d.edged.Log(ns, name, container, previous)
 	if errors.Is(err, edged.ErrNoPod) || errors.Is(err, edged.ErrNoLog) {
@@ -109,7 +109,7 @@ func (d *Daemon) PodLog(ns, name, container string, previous bool) (io.ReadClose
 // /tmp), imported, and removed.
 func (d *Daemon) ImportImage(ctx context.Context, r io.Reader) ([]api.Image, error) {
 	if d.edged == nil {
-		return nil, fmt.Errorf("the container runtime is not enabled (modules.edged.enable): %w", api.ErrNotFound)
+		return nil, fmt.Errorf("the container runtime is not enabled (modules.edged.enable): %w", api.ErrConflict)
 	}
 	f, err := os.CreateTemp(d.cfg.DataDir, "image-import-*.tar")
 	if err != nil {
