@@ -163,7 +163,18 @@ type startLoad struct {
 func (m *Module) startLoads(specs []discovered, records []plugins.Record) []*startLoad {
 	var loads []*startLoad
 	taken := map[string]bool{}
+	installed := map[string]bool{}
+	for _, r := range records {
+		installed[r.Name] = true
+	}
 	for _, d := range specs {
+		if d.origin == OriginDir && installed[d.spec.Name] {
+			// Two plugins of one name cannot both serve: the installed one
+			// (signed, with its grants and history) wins, as on reload.
+			m.log.Error("plugin file not loaded", "file", d.spec.Path, "error",
+				fmt.Errorf("%w: plugin %q is installed; a file of its name in the plugin dir is not loaded", ErrConflict, d.spec.Name))
+			continue
+		}
 		taken[d.spec.Name] = true
 		loads = append(loads, &startLoad{h: m.newHosted(d.spec.Name, d.origin), spec: d.spec})
 	}

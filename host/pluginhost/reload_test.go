@@ -150,3 +150,34 @@ func TestReloadTrustStore(t *testing.T) {
 		t.Fatalf("install signed by the removed key: %v", err)
 	}
 }
+
+// TestInstalledPluginWinsOverADirFileOfItsName: at start, as on reload, a
+// file in the plugin dir named as an installed plugin is not loaded, so
+// one plugin of the name serves (two were loaded before, and the second
+// could not take the name on the bus).
+func TestInstalledPluginWinsOverADirFileOfItsName(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testPluginsConfig(dir)
+	h := startHost(t, dir, cfg)
+	if _, err := h.m.Install(context.Background(), pack(t, "examples/echo", echoManifest("1.0.0")), SourceLocal); err != nil {
+		t.Fatal(err)
+	}
+	h.stop()
+	// A different plugin under the installed one's name.
+	if err := os.WriteFile(filepath.Join(cfg.Dir, "echo.wasm"), plugintest.MustRead(t, "examples/kvcounter"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h = startHost(t, dir, cfg)
+	var echoes []Info
+	for _, in := range h.m.List() {
+		if in.Name == "echo" {
+			echoes = append(echoes, in)
+		}
+	}
+	if len(echoes) != 1 || echoes[0].Origin != OriginInstalled || echoes[0].Version != "1.0.0" || echoes[0].State != "ready" {
+		t.Fatalf("plugins named echo after the start: %+v", echoes)
+	}
+	if r := request(t, h.bus, "echo", abi.Message{Content: []byte("installed")}); string(r.Content) != "installed" {
+		t.Fatalf("echo answered %q", r.Content)
+	}
+}
