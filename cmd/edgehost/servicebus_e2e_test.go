@@ -236,6 +236,8 @@ func TestServicebusEndToEnd(t *testing.T) {
 		`edgehost_servicebus_refused_total{reason="call_failed"} 1`,
 		`edgehost_servicebus_refused_total{reason="not_allowed"} 2`,
 		"edgehost_servicebus_upstream_answered_total 1",
+		// The built-in route-default plugin is not loaded by default.
+		"edgehost_servicebus_routed_total 0\n",
 	} {
 		if !strings.Contains(m, line) {
 			t.Errorf("/metrics lacks %s", line)
@@ -249,7 +251,8 @@ func TestServicebusEndToEnd(t *testing.T) {
 // (/api/x to /x) with its added header and without the token, a binary
 // body from python3 http.server byte for byte, and the same answer from
 // its KV cache, marked stale, once that server is stopped by PID. A port
-// no route plugin receives still takes the default route.
+// route-auth does not receive takes the default route, here the built-in
+// route-default plugin (modules.servicebus.defaultRoute: plugin).
 func TestServicebusRouteAuthEndToEnd(t *testing.T) {
 	wasm, err := plugintest.Build("examples/route-auth")
 	if err != nil {
@@ -269,7 +272,8 @@ func TestServicebusRouteAuthEndToEnd(t *testing.T) {
 	defer plain.Close()
 	modules := fmt.Sprintf("  plugins:\n    list:\n      - name: route-auth\n        path: %s\n"+
 		"        config: {tokens: [t1], strip_prefix: /api/, add_prefix: /, add_header: {X-Edge-Route: route-auth}}\n"+
-		"        receives:\n          - {group: route, resource: \"%s:/#\"}\n          - {group: route, resource: \"%s:/#\"}\n",
+		"        receives:\n          - {group: route, resource: \"%s:/#\"}\n          - {group: route, resource: \"%s:/#\"}\n"+
+		"  servicebus:\n    defaultRoute: plugin\n",
 		wasm, py.port, portOf(t, echo))
 	r := newHubRigWith(t, rigOptions{modules: modules})
 	r.start()
@@ -306,8 +310,9 @@ func TestServicebusRouteAuthEndToEnd(t *testing.T) {
 	if out, code := r.hubHTTP("--port", portOf(t, plain), "/p"); code != 0 || !strings.HasSuffix(out, "\nplain /p") {
 		t.Errorf("default route beside the plugin: exit %d\n%s", code, out)
 	}
-	if _, m := adminGet(t, r.dataDir, "/metrics"); !strings.Contains(m, "edgehost_servicebus_routed_total 5\n") {
-		t.Errorf("/metrics lacks edgehost_servicebus_routed_total 5:\n%s", grepLines(m, "edgehost_servicebus"))
+	if _, m := adminGet(t, r.dataDir, "/metrics"); !strings.Contains(m, "edgehost_servicebus_routed_total 6\n") {
+		t.Errorf("/metrics lacks edgehost_servicebus_routed_total 6 (5 through route-auth, 1 through route-default):\n%s",
+			grepLines(m, "edgehost_servicebus"))
 	}
 }
 

@@ -432,3 +432,39 @@ func TestRoutePluginTakesRequest(t *testing.T) {
 		t.Errorf("routed %d, refused %v", s.Routed, s.Refused)
 	}
 }
+
+// TestRouteDefaultPlugin: plugins/route-default, a real wasm plugin in the
+// real plugin host, answers as the native default route does: method,
+// path with query, headers and a binary body reach the service and its
+// answer comes back byte for byte; a port nothing listens on gets
+// edgecore's 404.
+func TestRouteDefaultPlugin(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-Seen", r.Method+" "+r.URL.RequestURI()+" "+r.Header.Get("X-Test"))
+		w.Write(b)
+	}))
+	defer srv.Close()
+	down := httptest.NewServer(http.NotFoundHandler())
+	downPort := port(t, down)
+	down.Close()
+	r := newRig(t, Config{})
+	startRoutePlugin(t, r.b, "plugins/route-default", "", "#")
+	body := make([]byte, 64<<10)
+	for i := range body {
+		body[i] = byte(i * 7)
+	}
+	ok := r.send(port(t, srv)+":/up?x=1", "PUT", HTTPRequest{Method: "PUT", Header: http.Header{"X-Test": {"yes"}}, Body: body})
+	refused := r.send(downPort+":/x", "GET", HTTPRequest{})
+	got := r.replies(2)
+	if resp := decodeResponse(t, got[ok]); resp.StatusCode != 200 || !bytes.Equal(resp.Body, body) || resp.Header.Get("X-Seen") != "PUT /up?x=1 yes" {
+		t.Errorf("forwarded: %d %d bytes %v", resp.StatusCode, len(resp.Body), resp.Header)
+	}
+	if resp := decodeResponse(t, got[refused]); resp.StatusCode != 404 || !strings.Contains(string(resp.Body), "error to call service") ||
+		resp.Header.Get("Server") != "kubeedge-edgecore" {
+		t.Errorf("refused: %d %q %v", resp.StatusCode, resp.Body, resp.Header)
+	}
+	if s := r.m.Stats(); s.Routed != 2 || s.Refused[ReasonCallFailed] != 1 {
+		t.Errorf("routed %d, refused %v", s.Routed, s.Refused)
+	}
+}
