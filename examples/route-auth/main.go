@@ -14,9 +14,14 @@
 //   - a 200 answer to a GET is kept in KV, and answered, marked
 //     "X-Edgehost-Cache: stale", when the service cannot be reached.
 //
+// Given an app's request to the cloud (operation upload, edgecore's
+// {"method","targetURL","payload"}), it refuses a target starting with one
+// of upstream_deny and rewrites a target prefix by upstream_rewrite.
+//
 // Config: {"tokens": ["t1"], "token_prefix": "token/", "strip_prefix":
 // "/api/", "add_prefix": "/v1/", "add_header": {"X-Edge-Route":
-// "route-auth"}}.
+// "route-auth"}, "upstream_deny": ["http://10.0.0.9/"], "upstream_rewrite":
+// {"http://old/": "http://new/"}}.
 package main
 
 import (
@@ -36,6 +41,10 @@ type Config struct {
 	StripPrefix string            `json:"strip_prefix"`
 	AddPrefix   string            `json:"add_prefix"`
 	AddHeader   map[string]string `json:"add_header"`
+	// UpstreamDeny and UpstreamRewrite are the policy for apps' requests
+	// to the cloud: target URL prefixes refused, and prefixes replaced.
+	UpstreamDeny    []string          `json:"upstream_deny"`
+	UpstreamRewrite map[string]string `json:"upstream_rewrite"`
 }
 
 // cachePrefix keys the kept answers, by {port}:{path}.
@@ -75,6 +84,9 @@ func init() {
 
 // handle answers one request.
 func handle(m *sdk.Message) (*sdk.Message, error) {
+	if m.Route.Operation == "upload" {
+		return upstream(m)
+	}
 	req, err := sdk.RouteRequest(m)
 	if err != nil {
 		return m.ReplyHTTP(400, nil, []byte("route-auth: "+err.Error())), nil
@@ -111,6 +123,39 @@ func handle(m *sdk.Message) (*sdk.Message, error) {
 		}
 	}
 	return m.Reply(resp), nil
+}
+
+// upstream applies the policy to an app's request to the cloud: an error
+// refuses it, a reply is the request to send.
+func upstream(m *sdk.Message) (*sdk.Message, error) {
+	var req map[string]json.RawMessage
+	if err := json.Unmarshal(m.Content, &req); err != nil {
+		return nil, fmt.Errorf("route-auth: not an app request: %w", err)
+	}
+	var target string
+	if err := json.Unmarshal(req["targetURL"], &target); err != nil {
+		return nil, fmt.Errorf("route-auth: targetURL: %w", err)
+	}
+	for _, p := range config.UpstreamDeny {
+		if strings.HasPrefix(target, p) {
+			return nil, fmt.Errorf("route-auth: target %s is denied (upstream_deny %s)", target, p)
+		}
+	}
+	for from, to := range config.UpstreamRewrite {
+		if rest, ok := strings.CutPrefix(target, from); ok {
+			b, err := json.Marshal(to + rest)
+			if err != nil {
+				return nil, err
+			}
+			req["targetURL"] = b
+			out, err := json.Marshal(req)
+			if err != nil {
+				return nil, err
+			}
+			return m.Reply(out), nil
+		}
+	}
+	return m.Reply(m.Content), nil
 }
 
 // splitURL splits an absolute URL into its origin (scheme://host:port)

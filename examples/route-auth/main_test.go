@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/edgehost/edgehost/abi"
@@ -81,5 +82,26 @@ func TestSplitURL(t *testing.T) {
 		if o, p := splitURL(u); o != want[0] || p != want[1] {
 			t.Errorf("%s: %q %q", u, o, p)
 		}
+	}
+}
+
+// TestUpstream: an app's request to the cloud is refused by target prefix,
+// rewritten by target prefix with its payload kept, or let through.
+func TestUpstream(t *testing.T) {
+	h := sdktest.New()
+	h.Config = []byte(`{"upstream_deny":["http://deny/"],"upstream_rewrite":{"http://old/":"http://new/v2/"}}`)
+	up := func(target string) (*sdk.Message, error) {
+		return h.Call(&sdk.Message{Route: sdk.Route{Source: "servicebus", Group: "route", Operation: "upload", Resource: target},
+			Content: []byte(`{"method":"POST","targetURL":"` + target + `","payload":{"a":1}}`)})
+	}
+	if r, err := up("http://deny/x"); err != nil || r.Route.Operation != abi.OpError || !strings.Contains(string(r.Content), "upstream_deny") {
+		t.Errorf("denied: %+v %v", r, err)
+	}
+	if r, err := up("http://old/x"); err != nil || r.Route.Operation != abi.OpResponse ||
+		string(r.Content) != `{"method":"POST","payload":{"a":1},"targetURL":"http://new/v2/x"}` {
+		t.Errorf("rewritten: %s %v", r.Content, err)
+	}
+	if r, err := up("http://other/x"); err != nil || r.Route.Operation != abi.OpResponse || !strings.Contains(string(r.Content), `"targetURL":"http://other/x"`) {
+		t.Errorf("through: %s %v", r.Content, err)
 	}
 }

@@ -23,6 +23,9 @@ const OpRouteResponse = abi.OpResponse
 // ErrRoute: a route plugin failed or answered with an error.
 var ErrRoute = errors.New("route plugin failed")
 
+// ErrRouteRefused: a route plugin refused an app's edge → cloud request.
+var ErrRouteRefused = errors.New("refused by the route plugin")
+
 // viaRoute offers the request, decoded as in and bound for target, to the
 // route plugins, as an HTTP request in SPEC section 5.3's framing (what
 // the default route would send, and what http_request takes). It reports

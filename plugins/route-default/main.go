@@ -7,6 +7,9 @@
 // unreachable or timeout, which the servicebus answers as its native
 // default route does (edgecore's 404 "error to call service", a 504).
 //
+// An app's request to the cloud (operation upload) is let through as it
+// is, as edgecore does.
+//
 // The daemon embeds it and loads it only when
 // modules.servicebus.defaultRoute is "plugin" (docs/servicebus.md); it is
 // the starting point for a site's own forwarder, and the benchmark's
@@ -24,6 +27,10 @@ func init() { sdk.Handle(handle) }
 
 // handle forwards one request.
 func handle(m *sdk.Message) (*sdk.Message, error) {
+	if m.Route.Operation == abi.OpUpload {
+		// An app's edge → cloud request: edgecore applies no policy to it.
+		return m.Reply(m.Content), nil
+	}
 	req, err := sdk.RouteRequest(m)
 	if err != nil {
 		return nil, err
