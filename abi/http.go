@@ -150,24 +150,28 @@ func decodeHeaderBody(data []byte) ([][2]string, []byte, error) {
 	}
 }
 
-// ValidHeaderName reports whether s is 1-128 of letters, digits and '-'.
+// ValidHeaderName reports whether s is 1-128 of HTTP's token characters
+// (RFC 9110: letters, digits and !#$%&'*+-.^_`|~), the names net/http
+// sends.
 func ValidHeaderName(s string) bool {
 	if len(s) == 0 || len(s) > 128 {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
 			return false
 		}
 	}
 	return true
 }
 
-// ValidHeaderValue reports whether s is printable ASCII and tabs.
+// ValidHeaderValue reports whether s holds no control characters but
+// tabs: printable ASCII, tabs and bytes 0x80-0xff (which net/http passes
+// on as they are).
 func ValidHeaderValue(s string) bool {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c != '\t' && (c < ' ' || c > '~') {
+		if c := s[i]; c != '\t' && (c < ' ' || c == 0x7f) {
 			return false
 		}
 	}

@@ -16,9 +16,9 @@ import (
 var heavyPackages = []string{"fmt", "encoding/json", "regexp", "net", "net/http", "net/url", "crypto/tls", "math/big", "text/template"}
 
 func TestGuestDependenciesStayLight(t *testing.T) {
-	// The built-in twin is held to the same rule: it is in every deployment.
+	// The built-in twin and default route are held to the same rule.
 	cmd := exec.Command("go", "list", "-deps", "github.com/edgehost/edgehost/sdk", "github.com/edgehost/edgehost/abi",
-		"github.com/edgehost/edgehost/plugins/devicetwin")
+		"github.com/edgehost/edgehost/plugins/devicetwin", "github.com/edgehost/edgehost/plugins/route-default")
 	cmd.Env = append(cmd.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
 	out, err := cmd.CombinedOutput()
 	if err != nil {

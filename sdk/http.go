@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"strings"
 	"time"
 
 	"github.com/edgehost/edgehost/abi"
@@ -12,7 +13,7 @@ import (
 // cannot be reached (refused, no name, TLS failed).
 
 // HTTPResponse is the answer to HTTPDo. Header holds the response's
-// header lines, one per value.
+// header lines, one per value, in order.
 type HTTPResponse struct {
 	Status int
 	Header HTTPHeader
@@ -27,12 +28,7 @@ var httpBuf []byte
 // timeout). A status the server sends (404, 500) is a response, not an
 // error; redirects are not followed.
 func HTTPDo(method, url string, header HTTPHeader, body []byte, timeout time.Duration) (*HTTPResponse, error) {
-	r := abi.HTTPRequest{Method: method, URL: url, Body: body}
-	for name, values := range header {
-		for _, v := range values {
-			r.Header = append(r.Header, [2]string{name, v})
-		}
-	}
+	r := abi.HTTPRequest{Method: method, URL: url, Header: header, Body: body}
 	httpBuf = abi.AppendHTTPRequest(httpBuf[:0], &r)
 	ms := millis(timeout)
 	b, err := fetch("http_request", url,
@@ -45,9 +41,10 @@ func HTTPDo(method, url string, header HTTPHeader, body []byte, timeout time.Dur
 	if err != nil {
 		return nil, wrap("edgehost http_request: response", err)
 	}
-	out := &HTTPResponse{Status: res.Status, Header: HTTPHeader{}, Body: append([]byte(nil), res.Body...)}
+	// The response aliases the host's reply buffer: copy what is kept.
+	out := &HTTPResponse{Status: res.Status, Body: append([]byte(nil), res.Body...)}
 	for _, kv := range res.Header {
-		out.Header.Add(kv[0], kv[1])
+		out.Header = append(out.Header, [2]string{strings.Clone(kv[0]), strings.Clone(kv[1])})
 	}
 	return out, nil
 }

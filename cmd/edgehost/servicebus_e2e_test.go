@@ -236,6 +236,8 @@ func TestServicebusEndToEnd(t *testing.T) {
 		`edgehost_servicebus_refused_total{reason="call_failed"} 1`,
 		`edgehost_servicebus_refused_total{reason="not_allowed"} 2`,
 		"edgehost_servicebus_upstream_answered_total 1",
+		// The built-in route-default plugin is not loaded by default.
+		"edgehost_servicebus_routed_total 0\n",
 	} {
 		if !strings.Contains(m, line) {
 			t.Errorf("/metrics lacks %s", line)
@@ -249,7 +251,8 @@ func TestServicebusEndToEnd(t *testing.T) {
 // (/api/x to /x) with its added header and without the token, a binary
 // body from python3 http.server byte for byte, and the same answer from
 // its KV cache, marked stale, once that server is stopped by PID. A port
-// no route plugin receives still takes the default route.
+// route-auth does not receive takes the default route, here the built-in
+// route-default plugin (modules.servicebus.defaultRoute: plugin).
 func TestServicebusRouteAuthEndToEnd(t *testing.T) {
 	wasm, err := plugintest.Build("examples/route-auth")
 	if err != nil {
@@ -267,10 +270,19 @@ func TestServicebusRouteAuthEndToEnd(t *testing.T) {
 	defer echo.Close()
 	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "plain "+r.URL.Path) }))
 	defer plain.Close()
+	cloudTarget := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "cloud got %s %s", r.URL.Path, b)
+	}))
+	defer cloudTarget.Close()
+	listener := freeAddr(t)
 	modules := fmt.Sprintf("  plugins:\n    list:\n      - name: route-auth\n        path: %s\n"+
-		"        config: {tokens: [t1], strip_prefix: /api/, add_prefix: /, add_header: {X-Edge-Route: route-auth}}\n"+
-		"        receives:\n          - {group: route, resource: \"%s:/#\"}\n          - {group: route, resource: \"%s:/#\"}\n",
-		wasm, py.port, portOf(t, echo))
+		"        config: {tokens: [t1], strip_prefix: /api/, add_prefix: /, add_header: {X-Edge-Route: route-auth},\n"+
+		"                 upstream_deny: [\"%s/secret\"], upstream_rewrite: {\"%s/old/\": \"%s/\"}}\n"+
+		"        receives:\n          - {group: route, resource: \"%s:/#\"}\n          - {group: route, resource: \"%s:/#\"}\n"+
+		"          - {group: route, operation: upload}\n"+
+		"  servicebus:\n    defaultRoute: plugin\n    server:\n      enable: true\n      address: %s\n",
+		wasm, cloudTarget.URL, cloudTarget.URL, cloudTarget.URL, py.port, portOf(t, echo), listener)
 	r := newHubRigWith(t, rigOptions{modules: modules})
 	r.start()
 	r.awaitFrames(route("websocket", "resource", "keepalive", "node"), 1)
@@ -306,8 +318,51 @@ func TestServicebusRouteAuthEndToEnd(t *testing.T) {
 	if out, code := r.hubHTTP("--port", portOf(t, plain), "/p"); code != 0 || !strings.HasSuffix(out, "\nplain /p") {
 		t.Errorf("default route beside the plugin: exit %d\n%s", code, out)
 	}
-	if _, m := adminGet(t, r.dataDir, "/metrics"); !strings.Contains(m, "edgehost_servicebus_routed_total 5\n") {
-		t.Errorf("/metrics lacks edgehost_servicebus_routed_total 5:\n%s", grepLines(m, "edgehost_servicebus"))
+
+	// Edge → cloud through route-auth before the allow-list: a target
+	// rewritten onto the started one reaches the cloud, a denied one is
+	// refused by the plugin, and the allow-list still holds for the rest.
+	target := cloudTarget.URL + "/rule"
+	if out, code := edgehost(t, r.bin, "", "hub", "target", "start", target, "--node", "peer-node", "--data-dir", r.hub.dir); code != 0 {
+		t.Fatalf("hub target start: %s", out)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, m := adminGet(t, r.dataDir, "/metrics"); strings.Contains(m, "edgehost_servicebus_targets 1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the start never reached the node")
+		}
+	}
+	app := func(targetURL string) (int, string) {
+		t.Helper()
+		resp, err := http.Post("http://"+listener, "application/json", strings.NewReader(`{"method":"POST","targetURL":"`+targetURL+`","payload":"p1"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if status, body := app(cloudTarget.URL + "/old/rule"); status != 200 || !strings.Contains(body, `"body":"cloud got /rule p1"`) {
+		t.Errorf("rewritten onto the started target: %d %s\nhub logs:\n%s", status, body, r.hub.logs)
+	}
+	if status, body := app(cloudTarget.URL + "/secret"); status != 403 || !strings.Contains(body, "upstream_deny") {
+		t.Errorf("denied by the plugin: %d %s", status, body)
+	}
+	if status, body := app(cloudTarget.URL + "/other"); status != 400 || !strings.Contains(body, "is not allowed") {
+		t.Errorf("not started, passed by the plugin: %d %s", status, body)
+	}
+	_, m := adminGet(t, r.dataDir, "/metrics")
+	for _, line := range []string{
+		// 5 through route-auth, 1 through route-default, 2 edge → cloud.
+		"edgehost_servicebus_routed_total 8\n",
+		`edgehost_servicebus_refused_total{reason="route_refused"} 1`,
+		"edgehost_servicebus_upstream_answered_total 1",
+	} {
+		if !strings.Contains(m, line) {
+			t.Errorf("/metrics lacks %s:\n%s", line, grepLines(m, "edgehost_servicebus"))
+		}
 	}
 }
 

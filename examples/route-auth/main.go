@@ -1,7 +1,7 @@
 // Command route-auth is an edgehost route plugin (abi/SPEC.md section
 // 10): the servicebus hands it the cloud's HTTP requests for the local
-// services it receives, KubeEdge's HTTPRequest as content, and it answers
-// with an HTTPResponse. Its policy:
+// services it receives, in the framing of the outbound HTTP import, and
+// it answers with an HTTP response in the same framing. Its policy:
 //
 //   - a request must carry "Authorization: Bearer T" where T is a token
 //     stored in KV under token_prefix + T (config "tokens" seeds them at
@@ -14,16 +14,21 @@
 //   - a 200 answer to a GET is kept in KV, and answered, marked
 //     "X-Edgehost-Cache: stale", when the service cannot be reached.
 //
+// Given an app's request to the cloud (operation upload, edgecore's
+// {"method","targetURL","payload"}), it refuses a target starting with one
+// of upstream_deny and rewrites a target prefix by upstream_rewrite.
+//
 // Config: {"tokens": ["t1"], "token_prefix": "token/", "strip_prefix":
 // "/api/", "add_prefix": "/v1/", "add_header": {"X-Edge-Route":
-// "route-auth"}}.
+// "route-auth"}, "upstream_deny": ["http://10.0.0.9/"], "upstream_rewrite":
+// {"http://old/": "http://new/"}}.
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 
 	"github.com/edgehost/edgehost/sdk"
@@ -36,26 +41,23 @@ type Config struct {
 	StripPrefix string            `json:"strip_prefix"`
 	AddPrefix   string            `json:"add_prefix"`
 	AddHeader   map[string]string `json:"add_header"`
-}
-
-// request and response are KubeEdge's HTTPRequest and HTTPResponse.
-type request struct {
-	Header http.Header `json:"header"`
-	Body   []byte      `json:"body"`
-	Method string      `json:"method"`
-	URL    string      `json:"url"`
-}
-
-type response struct {
-	Header     http.Header `json:"header"`
-	StatusCode int         `json:"status_code"`
-	Body       []byte      `json:"body"`
+	// UpstreamDeny and UpstreamRewrite are the policy for apps' requests
+	// to the cloud: target URL prefixes refused, and prefixes replaced.
+	UpstreamDeny    []string          `json:"upstream_deny"`
+	UpstreamRewrite map[string]string `json:"upstream_rewrite"`
 }
 
 // cachePrefix keys the kept answers, by {port}:{path}.
 const cachePrefix = "cache/"
 
-var config = Config{TokenPrefix: "token/"}
+// staleLine marks an answer from the cache.
+const staleLine = "X-Edgehost-Cache: stale\n"
+
+var (
+	config = Config{TokenPrefix: "token/"}
+	// addHeader is config.AddHeader as header lines, made once.
+	addHeader sdk.HTTPHeader
+)
 
 func init() {
 	sdk.OnInit(func(raw []byte) error {
@@ -72,6 +74,9 @@ func init() {
 				return err
 			}
 		}
+		for k, v := range config.AddHeader {
+			addHeader.Add(k, v)
+		}
 		return nil
 	})
 	sdk.Handle(handle)
@@ -79,57 +84,102 @@ func init() {
 
 // handle answers one request.
 func handle(m *sdk.Message) (*sdk.Message, error) {
-	var req request
-	if err := json.Unmarshal(m.Content, &req); err != nil {
-		return answer(m, response{StatusCode: http.StatusBadRequest, Body: []byte("route-auth: not an HTTPRequest: " + err.Error())})
+	if m.Route.Operation == "upload" {
+		return upstream(m)
 	}
-	if req.Method == "" {
-		req.Method = m.Route.Operation
-	}
-	port, path, ok := strings.Cut(m.Route.Resource, ":")
-	if !ok {
-		return answer(m, response{StatusCode: http.StatusBadRequest, Body: []byte("route-auth: resource is not {port}:{path}")})
+	req, err := sdk.RouteRequest(m)
+	if err != nil {
+		return m.ReplyHTTP(400, nil, []byte("route-auth: "+err.Error())), nil
 	}
 	if !authorized(req.Header.Get("Authorization")) {
-		return answer(m, response{StatusCode: http.StatusUnauthorized, Header: http.Header{"Www-Authenticate": {"Bearer"}},
-			Body: []byte("route-auth: missing or unknown bearer token")})
+		return m.ReplyHTTP(401, sdk.HTTPHeader{{"Www-Authenticate", "Bearer"}}, []byte("route-auth: missing or unknown bearer token")), nil
 	}
-	if config.StripPrefix != "" && strings.HasPrefix(path, config.StripPrefix) {
-		path = config.AddPrefix + path[len(config.StripPrefix):]
-	}
-	header := http.Header{}
-	for k, vs := range req.Header {
-		if http.CanonicalHeaderKey(k) != "Authorization" {
-			header[k] = vs
+	if config.StripPrefix != "" {
+		origin, path := splitURL(req.URL)
+		if rest, ok := strings.CutPrefix(path, config.StripPrefix); ok {
+			req.URL = origin + config.AddPrefix + rest
 		}
 	}
-	for k, v := range config.AddHeader {
-		header.Set(k, v)
+	req.Header.Del("Authorization")
+	for _, kv := range addHeader {
+		req.Header.Set(kv[0], kv[1])
 	}
 	key := cachePrefix + m.Route.Resource
-	resp, err := sdk.HTTPDo(req.Method, "http://127.0.0.1:"+port+path, sdk.HTTPHeader(header), req.Body, 0)
+	resp, err := sdk.HTTPForward(req, 0)
 	switch {
 	case errors.Is(err, sdk.ErrUnreachable) || errors.Is(err, sdk.ErrTimeout):
-		if kept, ok, kerr := sdk.KVGet(key); kerr == nil && ok && req.Method == http.MethodGet {
-			var r response
-			if json.Unmarshal(kept, &r) == nil {
-				r.Header.Set("X-Edgehost-Cache", "stale")
-				return answer(m, r)
+		if req.Method == "GET" {
+			if kept, ok, kerr := sdk.KVGet(key); kerr == nil && ok {
+				return m.Reply(markStale(kept)), nil
 			}
 		}
-		return answer(m, response{StatusCode: http.StatusBadGateway, Body: []byte("route-auth: service unreachable and nothing cached: " + err.Error())})
+		return m.ReplyHTTP(502, nil, []byte("route-auth: service unreachable and nothing cached: "+err.Error())), nil
 	case err != nil:
 		return nil, err
 	}
-	out := response{Header: http.Header(resp.Header), StatusCode: resp.Status, Body: resp.Body}
-	if req.Method == http.MethodGet && resp.Status == http.StatusOK {
-		if b, err := json.Marshal(out); err == nil {
-			if err := sdk.KVPut(key, b); err != nil {
-				sdk.LogWarn("answer not cached", "resource", m.Route.Resource, "error", err.Error())
-			}
+	if req.Method == "GET" && bytes.HasPrefix(resp, []byte("200\n")) {
+		if err := sdk.KVPut(key, resp); err != nil {
+			sdk.LogWarn("answer not cached", "resource", m.Route.Resource, "error", err.Error())
 		}
 	}
-	return answer(m, out)
+	return m.Reply(resp), nil
+}
+
+// upstream applies the policy to an app's request to the cloud: an error
+// refuses it, a reply is the request to send.
+func upstream(m *sdk.Message) (*sdk.Message, error) {
+	var req map[string]json.RawMessage
+	if err := json.Unmarshal(m.Content, &req); err != nil {
+		return nil, fmt.Errorf("route-auth: not an app request: %w", err)
+	}
+	var target string
+	if err := json.Unmarshal(req["targetURL"], &target); err != nil {
+		return nil, fmt.Errorf("route-auth: targetURL: %w", err)
+	}
+	for _, p := range config.UpstreamDeny {
+		if strings.HasPrefix(target, p) {
+			return nil, fmt.Errorf("route-auth: target %s is denied (upstream_deny %s)", target, p)
+		}
+	}
+	for from, to := range config.UpstreamRewrite {
+		if rest, ok := strings.CutPrefix(target, from); ok {
+			b, err := json.Marshal(to + rest)
+			if err != nil {
+				return nil, err
+			}
+			req["targetURL"] = b
+			out, err := json.Marshal(req)
+			if err != nil {
+				return nil, err
+			}
+			return m.Reply(out), nil
+		}
+	}
+	return m.Reply(m.Content), nil
+}
+
+// splitURL splits an absolute URL into its origin (scheme://host:port)
+// and the rest, which starts with "/" (or is empty).
+func splitURL(u string) (origin, path string) {
+	_, after, ok := strings.Cut(u, "://")
+	if !ok {
+		return "", u
+	}
+	if i := strings.IndexByte(after, '/'); i >= 0 {
+		n := len(u) - len(after) + i
+		return u[:n], u[n:]
+	}
+	return u, ""
+}
+
+// markStale inserts the stale header line after a kept response's status
+// line.
+func markStale(resp []byte) []byte {
+	i := bytes.IndexByte(resp, '\n') + 1
+	out := make([]byte, 0, len(resp)+len(staleLine))
+	out = append(out, resp[:i]...)
+	out = append(out, staleLine...)
+	return append(out, resp[i:]...)
 }
 
 // authorized reports whether the Authorization value names a stored token.
@@ -140,17 +190,6 @@ func authorized(v string) bool {
 	}
 	_, found, err := sdk.KVGet(config.TokenPrefix + token)
 	return err == nil && found
-}
-
-func answer(m *sdk.Message, r response) (*sdk.Message, error) {
-	if r.Header == nil {
-		r.Header = http.Header{}
-	}
-	b, err := json.Marshal(r)
-	if err != nil {
-		return nil, err
-	}
-	return m.Reply(b), nil
 }
 
 func main() {}

@@ -16,7 +16,7 @@ import (
 
 // FirstParty names every first-party plugin, the directories under
 // plugins/ (a test keeps the two in step).
-var FirstParty = []string{"devicetwin", "modbus", "virtual"}
+var FirstParty = []string{"devicetwin", "modbus", "route-default", "virtual"}
 
 //go:embed all:wasm
 var files embed.FS

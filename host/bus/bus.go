@@ -187,6 +187,13 @@ func (b *Bus) lookupGroup(op, name string) (*group, error) {
 	return g, nil
 }
 
+// HasGroup reports whether a module of group is registered now, without
+// counting a miss as a send to no module does.
+func (b *Bus) HasGroup(name string) bool {
+	g := b.reg.Load().groups[name]
+	return g != nil && len(g.members) > 0
+}
+
 // Stats is a snapshot of the bus's counters.
 type Stats struct {
 	// Modules holds each registered module's counters, sorted by name.

@@ -95,6 +95,27 @@ func TestNoModule(t *testing.T) {
 	}
 }
 
+// TestHasGroup: a group is there while a module of it is registered, and
+// asking counts no miss.
+func TestHasGroup(t *testing.T) {
+	b := New(Options{})
+	defer b.Close()
+	if b.HasGroup("g") {
+		t.Error("empty bus has group g")
+	}
+	ep, err := b.Register("m", "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !b.HasGroup("g") || b.HasGroup("other") {
+		t.Error("HasGroup after register")
+	}
+	ep.Close()
+	if b.HasGroup("g") || b.Stats().NoModule != 0 {
+		t.Errorf("after close: %v, NoModule %d", b.HasGroup("g"), b.Stats().NoModule)
+	}
+}
+
 func TestQueueFullTimeout(t *testing.T) {
 	b := New(Options{QueueLen: 2, SendTimeout: 20 * time.Millisecond})
 	defer b.Close()

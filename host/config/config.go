@@ -176,6 +176,9 @@ func (c *Config) Validate() error {
 		p.add("modules.eventbus.localBackpressure", "must be shorter than modules.plugins.limits.callTimeout (%s), got %s",
 			ps.Limits.CallTimeout, eb.LocalBackpressure)
 	}
+	if sb, ps := c.Modules.ServiceBus, c.Modules.Plugins; sb.Enable && sb.DefaultRoute == DefaultRoutePlugin && !(ps.Enable && ps.Builtin) {
+		p.add("modules.servicebus.defaultRoute", "%q needs modules.plugins.enable and modules.plugins.builtin (the plugin is built in)", sb.DefaultRoute)
+	}
 	return p.err()
 }
 

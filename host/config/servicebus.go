@@ -17,6 +17,10 @@ type ServiceBus struct {
 	// Concurrency bounds the cloud requests served at once; one more is
 	// answered 503.
 	Concurrency int `yaml:"concurrency"`
+	// DefaultRoute is what serves a cloud request no route plugin takes:
+	// "native" (built in, edgecore's route) or "plugin" (the first-party
+	// route-default plugin, loaded only then).
+	DefaultRoute string `yaml:"defaultRoute"`
 	// Server is the edge → cloud listener.
 	Server ServiceBusServer `yaml:"server"`
 }
@@ -33,8 +37,18 @@ type ServiceBusServer struct {
 	Timeout time.Duration `yaml:"timeout"`
 }
 
+// The values of ServiceBus.DefaultRoute.
+const (
+	DefaultRouteNative = "native"
+	DefaultRoutePlugin = "plugin"
+)
+
+// DefaultRoutePluginName is the first-party plugin defaultRoute "plugin"
+// loads.
+const DefaultRoutePluginName = "route-default"
+
 func defaultServiceBus() ServiceBus {
-	return ServiceBus{Enable: true, ClientTimeout: 10 * time.Second, MaxBodyBytes: 5_000_000, Concurrency: 64,
+	return ServiceBus{Enable: true, ClientTimeout: 10 * time.Second, MaxBodyBytes: 5_000_000, Concurrency: 64, DefaultRoute: DefaultRouteNative,
 		Server: ServiceBusServer{Address: "127.0.0.1:9060", Timeout: 60 * time.Second}}
 }
 
@@ -45,6 +59,7 @@ func (s *ServiceBus) validate(p *problems, path string) {
 	p.positiveDuration(path+".clientTimeout", s.ClientTimeout)
 	p.positive(path+".maxBodyBytes", s.MaxBodyBytes)
 	p.positive(path+".concurrency", s.Concurrency)
+	p.oneOf(path+".defaultRoute", s.DefaultRoute, DefaultRouteNative, DefaultRoutePlugin)
 	if s.Server.Enable {
 		p.hostPort(path+".server.address", s.Server.Address)
 		p.positiveDuration(path+".server.timeout", s.Server.Timeout)

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/edgehost/edgehost/abi"
@@ -223,6 +224,11 @@ func Run(ctx context.Context, cfg *config.Config, opts Options, log hclog.Logger
 // host name, as KubeEdge names a node) for its membership topics.
 func builtins(cfg *config.Config) []builtin.Plugin {
 	ps := builtin.Plugins()
+	// The route-default plugin replaces the native default route only when
+	// asked to; otherwise it would hold an instance for nothing.
+	if sb := cfg.Modules.ServiceBus; !sb.Enable || sb.DefaultRoute != config.DefaultRoutePlugin {
+		ps = slices.DeleteFunc(ps, func(p builtin.Plugin) bool { return p.Name == config.DefaultRoutePluginName })
+	}
 	for i := range ps {
 		if ps[i].Name != cfg.Modules.Twin.Plugin {
 			continue

@@ -8,17 +8,30 @@ import (
 )
 
 // URLPattern is a compiled outbound HTTP grant of ABI 1.3 (abi/SPEC.md
-// section 5.3): scheme, host and port exactly, the path as a glob whose
-// "*" matches any run of characters, "/" included.
+// section 5.3): scheme and host exactly, the port exactly or any ("*"),
+// the path as a glob whose "*" matches any run of characters, "/"
+// included.
 type URLPattern struct {
-	scheme, host string // host lower case, IPv6 without brackets
-	port         string
+	scheme, host string   // host lower case, IPv6 without brackets
+	port         string   // "*": any
 	path         []string // the path split at each "*"
 }
 
-// ParseURLPattern parses "http://127.0.0.1:8080/*" or
-// "https://api.example.com/v1/*".
+// anyPort is the port of a pattern that matches every port.
+const anyPort = "*"
+
+// ParseURLPattern parses "http://127.0.0.1:8080/*",
+// "https://api.example.com/v1/*" or "http://127.0.0.1:*/*" (any port).
 func ParseURLPattern(s string) (URLPattern, error) {
+	// url.Parse takes no "*" for a port: parse the pattern with a
+	// placeholder port and put the wildcard back.
+	wild := false
+	if scheme, rest, ok := strings.Cut(s, "://"); ok {
+		authority, path, slash := strings.Cut(rest, "/")
+		if host, ok := strings.CutSuffix(authority, ":*"); ok && slash {
+			wild, s = true, scheme+"://"+host+":1/"+path
+		}
+	}
 	u, err := url.Parse(s)
 	switch {
 	case err != nil:
@@ -33,6 +46,9 @@ func ParseURLPattern(s string) (URLPattern, error) {
 	port, err := urlPort(u)
 	if err != nil {
 		return URLPattern{}, fmt.Errorf("%q: %w", s, err)
+	}
+	if wild {
+		port = anyPort
 	}
 	return URLPattern{scheme: u.Scheme, host: strings.ToLower(u.Hostname()), port: port, path: strings.Split(u.EscapedPath(), "*")}, nil
 }
@@ -58,7 +74,7 @@ func (p *URLPattern) Match(u *url.URL) bool {
 	if u.Scheme != p.scheme || !strings.EqualFold(u.Hostname(), p.host) {
 		return false
 	}
-	if port, err := urlPort(u); err != nil || port != p.port {
+	if port, err := urlPort(u); err != nil || (p.port != anyPort && port != p.port) {
 		return false
 	}
 	return matchStars(p.path, u.EscapedPath())

@@ -22,6 +22,11 @@ func TestURLPattern(t *testing.T) {
 		{"http://h/a/*/c", "http://h/a/b/b/c", true},
 		{"http://h/a/*/c", "http://h/a/b/d", false},
 		{"http://[::1]:9/*", "http://[::1]:9/x", true},
+		{"http://127.0.0.1:*/*", "http://127.0.0.1:8080/a", true},
+		{"http://127.0.0.1:*/*", "http://127.0.0.1/a", true},
+		{"http://127.0.0.1:*/*", "http://127.0.0.2:8080/a", false},
+		{"http://127.0.0.1:*/*", "https://127.0.0.1:8080/a", false},
+		{"http://[::1]:*/x", "http://[::1]:9/x", true},
 	}
 	for _, c := range cases {
 		p, err := ParseURLPattern(c.pattern)
@@ -33,7 +38,7 @@ func TestURLPattern(t *testing.T) {
 			t.Errorf("%s matches %s = %v, want %v", c.pattern, c.url, got, c.want)
 		}
 	}
-	for _, bad := range []string{"ftp://h/", "http:///x", "http://h", "http://u@h/", "http://h/?q", "http://h:0/", "http://h:99999/"} {
+	for _, bad := range []string{"ftp://h/", "http:///x", "http://h", "http://u@h/", "http://h/?q", "http://h:0/", "http://h:99999/", "http://h:*", "http://h:1*/"} {
 		if _, err := ParseURLPattern(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}

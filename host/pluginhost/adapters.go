@@ -12,11 +12,12 @@ import (
 	"github.com/edgehost/edgehost/host/wasm"
 )
 
-// match reports whether value matches pattern: empty or "*" match anything;
+// match reports whether value matches pattern: empty, "*" or "#" match
+// anything (abi/SPEC.md section 4.1);
 // otherwise path.Match rules, where "*" does not cross "/", and a trailing
 // "/#" matches any number of further levels (as in MQTT).
 func match(pattern, value string) bool {
-	if pattern == "" || pattern == "*" {
+	if pattern == "" || pattern == "*" || pattern == "#" {
 		return true
 	}
 	if prefix, ok := strings.CutSuffix(pattern, "/#"); ok {

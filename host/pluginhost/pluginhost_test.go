@@ -23,6 +23,8 @@ func TestMatch(t *testing.T) {
 	}{
 		{"", "anything", true},
 		{"*", "a/b/c", true},
+		{"#", "a/b/c", true},
+		{"#", "8080:/x?y=1", true},
 		{"echo/*", "echo/x", true},
 		{"echo/*", "echo/x/y", false},
 		{"echo/#", "echo", true},

@@ -21,7 +21,7 @@ func (m *Module) SetBuiltins(ps []builtin.Plugin) { m.builtins = ps }
 
 // builtinSpec is how a built-in plugin is loaded: under the host's default
 // limits, with the config the daemon gave it. A built-in plugin with a
-// manifest runs under its manifest's grants, narrowed by the operator's
+// manifest receives what its manifest says and runs under its grants, narrowed by the operator's
 // modules.plugins.restrict entry for it as an installed plugin's are (the
 // Modbus mapper reaches only the device addresses the operator allows);
 // one without a manifest is trusted (nil grants).
@@ -39,6 +39,9 @@ func (m *Module) builtinSpec(b builtin.Plugin) (config.Plugin, *plugins.Policy) 
 	}
 	if man.Mapper != nil {
 		spec.Mapper = &config.Mapper{Protocols: man.Mapper.Protocols}
+	}
+	for _, r := range man.Receives {
+		spec.Receives = append(spec.Receives, config.Pattern(r))
 	}
 	return spec, m.policy(man)
 }

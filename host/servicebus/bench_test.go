@@ -23,49 +23,59 @@ import (
 )
 
 // BenchmarkServicebusRoute: cloud requests (a small POST with a bearer
-// token) answered by a real local HTTP service, through the native
-// default route and through examples/route-auth (token check in KV,
-// header added, forward with http_request), side by side; 8 requests in
-// flight. It reports requests/s and the p50 and p99 latency from the
-// request on the bus to its reply at the hub.
+// token) answered by a real local HTTP service, side by side through the
+// native default route, through plugins/route-default (the same work as a
+// wasm plugin: forward with http_request) and through examples/route-auth
+// (more work: token check in KV, header added, then the forward); 8
+// requests in flight. It reports requests/s and the p50 and p99 latency
+// from the request on the bus to its reply at the hub.
 func BenchmarkServicebusRoute(b *testing.B) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
 	defer srv.Close()
-	for _, via := range []string{"native", "plugin"} {
-		b.Run(via, func(b *testing.B) {
+	p := port(b, srv)
+	for _, via := range []struct{ name, pkg, config string }{
+		{"native", "", ""},
+		{"route-default", "plugins/route-default", ""},
+		{"route-auth", "examples/route-auth", `{"tokens":["t1"],"add_header":{"X-Edge-Route":"bench"}}`},
+	} {
+		b.Run(via.name, func(b *testing.B) {
 			r := newRig(b, Config{})
-			if via == "plugin" {
-				startRoutePlugin(b, r.b, port(b, srv))
+			if via.pkg != "" {
+				startRoutePlugin(b, r.b, via.pkg, via.config, p+":/#")
 			}
-			benchRequests(b, r, port(b, srv)+":/bench", 8)
-			if via == "plugin" && r.m.Stats().Routed == 0 {
+			benchRequests(b, r, p+":/bench", 8)
+			if via.pkg != "" && r.m.Stats().Routed == 0 {
 				b.Fatal("no request went through the plugin")
 			}
 		})
 	}
 }
 
-// startRoutePlugin runs the plugin host on bus with route-auth receiving
-// every path on the port.
-func startRoutePlugin(b *testing.B, bs *bus.Bus, port string) {
-	b.Helper()
-	dir := b.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "route-auth.wasm"), plugintest.MustRead(b, "examples/route-auth"), 0o644); err != nil {
-		b.Fatal(err)
+// startRoutePlugin runs the plugin host on bus with the Go plugin in pkg
+// (relative to the repository) receiving the route resources matching
+// pattern, with config; it stops when the test ends.
+func startRoutePlugin(tb testing.TB, bs *bus.Bus, pkg, pluginConfig, pattern string) {
+	tb.Helper()
+	dir := tb.TempDir()
+	name := filepath.Base(pkg)
+	if err := os.WriteFile(filepath.Join(dir, name+".wasm"), plugintest.MustRead(tb, pkg), 0o644); err != nil {
+		tb.Fatal(err)
 	}
 	st, err := store.Open(filepath.Join(dir, "edgehost.db"), nil)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	b.Cleanup(func() { st.Close() })
-	rt, err := wasm.NewRuntime(context.Background(), wasm.RuntimeConfig{CacheDir: plugintest.CacheDir(b)})
+	tb.Cleanup(func() { st.Close() })
+	rt, err := wasm.NewRuntime(context.Background(), wasm.RuntimeConfig{CacheDir: plugintest.CacheDir(tb)})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	b.Cleanup(func() { rt.Close(context.Background()) })
+	tb.Cleanup(func() { rt.Close(context.Background()) })
 	limits := config.Limits{MemoryPages: 256, CallTimeout: time.Second, MaxMessageBytes: 1 << 20, Instances: 8}
-	spec := config.Plugin{Name: "route-auth", Limits: limits, Config: config.JSON(`{"tokens":["t1"],"add_header":{"X-Edge-Route":"bench"}}`),
-		Receives: []config.Pattern{{Group: RouteGroup, Resource: port + ":/#"}}}
+	spec := config.Plugin{Name: name, Limits: limits, Receives: []config.Pattern{{Group: RouteGroup, Resource: pattern}}}
+	if pluginConfig != "" {
+		spec.Config = config.JSON(pluginConfig)
+	}
 	m := pluginhost.New(bs, rt, st, nil, config.Plugins{Enable: true, Dir: dir, Limits: limits, List: []config.Plugin{spec}}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done, ready := make(chan error, 1), make(chan struct{})
@@ -73,9 +83,9 @@ func startRoutePlugin(b *testing.B, bs *bus.Bus, port string) {
 	select {
 	case <-ready:
 	case err := <-done:
-		b.Fatalf("plugin host: %v", err)
+		tb.Fatalf("plugin host: %v", err)
 	}
-	b.Cleanup(func() {
+	tb.Cleanup(func() {
 		cancel()
 		<-done
 	})

@@ -109,7 +109,7 @@ func (m *Module) call(ctx context.Context, msg abi.Message) (HTTPResponse, int, 
 		return HTTPResponse{}, http.StatusRequestEntityTooLarge,
 			fmt.Errorf("%w: %d bytes, cap %d (modules.servicebus.maxBodyBytes)", ErrRequestTooLarge, len(in.Body), m.cfg.MaxBodyBytes)
 	}
-	if resp, status, err, taken := m.viaRoute(ctx, msg); taken {
+	if resp, status, err, taken := m.viaRoute(ctx, msg, target, in); taken {
 		m.routed.Add(1)
 		return resp, status, err
 	}

@@ -110,12 +110,13 @@ const (
 	ReasonUndelivered      Reason = "reply_undelivered"
 	ReasonWrongSource      Reason = "wrong_source"
 	ReasonRoute            Reason = "route_failed"
+	ReasonRouteRefused     Reason = "route_refused"
 )
 
 // Reasons lists every refusal reason, in a stable order.
 func Reasons() []Reason {
 	return []Reason{ReasonBadResource, ReasonBadRequest, ReasonRequestTooLarge, ReasonResponseTooLarge, ReasonTimeout,
-		ReasonCallFailed, ReasonBusy, ReasonNotAllowed, ReasonUpstream, ReasonUndelivered, ReasonWrongSource, ReasonRoute}
+		ReasonCallFailed, ReasonBusy, ReasonNotAllowed, ReasonUpstream, ReasonUndelivered, ReasonWrongSource, ReasonRoute, ReasonRouteRefused}
 }
 
 // reasonOf maps an error to its reason.
@@ -127,6 +128,7 @@ func reasonOf(err error) Reason {
 		{ErrBadResource, ReasonBadResource}, {ErrBadRequest, ReasonBadRequest}, {ErrRequestTooLarge, ReasonRequestTooLarge},
 		{ErrResponseTooLarge, ReasonResponseTooLarge}, {ErrTimeout, ReasonTimeout}, {ErrBusy, ReasonBusy},
 		{ErrNotAllowed, ReasonNotAllowed}, {ErrUpstream, ReasonUpstream}, {ErrReplyUndelivered, ReasonUndelivered}, {ErrRoute, ReasonRoute},
+		{ErrRouteRefused, ReasonRouteRefused},
 	} {
 		if errors.Is(err, r.err) {
 			return r.reason

@@ -353,10 +353,13 @@ func freeAddr(t *testing.T) string {
 }
 
 // TestRoutePluginTakesRequest: with a module in group route, a request is
-// handed to it (route group route, the cloud's operation, resource and
-// content) and its HTTPResponse answers the cloud; a failure reply
-// no_receiver sends the request on to the default route; another
-// failure is a 502 counted as route_failed.
+// handed to it (route group route, the cloud's operation and resource, the
+// request framed as SPEC 5.3's for the default route's URL, without the
+// headers the host sets) and its framed response answers the cloud; a
+// failure reply no_receiver sends the request on to the default route; a
+// failure with code unreachable or timeout is answered as the default
+// route answers those; another failure is a 502 counted as route_failed,
+// and a header the framing cannot carry a 400.
 func TestRoutePluginTakesRequest(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "default route") }))
 	defer srv.Close()
@@ -366,6 +369,7 @@ func TestRoutePluginTakesRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := port(t, srv)
+	want := "POST http://127.0.0.1:" + p + "/mine?q=1\nX-A: 1\nX-A: 2\nX-B: \xc3\xa9\n\nbody"
 	go func() {
 		for {
 			msg, err := route.Receive(context.Background())
@@ -374,34 +378,93 @@ func TestRoutePluginTakesRequest(t *testing.T) {
 			}
 			var reply abi.Message
 			switch msg.Route.Resource {
-			case p + ":/mine":
-				if msg.Route.Group != RouteGroup || msg.Route.Operation != "GET" || !strings.Contains(string(msg.Content), `"method":"GET"`) {
-					reply = msg.Reply(abi.OpError, []byte(fmt.Sprintf("unexpected %+v %s", msg.Route, msg.Content)))
+			case p + ":/mine?q=1":
+				if msg.Route.Group != RouteGroup || msg.Route.Operation != "POST" || string(msg.Content) != want {
+					reply = msg.Reply(abi.OpError, []byte(fmt.Sprintf("unexpected %+v %q", msg.Route, msg.Content)))
 					break
 				}
-				body, _ := json.Marshal(HTTPResponse{StatusCode: 203, Header: http.Header{"X-Route": {"yes"}}, Body: []byte("from the plugin")})
-				reply = msg.Reply(abi.OpResponse, body)
+				reply = msg.Reply(abi.OpResponse, []byte("203\nX-Route: yes\nX-Route: again\n\nfrom the plugin"))
 			case p + ":/other":
 				reply = msg.FailureReply(abi.Failure{Reason: abi.FailureNoReceiver, Error: "no plugin"})
+			case p + ":/down":
+				reply = msg.FailureReply(abi.Failure{Reason: abi.FailureCode, Code: abi.Unreachable, Error: "connection refused"})
+			case p + ":/slow":
+				reply = msg.FailureReply(abi.Failure{Reason: abi.FailureCode, Code: abi.Timeout, Error: "timed out"})
+			case p + ":/json":
+				reply = msg.Reply(abi.OpResponse, []byte(`{"status_code":200}`))
 			default:
 				reply = msg.FailureReply(abi.Failure{Reason: "fault", Error: "plugin trapped"})
 			}
 			r.b.Respond(reply)
 		}
 	}()
-	mine, other, broken := r.send(p+":/mine", "GET", HTTPRequest{Method: "GET"}), r.send(p+":/other", "GET", HTTPRequest{}),
-		r.send(p+":/broken", "GET", HTTPRequest{})
-	got := r.replies(3)
-	if resp := decodeResponse(t, got[mine]); resp.StatusCode != 203 || string(resp.Body) != "from the plugin" || resp.Header.Get("X-Route") != "yes" {
+	header := http.Header{"X-A": {"1", "2"}, "X-B": {"é"}, "Content-Length": {"4"}, "Host": {"elsewhere"}, "Connection": {"close"}}
+	ids := map[string]string{
+		"mine":   r.send(p+":/mine?q=1", "POST", HTTPRequest{Method: "POST", Header: header, Body: []byte("body")}),
+		"other":  r.send(p+":/other", "GET", HTTPRequest{}),
+		"down":   r.send(p+":/down", "GET", HTTPRequest{}),
+		"slow":   r.send(p+":/slow", "GET", HTTPRequest{}),
+		"json":   r.send(p+":/json", "GET", HTTPRequest{}),
+		"broken": r.send(p+":/broken", "GET", HTTPRequest{}),
+		"ctl":    r.send(p+":/mine", "GET", HTTPRequest{Header: http.Header{"X-Bad": {"a\x01b"}}}),
+	}
+	got := r.replies(len(ids))
+	resp := func(name string) HTTPResponse { return decodeResponse(t, got[ids[name]]) }
+	if resp := resp("mine"); resp.StatusCode != 203 || string(resp.Body) != "from the plugin" || fmt.Sprint(resp.Header["X-Route"]) != "[yes again]" {
 		t.Errorf("routed: %d %q %v", resp.StatusCode, resp.Body, resp.Header)
 	}
-	if resp := decodeResponse(t, got[other]); resp.StatusCode != 200 || string(resp.Body) != "default route" {
+	if resp := resp("other"); resp.StatusCode != 200 || string(resp.Body) != "default route" {
 		t.Errorf("no receiver: %d %q", resp.StatusCode, resp.Body)
 	}
-	if resp := decodeResponse(t, got[broken]); resp.StatusCode != 502 || !strings.Contains(string(resp.Body), "plugin trapped") {
-		t.Errorf("failed plugin: %d %q", resp.StatusCode, resp.Body)
+	for name, c := range map[string]struct {
+		status int
+		text   string
+	}{
+		"down": {404, "error to call service: connection refused"}, "slow": {504, "local service timed out: timed out"},
+		"json": {502, "answered no HTTP response"}, "broken": {502, "plugin trapped"}, "ctl": {400, `header X-Bad: value "a\x01b" holds a control character`},
+	} {
+		if resp := resp(name); resp.StatusCode != c.status || !strings.Contains(string(resp.Body), c.text) || resp.Header.Get("Server") != "kubeedge-edgecore" {
+			t.Errorf("%s: %d %q, want %d %q", name, resp.StatusCode, resp.Body, c.status, c.text)
+		}
 	}
-	if s := r.m.Stats(); s.Routed != 2 || s.Refused[ReasonRoute] != 1 {
-		t.Errorf("routed %d, route_failed %d", s.Routed, s.Refused[ReasonRoute])
+	if s := r.m.Stats(); s.Routed != 6 || s.Refused[ReasonRoute] != 2 || s.Refused[ReasonCallFailed] != 1 || s.Refused[ReasonTimeout] != 1 ||
+		s.Refused[ReasonBadRequest] != 1 {
+		t.Errorf("routed %d, refused %v", s.Routed, s.Refused)
+	}
+}
+
+// TestRouteDefaultPlugin: plugins/route-default, a real wasm plugin in the
+// real plugin host, answers as the native default route does: method,
+// path with query, headers and a binary body reach the service and its
+// answer comes back byte for byte; a port nothing listens on gets
+// edgecore's 404.
+func TestRouteDefaultPlugin(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-Seen", r.Method+" "+r.URL.RequestURI()+" "+r.Header.Get("X-Test"))
+		w.Write(b)
+	}))
+	defer srv.Close()
+	down := httptest.NewServer(http.NotFoundHandler())
+	downPort := port(t, down)
+	down.Close()
+	r := newRig(t, Config{})
+	startRoutePlugin(t, r.b, "plugins/route-default", "", "#")
+	body := make([]byte, 64<<10)
+	for i := range body {
+		body[i] = byte(i * 7)
+	}
+	ok := r.send(port(t, srv)+":/up?x=1", "PUT", HTTPRequest{Method: "PUT", Header: http.Header{"X-Test": {"yes"}}, Body: body})
+	refused := r.send(downPort+":/x", "GET", HTTPRequest{})
+	got := r.replies(2)
+	if resp := decodeResponse(t, got[ok]); resp.StatusCode != 200 || !bytes.Equal(resp.Body, body) || resp.Header.Get("X-Seen") != "PUT /up?x=1 yes" {
+		t.Errorf("forwarded: %d %d bytes %v", resp.StatusCode, len(resp.Body), resp.Header)
+	}
+	if resp := decodeResponse(t, got[refused]); resp.StatusCode != 404 || !strings.Contains(string(resp.Body), "error to call service") ||
+		resp.Header.Get("Server") != "kubeedge-edgecore" {
+		t.Errorf("refused: %d %q %v", resp.StatusCode, resp.Body, resp.Header)
+	}
+	if s := r.m.Stats(); s.Routed != 2 || s.Refused[ReasonCallFailed] != 1 {
+		t.Errorf("routed %d, refused %v", s.Routed, s.Refused)
 	}
 }

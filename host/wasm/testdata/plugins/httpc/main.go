@@ -28,7 +28,7 @@ func init() {
 			n := rawHTTPRequest(unsafe.Pointer(unsafe.SliceData(m.Content)), int32(len(m.Content)), 0, unsafe.Pointer(&out[0]), 64)
 			return m.Reply([]byte("raw " + strconv.Itoa(int(n)))), nil
 		}
-		resp, err := sdk.HTTPDo(m.Route.Operation, m.Route.Resource, sdk.HTTPHeader{"X-Plugin": {"httpc"}}, m.Content, 0)
+		resp, err := sdk.HTTPDo(m.Route.Operation, m.Route.Resource, sdk.HTTPHeader{{"X-Plugin", "httpc"}}, m.Content, 0)
 		var code abi.Code
 		switch {
 		case errors.As(err, &code):
