@@ -22,7 +22,16 @@ type router struct {
 	// so nothing is routed while the queues drain for it.
 	routing sync.Mutex
 
+	// ctx, lanes and workers start lanes: one when more devices are ready
+	// than lanes idle, up to lanes, so an idle daemon runs none (64 lanes
+	// were 64 goroutine stacks from the start).
+	ctx     context.Context
+	lanes   int
+	workers *sync.WaitGroup
+
 	mu      sync.Mutex
+	running int                     // lanes started
+	idle    int                     // lanes waiting for a ready device
 	cond    *sync.Cond              // signalled when ready grows, room frees or the router closes
 	devices map[string]*deviceQueue // devices with messages queued or in flight
 	ready   []*deviceQueue          // devices with a message waiting and none in flight
@@ -44,16 +53,28 @@ type deviceQueue struct {
 // the bus (and the bus pushes back on the eventbus).
 const maxQueued = 4096
 
-// newRouter starts n lanes, which end when the router is closed. Once ctx
-// ends they drop what is still queued, as the bus drops what is queued for
-// a module that stops.
+// newRouter makes a router of up to n lanes, started as devices need them
+// (on workers), which end when the router is closed. Once ctx ends they
+// drop what is still queued, as the bus drops what is queued for a module
+// that stops.
 func newRouter(ctx context.Context, m *Module, n int, workers *sync.WaitGroup) *router {
-	r := &router{m: m, devices: map[string]*deviceQueue{}}
+	r := &router{m: m, devices: map[string]*deviceQueue{}, ctx: ctx, lanes: max(n, 1), workers: workers}
 	r.cond = sync.NewCond(&r.mu)
-	for range n {
-		workers.Go(func() { r.lane(ctx) })
-	}
 	return r
+}
+
+// readied puts q on the ready list and wakes a lane, starting one when
+// fewer lanes idle than devices are ready and fewer than lanes run.
+// Called with r.mu held.
+func (r *router) readied(q *deviceQueue) {
+	r.ready = append(r.ready, q)
+	if len(r.ready) > r.idle && r.running < r.lanes && !r.closed {
+		// close sets closed under r.mu before the module waits for its
+		// workers, so no lane is started once it waits.
+		r.running++
+		r.workers.Go(func() { r.lane(r.ctx) })
+	}
+	r.cond.Broadcast()
 }
 
 // route queues msg behind its device's earlier messages, or, for a
@@ -80,8 +101,7 @@ func (r *router) route(ctx context.Context, msg abi.Message) {
 	q.msgs = append(q.msgs, msg)
 	r.queued++
 	if !q.busy && len(q.msgs) == 1 {
-		r.ready = append(r.ready, q)
-		r.cond.Broadcast()
+		r.readied(q)
 	}
 	r.mu.Unlock()
 }
@@ -102,7 +122,9 @@ func (r *router) lane(ctx context.Context) {
 	defer r.mu.Unlock()
 	for {
 		for len(r.ready) == 0 && !r.closed {
+			r.idle++
 			r.cond.Wait()
+			r.idle--
 		}
 		if len(r.ready) == 0 {
 			return

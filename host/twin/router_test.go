@@ -52,6 +52,14 @@ func TestBusyDeviceHoldsUpNoOther(t *testing.T) {
 	var workers sync.WaitGroup
 	r := newRouter(ctx, m, 2, &workers)
 	defer func() { close(release); r.close(); workers.Wait() }()
+	lanes := func() int {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.running
+	}
+	if n := lanes(); n != 0 {
+		t.Fatalf("%d lanes run before any message", n)
+	}
 	send := func(dev string, i int) {
 		msg := testMessage("cloud", "device/"+dev+"/twin/update")
 		msg.Content = []byte(fmt.Sprint(i))
@@ -71,6 +79,9 @@ func TestBusyDeviceHoldsUpNoOther(t *testing.T) {
 		done := len(seen["b"]) == 20 && len(seen["c"]) == 20 && len(seen["d"]) == 20
 		mu.Unlock()
 		if done {
+			if n := lanes(); n != 2 {
+				t.Fatalf("%d lanes ran for 4 devices with a limit of 2", n)
+			}
 			break
 		}
 		if time.Now().After(deadline) {
