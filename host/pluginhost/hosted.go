@@ -40,7 +40,7 @@ type hosted struct {
 	record    *plugins.Record // installed only
 
 	ep        *bus.Endpoint
-	workers   int
+	workers   *workerPool // serving ep
 	ticker    *ticker
 	lastError string
 	compileMS float64
@@ -92,7 +92,7 @@ func (h *hosted) matches(msg *abi.Message) bool {
 type router struct {
 	ep      *bus.Endpoint
 	targets atomic.Pointer[[]*hosted]
-	workers int
+	workers *workerPool
 }
 
 // callsPerInstance is how many of a plugin's calls may be in flight per
@@ -105,9 +105,9 @@ const callsPerInstance = 32
 // workers is how many workers serve a plugin of that many instances.
 func workers(instances int) int { return instances * callsPerInstance }
 
-// serveHosted registers h on the bus and starts its workers
-// (workers(instances)), so no goroutine is started per message. Called with m.mu
-// held while running.
+// serveHosted registers h on the bus and serves it with up to
+// workers(instances) workers, so no goroutine is started per message.
+// Called with m.mu held while running.
 func (m *Module) serveHosted(h *hosted) error {
 	if m.ctx == nil {
 		return fmt.Errorf("plugin %q: the plugin host is not running", h.name)
@@ -117,11 +117,10 @@ func (m *Module) serveHosted(h *hosted) error {
 		if err != nil {
 			return fmt.Errorf("register plugin %q on the bus: %w", h.name, err)
 		}
-		h.ep, h.workers = ep, 0
+		h.ep = ep
+		h.workers = m.startWorkers(m.ctx, ep, func() []*hosted { return []*hosted{h} })
 	}
-	for ; h.workers < workers(h.instances); h.workers++ {
-		m.startWorkers(m.ctx, h.ep, func() []*hosted { return []*hosted{h} }, 1)
-	}
+	h.workers.grow(workers(h.instances))
 	m.serveTicks(h)
 	return nil
 }
@@ -132,7 +131,7 @@ func (m *Module) serveHosted(h *hosted) error {
 func (m *Module) unserve(h *hosted) {
 	if h.ep != nil {
 		h.ep.Close()
-		h.ep, h.workers = nil, 0
+		h.ep, h.workers = nil, nil
 	}
 	h.stopTicker()
 	m.unsubscribeAll(h)
@@ -181,27 +180,67 @@ func (m *Module) reroute() error {
 		for _, h := range targets {
 			n += workers(h.instances)
 		}
-		if n > r.workers {
-			m.startWorkers(m.ctx, r.ep, func() []*hosted { return *r.targets.Load() }, n-r.workers)
-			r.workers = n
+		if r.workers == nil {
+			r.workers = m.startWorkers(m.ctx, r.ep, func() []*hosted { return *r.targets.Load() })
 		}
+		r.workers.grow(n)
 	}
 	return nil
 }
 
-// startWorkers starts n workers that take messages from ep and dispatch
-// them to the targets of the moment. They end when ep is closed.
-func (m *Module) startWorkers(ctx context.Context, ep *bus.Endpoint, targets func() []*hosted, n int) {
-	routed := ep.Group() != Group
-	for range max(n, 1) {
-		m.workers.Go(func() {
-			for {
-				msg, err := ep.Receive(ctx)
-				if err != nil {
-					return
-				}
-				m.dispatch(ctx, routed, targets(), &msg)
+// workerPool is the workers that take messages from one endpoint and
+// dispatch them. It starts with one; a worker that takes a message while
+// no other waits starts another, up to max, so a plugin idle or lightly
+// used runs one goroutine rather than workers(instances) of them.
+type workerPool struct {
+	m       *Module
+	ctx     context.Context
+	ep      *bus.Endpoint
+	targets func() []*hosted
+	routed  bool
+	max     atomic.Int32 // workers it may run
+	running atomic.Int32 // workers started
+	waiting atomic.Int32 // workers in Receive
+}
+
+// startWorkers starts a pool of one worker that takes messages from ep and
+// dispatches them to the targets of the moment; its workers end when ep is
+// closed.
+func (m *Module) startWorkers(ctx context.Context, ep *bus.Endpoint, targets func() []*hosted) *workerPool {
+	p := &workerPool{m: m, ctx: ctx, ep: ep, targets: targets, routed: ep.Group() != Group}
+	p.max.Store(1)
+	p.running.Store(1)
+	m.workers.Go(p.work)
+	return p
+}
+
+// grow lets the pool run up to n workers.
+func (p *workerPool) grow(n int) {
+	for {
+		cur := p.max.Load()
+		if int32(n) <= cur || p.max.CompareAndSwap(cur, int32(n)) {
+			return
+		}
+	}
+}
+
+func (p *workerPool) work() {
+	for {
+		p.waiting.Add(1)
+		msg, err := p.ep.Receive(p.ctx)
+		p.waiting.Add(-1)
+		if err != nil {
+			return
+		}
+		// No one left to take the next message: start a worker for it,
+		// from this one, which the host's WaitGroup still counts.
+		if p.waiting.Load() == 0 {
+			if n := p.running.Add(1); n <= p.max.Load() {
+				p.m.workers.Go(p.work)
+			} else {
+				p.running.Add(-1)
 			}
-		})
+		}
+		p.m.dispatch(p.ctx, p.routed, p.targets(), &msg)
 	}
 }
