@@ -15,13 +15,16 @@
 // outside the configured plausible range is refused with an error reply.
 //
 // Config (optional): {"valid_min_c":-40,"valid_max_c":125}.
+//
+// Its JSON is read and written by hand with sdk/jsonlite (json.go), and its
+// errors built with strconv: encoding/json and fmt would add over a
+// megabyte to the module, and four times that in the host's machine code.
 package main
 
 import (
-	"encoding/json"
 	"errors"
-	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -79,8 +82,8 @@ func init() {
 	sdk.OnInit(func(raw []byte) error {
 		c := defaultConfig
 		if len(raw) > 0 {
-			if err := json.Unmarshal(raw, &c); err != nil {
-				return fmt.Errorf("kvcounter: config: %w", err)
+			if err := c.decode(raw); err != nil {
+				return errors.New("kvcounter: config: " + err.Error())
 			}
 		}
 		if !(c.ValidMinC < c.ValidMaxC) {
@@ -98,8 +101,8 @@ func handle(m *sdk.Message) (*sdk.Message, error) {
 		return listDevices(m)
 	}
 	var r Reading
-	if err := json.Unmarshal(m.Content, &r); err != nil {
-		return nil, fmt.Errorf("kvcounter: content is not a reading: %w", err)
+	if err := r.decode(m.Content); err != nil {
+		return nil, errors.New("kvcounter: content is not a reading: " + err.Error())
 	}
 	if r.Device == "" || len(r.Device) > maxDeviceLen {
 		return nil, errors.New("kvcounter: reading needs a device name of 1 to 256 bytes")
@@ -123,11 +126,11 @@ func handle(m *sdk.Message) (*sdk.Message, error) {
 		f := round2(*t*9/5 + 32)
 		out.TemperatureC, out.TemperatureF = t, &f
 	} else if stats.Count == 0 {
-		return nil, fmt.Errorf("kvcounter: unknown device %q", r.Device)
+		return nil, errors.New("kvcounter: unknown device " + strconv.Quote(r.Device))
 	}
 	out.Count, out.MinC, out.MaxC, out.Updated = stats.Count, stats.MinC, stats.MaxC, stats.Updated
 	out.MeanC = round2(stats.SumC / float64(stats.Count))
-	return reply(m, out)
+	return m.Reply(out.append(nil)), nil
 }
 
 // add records one reading taken at now.
@@ -150,19 +153,15 @@ func load(device string) (Stats, error) {
 	if err != nil || !ok {
 		return s, err
 	}
-	if err := json.Unmarshal(b, &s); err != nil {
-		return s, fmt.Errorf("kvcounter: stored statistics of %q: %w", device, err)
+	if err := s.decode(b); err != nil {
+		return s, errors.New("kvcounter: stored statistics of " + strconv.Quote(device) + ": " + err.Error())
 	}
 	return s, nil
 }
 
 // save stores a device's statistics.
 func save(device string, s Stats) error {
-	b, err := json.Marshal(s)
-	if err != nil {
-		return fmt.Errorf("kvcounter: statistics of %q: %w", device, err)
-	}
-	return sdk.KVPut(keyPrefix+device, b)
+	return sdk.KVPut(keyPrefix+device, s.append(nil))
 }
 
 // listDevices replies with the names of the devices seen so far.
@@ -175,18 +174,7 @@ func listDevices(m *sdk.Message) (*sdk.Message, error) {
 	for i, k := range keys {
 		devices[i] = strings.TrimPrefix(k, keyPrefix)
 	}
-	return reply(m, struct {
-		Devices []string `json:"devices"`
-	}{devices})
-}
-
-// reply answers m with v as JSON.
-func reply(m *sdk.Message, v any) (*sdk.Message, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, fmt.Errorf("kvcounter: reply: %w", err)
-	}
-	return m.Reply(b), nil
+	return m.Reply(appendDevices(nil, devices)), nil
 }
 
 // round2 rounds to two decimals, so 21.5 °C is 70.7 °F and not

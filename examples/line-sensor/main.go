@@ -10,18 +10,23 @@
 // channel ({channel: temp}), else the property's name is used. Everything
 // else — when to read, the twin, desired values, device state — is the
 // host's (abi/SPEC.md section 9).
+//
+// It decodes and encodes the mapper contract with sdk/mapperjson and
+// builds its errors with strconv, not encoding/json and fmt: together they
+// would add over a megabyte to the module, and four times that in the
+// host's machine code.
 package main
 
 import (
-	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/sdk"
+	"github.com/edgehost/edgehost/sdk/mapperjson"
 )
 
 func init() { sdk.Handle(handle) }
@@ -40,9 +45,9 @@ var sensors = map[string]*sensor{}
 func handle(m *sdk.Message) (*sdk.Message, error) {
 	switch m.Route.Operation {
 	case abi.MapperOpRead:
-		var req abi.MapperRead
-		if err := json.Unmarshal(m.Content, &req); err != nil {
-			return nil, err
+		req, err := mapperjson.DecodeRead(m.Content)
+		if err != nil {
+			return nil, errors.New("line-sensor: read: " + err.Error())
 		}
 		var out abi.MapperReadReply
 		for _, d := range req.Devices {
@@ -55,7 +60,7 @@ func handle(m *sdk.Message) (*sdk.Message, error) {
 				case err != nil:
 					dv.Error, dv.State = err.Error(), abi.StateOffline
 				case !ok:
-					value, err = "", fmt.Errorf("READ %s: the sensor answered %q", ch, answer)
+					value, err = "", errors.New("READ "+ch+": the sensor answered "+strconv.Quote(answer))
 				}
 				if dv.Error != "" {
 					dv.Properties = nil
@@ -65,17 +70,19 @@ func handle(m *sdk.Message) (*sdk.Message, error) {
 			}
 			out.Devices = append(out.Devices, dv)
 		}
-		b, err := json.Marshal(out)
-		return m.Reply(b), err
+		return m.Reply(mapperjson.AppendReadReply(nil, &out)), nil
 	case abi.MapperOpWrite:
-		var req abi.MapperWrite
-		if err := json.Unmarshal(m.Content, &req); err != nil || len(req.Device.Properties) != 1 {
-			return nil, fmt.Errorf("line-sensor: bad write %s", m.Content)
+		req, err := mapperjson.DecodeWrite(m.Content)
+		if err != nil {
+			return nil, errors.New("line-sensor: write: " + err.Error())
+		}
+		if len(req.Device.Properties) != 1 {
+			return nil, errors.New("line-sensor: write names " + strconv.Itoa(len(req.Device.Properties)) + " properties, want 1")
 		}
 		ch := channel(&req.Device.Properties[0])
 		answer, err := ask(req.Device.ProtocolConfig, "SET "+ch+" "+req.Value)
 		if err == nil && answer != "OK" {
-			err = fmt.Errorf("SET %s: the sensor answered %q", ch, answer)
+			err = errors.New("SET " + ch + ": the sensor answered " + strconv.Quote(answer))
 		}
 		return m.Reply(nil), err
 	}

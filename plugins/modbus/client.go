@@ -2,8 +2,8 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	"github.com/edgehost/edgehost/plugins/modbus/mbap"
@@ -48,7 +48,7 @@ func connFor(addr string, timeout time.Duration, now time.Time) (c *conn, fresh 
 		tcp, err = sdk.DialTCP(addr, timeout)
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("%w to %s: %w", errConnect, addr, err)
+		return nil, false, &wrapped{errConnect.Error() + " to " + addr + ": " + err.Error(), []error{errConnect, err}}
 	}
 	c = &conn{addr: addr, tcp: tcp, used: now, buf: make([]byte, 0, mbap.MaxADU)}
 	conns[addr] = c
@@ -114,7 +114,7 @@ func (c *conn) roundTrip(d *device, r *mbap.Request) ([]byte, error) {
 	c.tcp.SetTimeout(d.timeout)
 	c.lastReq = time.Now()
 	if _, err := c.tcp.Write(c.buf); err != nil {
-		return nil, fmt.Errorf("send to %s: %w", d.addr, err)
+		return nil, wrap("send to "+d.addr+": ", err)
 	}
 	// Read the header, then the rest of the frame its length names.
 	c.buf = c.buf[:0]
@@ -123,27 +123,27 @@ func (c *conn) roundTrip(d *device, r *mbap.Request) ([]byte, error) {
 		n, err := c.tcp.Read(c.buf[len(c.buf):cap(c.buf)])
 		if err != nil {
 			if errors.Is(err, sdk.ErrTimeout) {
-				return nil, fmt.Errorf("no reply from %s within %v: %w", d.addr, d.timeout, err)
+				return nil, wrap("no reply from "+d.addr+" within "+d.timeout.String()+": ", err)
 			}
-			return nil, fmt.Errorf("reply from %s: %w", d.addr, err)
+			return nil, wrap("reply from "+d.addr+": ", err)
 		}
 		c.buf = c.buf[:len(c.buf)+n]
 		if l, err := mbap.FrameLen(c.buf); err == nil {
 			want = l
 		} else if !errors.Is(err, mbap.ErrShort) {
-			return nil, fmt.Errorf("reply from %s: %w", d.addr, err)
+			return nil, wrap("reply from "+d.addr+": ", err)
 		}
 	}
 	f, _, err := mbap.Decode(c.buf[:want])
 	if err != nil {
-		return nil, fmt.Errorf("reply from %s: %w", d.addr, err)
+		return nil, wrap("reply from "+d.addr+": ", err)
 	}
 	if len(c.buf) > want {
-		return nil, fmt.Errorf("reply from %s: %w: %d bytes past the frame", d.addr, mbap.ErrMalformed, len(c.buf)-want)
+		return nil, &wrapped{"reply from " + d.addr + ": " + mbap.ErrMalformed.Error() + ": " + strconv.Itoa(len(c.buf)-want) + " bytes past the frame", []error{mbap.ErrMalformed}}
 	}
 	data, err := r.Check(f, tx, d.unit)
 	if err != nil {
-		return nil, fmt.Errorf("reply from %s: %w", d.addr, err)
+		return nil, wrap("reply from "+d.addr+": ", err)
 	}
 	return data, nil
 }

@@ -1,14 +1,14 @@
 package main
 
 import (
-	"fmt"
+	"errors"
 	"math"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/edgehost/edgehost/plugins/modbus/mbap"
+	"github.com/edgehost/edgehost/sdk/jsonlite"
 )
 
 // Defaults of a device's protocol config.
@@ -39,9 +39,11 @@ func parseDevice(cfg map[string]any) (device, error) {
 	}
 	ip := text(cfg["ip"])
 	if ip == "" {
-		return d, fmt.Errorf("protocol config: ip is required (the device's address, as in {ip: 10.0.0.5, port: 502})")
+		return d, errors.New("protocol config: ip is required (the device's address, as in {ip: 10.0.0.5, port: 502})")
 	}
-	if a, err := netip.ParseAddr(ip); err == nil && a.Is6() && !a.Is4In6() {
+	if strings.Contains(ip, ":") && !strings.HasPrefix(ip, "[") {
+		// An IPv6 address (a name has no colon): bracketed for host:port.
+		// Lexical, since net/netip would add ~100 KB to the module.
 		ip = "[" + ip + "]"
 	}
 	port, err := integer(cfg, "port", defaultPort, 1, 65535)
@@ -122,9 +124,9 @@ func parsePoint(v map[string]any, twinType string) (point, error) {
 	switch p.register {
 	case coilRegister, discreteInputRegister, holdingRegister, inputRegister:
 	case "":
-		return p, fmt.Errorf("visitor config: register is required (CoilRegister, DiscreteInputRegister, HoldingRegister, InputRegister)")
+		return p, errors.New("visitor config: register is required (CoilRegister, DiscreteInputRegister, HoldingRegister, InputRegister)")
 	default:
-		return p, fmt.Errorf("visitor config: register %q is not CoilRegister, DiscreteInputRegister, HoldingRegister or InputRegister", p.register)
+		return p, errors.New("visitor config: register " + strconv.Quote(p.register) + " is not CoilRegister, DiscreteInputRegister, HoldingRegister or InputRegister")
 	}
 	off, err := integer(v, "offset", 0, 0, 65535)
 	if err != nil {
@@ -138,7 +140,7 @@ func parsePoint(v map[string]any, twinType string) (point, error) {
 	if s, ok := v["scale"]; ok {
 		f, ok := float(s)
 		if !ok || f == 0 || math.IsInf(f, 0) || math.IsNaN(f) {
-			return p, fmt.Errorf("visitor config: scale %v is not a non-zero number", s)
+			return p, errors.New("visitor config: scale " + show(s) + " is not a non-zero number")
 		}
 		p.scale = f
 	}
@@ -158,16 +160,16 @@ func parsePoint(v map[string]any, twinType string) (point, error) {
 	size, ok := dataTypes[p.dataType]
 	switch {
 	case !ok:
-		return p, fmt.Errorf("visitor config: dataType %q is not int16, uint16, int32, uint32, int64, uint64, float32, float64, boolean or string", p.dataType)
+		return p, errors.New("visitor config: dataType " + strconv.Quote(p.dataType) + " is not int16, uint16, int32, uint32, int64, uint64, float32, float64, boolean or string")
 	case size == 0 && limit == 0:
-		return p, fmt.Errorf("visitor config: a string needs limit, its length in registers")
+		return p, errors.New("visitor config: a string needs limit, its length in registers")
 	case size == 0:
 		size = limit
 	case limit != 0 && limit != size:
-		return p, fmt.Errorf("visitor config: limit %d does not fit dataType %s, which is %d registers", limit, p.dataType, size)
+		return p, errors.New("visitor config: limit " + strconv.Itoa(limit) + " does not fit dataType " + p.dataType + ", which is " + strconv.Itoa(size) + " registers")
 	}
 	if size > mbap.MaxReadRegisters {
-		return p, fmt.Errorf("visitor config: limit %d is over %d registers", size, mbap.MaxReadRegisters)
+		return p, errors.New("visitor config: limit " + strconv.Itoa(size) + " is over " + strconv.Itoa(mbap.MaxReadRegisters) + " registers")
 	}
 	p.count = uint16(size)
 	return p, nil
@@ -205,8 +207,11 @@ func text(v any) string {
 	case bool:
 		return strconv.FormatBool(x)
 	}
-	return fmt.Sprint(v)
+	return show(v)
 }
+
+// show is a config value as JSON text, for errors.
+func show(v any) string { return string(jsonlite.AppendValue(nil, v)) }
 
 // float is a config value as a number (a number or its text).
 func float(v any) (float64, bool) {
@@ -234,7 +239,7 @@ func integer(cfg map[string]any, key string, def, lo, hi int) (int, error) {
 	}
 	f, ok := float(v)
 	if !ok || f != math.Trunc(f) || f < float64(lo) || f > float64(hi) {
-		return 0, fmt.Errorf("config %s: %v is not a whole number in %d-%d", key, v, lo, hi)
+		return 0, errors.New("config " + key + ": " + show(v) + " is not a whole number in " + strconv.Itoa(lo) + "-" + strconv.Itoa(hi))
 	}
 	return int(f), nil
 }

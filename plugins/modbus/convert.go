@@ -3,7 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
-	"fmt"
+	"errors"
 	"math"
 	"strconv"
 	"strings"
@@ -74,7 +74,7 @@ func (p *point) decode(data []byte) (string, error) {
 	case "float64":
 		return p.number(math.Float64frombits(binary.BigEndian.Uint64(regs)), 64)
 	}
-	return "", fmt.Errorf("dataType %q cannot be decoded", p.dataType)
+	return "", errors.New("dataType " + strconv.Quote(p.dataType) + " cannot be decoded")
 }
 
 // integer formats a whole raw value, exactly when no scale applies.
@@ -90,7 +90,7 @@ func (p *point) integer(n int64) (string, error) {
 // float read as is (32 or 64), 0 for a whole number.
 func (p *point) number(x float64, bits int) (string, error) {
 	if math.IsNaN(x) || math.IsInf(x, 0) {
-		return "", fmt.Errorf("the device holds %v, which the twin cannot take", x)
+		return "", errors.New("the device holds " + strconv.FormatFloat(x, 'g', -1, 64) + ", which the twin cannot take")
 	}
 	if p.scale != 1 {
 		x *= p.scale
@@ -122,7 +122,7 @@ func (p *point) encode(value string) (regs []byte, bits []bool, err error) {
 		}
 		n, err := strconv.ParseUint(value, 10, 64)
 		if err != nil || (p.count < 64 && n >= 1<<p.count) {
-			return nil, nil, fmt.Errorf("%q is not a whole number of %d bits", value, p.count)
+			return nil, nil, errors.New(strconv.Quote(value) + " is not a whole number of " + strconv.Itoa(int(p.count)) + " bits")
 		}
 		bits = make([]bool, p.count)
 		for i := range bits {
@@ -134,7 +134,7 @@ func (p *point) encode(value string) (regs []byte, bits []bool, err error) {
 	switch p.dataType {
 	case "string":
 		if len(value) > len(regs) {
-			return nil, nil, fmt.Errorf("%q is longer than %d registers hold", value, p.count)
+			return nil, nil, errors.New(strconv.Quote(value) + " is longer than " + strconv.Itoa(int(p.count)) + " registers hold")
 		}
 		copy(regs, value)
 	case "boolean":
@@ -151,7 +151,7 @@ func (p *point) encode(value string) (regs []byte, bits []bool, err error) {
 			return nil, nil, err
 		}
 		if math.Abs(f) > math.MaxFloat32 {
-			return nil, nil, fmt.Errorf("%q does not fit a float32", value)
+			return nil, nil, errors.New(strconv.Quote(value) + " does not fit a float32")
 		}
 		binary.BigEndian.PutUint32(regs, math.Float32bits(float32(f)))
 	case "float64":
@@ -184,7 +184,7 @@ func (p *point) putInteger(regs []byte, value string) error {
 	var u uint64
 	if n, err := strconv.ParseInt(value, 10, 64); err == nil && p.scale == 1 {
 		if float64(n) < lo || float64(n) > hi {
-			return fmt.Errorf("%s does not fit %s", value, p.dataType)
+			return errors.New(value + " does not fit " + p.dataType)
 		}
 		u = uint64(n)
 	} else {
@@ -194,7 +194,7 @@ func (p *point) putInteger(regs []byte, value string) error {
 		}
 		f = math.Round(f)
 		if f < lo || f > hi {
-			return fmt.Errorf("%s (raw %v) does not fit %s", value, f, p.dataType)
+			return errors.New(value + " (raw " + strconv.FormatFloat(f, 'g', -1, 64) + ") does not fit " + p.dataType)
 		}
 		if f < 0 {
 			u = uint64(int64(f))
@@ -217,7 +217,7 @@ func (p *point) putInteger(regs []byte, value string) error {
 func (p *point) unscaled(value string) (float64, error) {
 	f, err := strconv.ParseFloat(value, 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-		return 0, fmt.Errorf("%q is not a number", value)
+		return 0, errors.New(strconv.Quote(value) + " is not a number")
 	}
 	return f / p.scale, nil
 }
@@ -232,7 +232,7 @@ func parseBool(s string) (bool, error) {
 	}
 	b, err := strconv.ParseBool(s)
 	if err != nil {
-		return false, fmt.Errorf("%q is not a boolean (true, false, 1, 0, on, off)", s)
+		return false, errors.New(strconv.Quote(s) + " is not a boolean (true, false, 1, 0, on, off)")
 	}
 	return b, nil
 }

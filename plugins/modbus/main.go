@@ -18,14 +18,14 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
-	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/plugins/modbus/mbap"
 	"github.com/edgehost/edgehost/sdk"
+	"github.com/edgehost/edgehost/sdk/mapperjson"
 )
 
 func init() {
@@ -50,11 +50,11 @@ func handle(m *sdk.Message) (*sdk.Message, error) {
 			return nil, err
 		}
 		reply := read(p)
-		return m.Reply(appendReply(make([]byte, 0, 256), &reply)), nil
+		return m.Reply(mapperjson.AppendReadReply(make([]byte, 0, 256), &reply)), nil
 	case abi.MapperOpWrite:
-		var req abi.MapperWrite
-		if err := json.Unmarshal(m.Content, &req); err != nil {
-			return nil, fmt.Errorf("modbus: write: %w", err)
+		req, err := mapperjson.DecodeWrite(m.Content)
+		if err != nil {
+			return nil, wrap("modbus: write: ", err)
 		}
 		if err := write(&req); err != nil {
 			return nil, err
@@ -113,7 +113,7 @@ func readDevice(t *target) abi.MapperDeviceValues {
 			// Not reachable or not answering: the other properties would
 			// wait as long, so the device fails now.
 			slow[t.cfg.addr] = true
-			out.Error, out.State, out.Properties = fmt.Sprintf("%s: %v", p.name, err), abi.StateOffline, nil
+			out.Error, out.State, out.Properties = p.name+": "+err.Error(), abi.StateOffline, nil
 			return out
 		}
 		out.Properties = append(out.Properties, abi.MapperValue{Name: p.name, Error: err.Error()})
@@ -137,11 +137,11 @@ func readProperty(cfg *device, p *prop) (string, error) {
 	}
 	data, err := transact(cfg, &r)
 	if err != nil {
-		return "", fmt.Errorf("%s %d: %w", pt.register, pt.offset, err)
+		return "", wrap(pt.register+" "+strconv.Itoa(int(pt.offset))+": ", err)
 	}
 	v, err := pt.decode(data)
 	if err != nil {
-		return "", fmt.Errorf("%s %d: %w", pt.register, pt.offset, err)
+		return "", wrap(pt.register+" "+strconv.Itoa(int(pt.offset))+": ", err)
 	}
 	return v, nil
 }
@@ -151,7 +151,7 @@ func readProperty(cfg *device, p *prop) (string, error) {
 func write(req *abi.MapperWrite) error {
 	d := &req.Device
 	if len(d.Properties) != 1 {
-		return fmt.Errorf("modbus: write names %d properties, want 1", len(d.Properties))
+		return errors.New("modbus: write names " + strconv.Itoa(len(d.Properties)) + " properties, want 1")
 	}
 	cfg, err := parseDevice(d.ProtocolConfig)
 	if err != nil {
@@ -160,11 +160,11 @@ func write(req *abi.MapperWrite) error {
 	p := &d.Properties[0]
 	pt, err := parsePoint(p.Visitor, p.Type)
 	if err != nil {
-		return fmt.Errorf("property %s: %w", p.Name, err)
+		return wrap("property "+p.Name+": ", err)
 	}
 	regs, bits, err := pt.encode(req.Value)
 	if err != nil {
-		return fmt.Errorf("property %s: %w", p.Name, err)
+		return wrap("property "+p.Name+": ", err)
 	}
 	var r mbap.Request
 	switch pt.register {
@@ -173,14 +173,14 @@ func write(req *abi.MapperWrite) error {
 	case coilRegister:
 		r, err = mbap.WriteCoils(pt.offset, bits)
 	default:
-		return fmt.Errorf("property %s: a %s is read-only; only HoldingRegister and CoilRegister take writes", p.Name, pt.register)
+		return errors.New("property " + p.Name + ": a " + pt.register + " is read-only; only HoldingRegister and CoilRegister take writes")
 	}
 	if err != nil {
-		return fmt.Errorf("property %s: %w", p.Name, err)
+		return wrap("property "+p.Name+": ", err)
 	}
 	addrs[d.ID] = cfg.addr
 	if _, err := transact(&cfg, &r); err != nil {
-		return fmt.Errorf("property %s: %s %d: %w", p.Name, pt.register, pt.offset, err)
+		return wrap("property "+p.Name+": "+pt.register+" "+strconv.Itoa(int(pt.offset))+": ", err)
 	}
 	return nil
 }

@@ -7,9 +7,10 @@ import (
 	"testing"
 
 	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/sdk/mapperjson"
 )
 
-// TestAppendReply: the hand-written reply decodes, with encoding/json, to
+// TestAppendReply: the reply the plugin writes (mapperjson's) decodes, with encoding/json, to
 // what was encoded, empty fields left out as the abi types' omitempty.
 func TestAppendReply(t *testing.T) {
 	r := abi.MapperReadReply{Devices: []abi.MapperDeviceValues{
@@ -17,7 +18,7 @@ func TestAppendReply(t *testing.T) {
 		{ID: "default/dead", State: "offline", Error: "temp: cannot connect"},
 		{ID: "default/ünï", Properties: []abi.MapperValue{{Name: "s", Value: "日本"}}},
 	}}
-	got := appendReply(nil, &r)
+	got := mapperjson.AppendReadReply(nil, &r)
 	var back abi.MapperReadReply
 	if err := json.Unmarshal(got, &back); err != nil {
 		t.Fatalf("%s: %v", got, err)
@@ -38,7 +39,7 @@ func FuzzReplyJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, id, value, errText string) {
 		r := abi.MapperReadReply{Devices: []abi.MapperDeviceValues{{ID: id, Error: errText,
 			Properties: []abi.MapperValue{{Name: "p", Value: value}}}}}
-		b := appendReply(nil, &r)
+		b := mapperjson.AppendReadReply(nil, &r)
 		var back abi.MapperReadReply
 		if err := json.Unmarshal(b, &back); err != nil {
 			t.Fatalf("%q: %v", b, err)

@@ -21,9 +21,7 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
-	"fmt"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -32,6 +30,8 @@ import (
 
 	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/sdk"
+	"github.com/edgehost/edgehost/sdk/jsonlite"
+	"github.com/edgehost/edgehost/sdk/mapperjson"
 )
 
 func init() {
@@ -44,28 +44,25 @@ func main() {}
 func handle(m *sdk.Message) (*sdk.Message, error) {
 	switch m.Route.Operation {
 	case abi.MapperOpRead:
-		var req abi.MapperRead
-		if err := json.Unmarshal(m.Content, &req); err != nil {
-			return nil, fmt.Errorf("virtual: read: %w", err)
-		}
-		out, err := json.Marshal(read(&req, sdk.Now()))
+		req, err := mapperjson.DecodeRead(m.Content)
 		if err != nil {
-			return nil, err
+			return nil, wrap("virtual: read: ", err)
 		}
-		return m.Reply(out), nil
+		reply := read(&req, sdk.Now())
+		return m.Reply(mapperjson.AppendReadReply(make([]byte, 0, 256), &reply)), nil
 	case abi.MapperOpWrite:
-		var req abi.MapperWrite
-		if err := json.Unmarshal(m.Content, &req); err != nil {
-			return nil, fmt.Errorf("virtual: write: %w", err)
+		req, err := mapperjson.DecodeWrite(m.Content)
+		if err != nil {
+			return nil, wrap("virtual: write: ", err)
 		}
 		if err := write(&req); err != nil {
 			return nil, err
 		}
 		return m.Reply(nil), nil
 	case abi.MapperOpOpen:
-		var d abi.MapperDevice
-		if err := json.Unmarshal(m.Content, &d); err != nil {
-			return nil, fmt.Errorf("virtual: open: %w", err)
+		d, err := mapperjson.DecodeDevice(m.Content)
+		if err != nil {
+			return nil, wrap("virtual: open: ", err)
 		}
 		return m.Reply(nil), open(&d, sdk.Now())
 	case abi.MapperOpClose:
@@ -144,7 +141,7 @@ func simulate(id string, p *abi.MapperProperty, now, opened time.Time) (string, 
 	case "random":
 		lo, hi := number(v["min"], 0), number(v["max"], 100)
 		if hi < lo {
-			return "", fmt.Errorf("random: max %v is below min %v", hi, lo)
+			return "", errors.New("random: max " + show(hi) + " is below min " + show(lo))
 		}
 		x := lo + rand.Float64()*(hi-lo)
 		if p.Type == "int" {
@@ -166,7 +163,7 @@ func simulate(id string, p *abi.MapperProperty, now, opened time.Time) (string, 
 	case "":
 		return "", errors.New("the visitor config has no kind (counter, sine, random, echo, constant)")
 	default:
-		return "", fmt.Errorf("unknown kind %q (counter, sine, random, echo, constant)", kind)
+		return "", errors.New("unknown kind " + strconv.Quote(kind) + " (counter, sine, random, echo, constant)")
 	}
 }
 
@@ -177,14 +174,14 @@ func write(req *abi.MapperWrite) error {
 		return errors.New(reason)
 	}
 	if len(d.Properties) != 1 {
-		return fmt.Errorf("virtual: write names %d properties, want 1", len(d.Properties))
+		return errors.New("virtual: write names " + strconv.Itoa(len(d.Properties)) + " properties, want 1")
 	}
 	p := &d.Properties[0]
 	if kind := text(p.Visitor["kind"]); kind != "echo" {
-		return fmt.Errorf("property %s is a %s, which is read-only; only echo properties take writes", p.Name, kind)
+		return errors.New("property " + p.Name + " is a " + kind + ", which is read-only; only echo properties take writes")
 	}
 	if err := checkType(p.Type, req.Value); err != nil {
-		return fmt.Errorf("property %s: %w", p.Name, err)
+		return wrap("property "+p.Name+": ", err)
 	}
 	return sdk.KVPut(echoKey(d.ID, p.Name), []byte(req.Value))
 }
@@ -201,7 +198,7 @@ func checkType(typ, s string) error {
 		_, err = strconv.ParseBool(s)
 	}
 	if err != nil {
-		return fmt.Errorf("%q is not a %s", s, typ)
+		return errors.New(strconv.Quote(s) + " is not a " + typ)
 	}
 	return nil
 }
@@ -230,8 +227,23 @@ func text(v any) string {
 	case bool:
 		return strconv.FormatBool(x)
 	}
-	return fmt.Sprint(v)
+	return string(jsonlite.AppendValue(nil, v))
 }
+
+// show is a config value as JSON text, for errors.
+func show(v any) string { return string(jsonlite.AppendValue(nil, v)) }
+
+// wrapped is an error with context before it, as fmt.Errorf("%s%w")
+// makes one (fmt is left out to keep the module small).
+type wrapped struct {
+	context string
+	err     error
+}
+
+func (e *wrapped) Error() string { return e.context + e.err.Error() }
+func (e *wrapped) Unwrap() error { return e.err }
+
+func wrap(context string, err error) error { return &wrapped{context, err} }
 
 // number is a config value as a number, def when absent or not one.
 func number(v any, def float64) float64 {
@@ -261,5 +273,5 @@ func duration(v any, def time.Duration) (time.Duration, error) {
 			return d, nil
 		}
 	}
-	return 0, fmt.Errorf("period %v is not a positive duration (\"60s\" or milliseconds)", v)
+	return 0, errors.New("period " + show(v) + ` is not a positive duration ("60s" or milliseconds)`)
 }

@@ -8,7 +8,7 @@ package mbap
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
+	"strconv"
 )
 
 // Function codes this package speaks.
@@ -70,7 +70,7 @@ func (e *Exception) Error() string {
 	if name == "" {
 		name = "unknown exception"
 	}
-	return fmt.Sprintf("modbus exception %d (%s) to function %d", e.Code, name, e.Function)
+	return "modbus exception " + itoa(e.Code) + " (" + name + ") to function " + itoa(e.Function)
 }
 
 // TransactionMismatch is a reply whose transaction id is not the
@@ -80,7 +80,7 @@ type TransactionMismatch struct {
 }
 
 func (e *TransactionMismatch) Error() string {
-	return fmt.Sprintf("modbus reply has transaction id %d, want %d", e.Got, e.Want)
+	return "modbus reply has transaction id " + itoa(e.Got) + ", want " + itoa(e.Want)
 }
 
 // Request is one Modbus request PDU and what its reply must look like.
@@ -103,13 +103,13 @@ func Read(fc byte, address, quantity uint16) (Request, error) {
 		limit = MaxReadBits
 	case ReadHoldingRegisters, ReadInputRegisters:
 	default:
-		return Request{}, fmt.Errorf("function %d is not a read", fc)
+		return Request{}, errors.New("function " + itoa(fc) + " is not a read")
 	}
 	if quantity == 0 || int(quantity) > limit {
-		return Request{}, fmt.Errorf("function %d reads 1-%d at a time, not %d", fc, limit, quantity)
+		return Request{}, errors.New("function " + itoa(fc) + " reads 1-" + itoa(limit) + " at a time, not " + itoa(quantity))
 	}
 	if int(address)+int(quantity) > 0x10000 {
-		return Request{}, fmt.Errorf("address %d + %d runs past 65535", address, quantity)
+		return Request{}, errors.New("address " + itoa(address) + " + " + itoa(quantity) + " runs past 65535")
 	}
 	return Request{Function: fc, Address: address, Quantity: quantity}, nil
 }
@@ -120,11 +120,11 @@ func WriteRegisters(address uint16, regs []byte) (Request, error) {
 	n := len(regs) / 2
 	switch {
 	case len(regs)%2 != 0 || n == 0:
-		return Request{}, fmt.Errorf("%d bytes are not whole registers", len(regs))
+		return Request{}, errors.New(itoa(len(regs)) + " bytes are not whole registers")
 	case n > MaxWriteRegisters:
-		return Request{}, fmt.Errorf("function 16 writes at most %d registers, not %d", MaxWriteRegisters, n)
+		return Request{}, errors.New("function 16 writes at most " + itoa(MaxWriteRegisters) + " registers, not " + itoa(n))
 	case int(address)+n > 0x10000:
-		return Request{}, fmt.Errorf("address %d + %d runs past 65535", address, n)
+		return Request{}, errors.New("address " + itoa(address) + " + " + itoa(n) + " runs past 65535")
 	case n == 1:
 		return Request{Function: WriteSingleRegister, Address: address, Quantity: 1, Data: regs}, nil
 	}
@@ -139,9 +139,9 @@ func WriteCoils(address uint16, bits []bool) (Request, error) {
 	case n == 0:
 		return Request{}, errors.New("no coils to write")
 	case n > MaxWriteBits:
-		return Request{}, fmt.Errorf("function 15 writes at most %d coils, not %d", MaxWriteBits, n)
+		return Request{}, errors.New("function 15 writes at most " + itoa(MaxWriteBits) + " coils, not " + itoa(n))
 	case int(address)+n > 0x10000:
-		return Request{}, fmt.Errorf("address %d + %d runs past 65535", address, n)
+		return Request{}, errors.New("address " + itoa(address) + " + " + itoa(n) + " runs past 65535")
 	case n == 1:
 		v := []byte{0, 0}
 		if bits[0] {
@@ -227,11 +227,11 @@ func FrameLen(b []byte) (int, error) {
 		return 0, ErrShort
 	}
 	if p := binary.BigEndian.Uint16(b[2:]); p != 0 {
-		return 0, fmt.Errorf("%w: protocol id %d, want 0", ErrMalformed, p)
+		return 0, malformed("protocol id " + itoa(p) + ", want 0")
 	}
 	l := int(binary.BigEndian.Uint16(b[4:]))
 	if l < 2 || l > MaxPDU+1 {
-		return 0, fmt.Errorf("%w: length field %d outside 2-%d", ErrMalformed, l, MaxPDU+1)
+		return 0, malformed("length field " + itoa(l) + " outside 2-" + itoa(MaxPDU+1))
 	}
 	return 6 + l, nil
 }
@@ -245,19 +245,19 @@ func (r *Request) Check(f Frame, tx uint16, unit byte) ([]byte, error) {
 		return nil, &TransactionMismatch{Got: f.Transaction, Want: tx}
 	}
 	if f.Unit != unit {
-		return nil, fmt.Errorf("%w: unit id %d, want %d", ErrMalformed, f.Unit, unit)
+		return nil, malformed("unit id " + itoa(f.Unit) + ", want " + itoa(unit))
 	}
 	p := f.PDU
 	switch {
 	case len(p) == 0:
-		return nil, fmt.Errorf("%w: empty PDU", ErrMalformed)
+		return nil, malformed("empty PDU")
 	case p[0] == r.Function|0x80:
 		if len(p) != 2 {
-			return nil, fmt.Errorf("%w: exception reply of %d bytes, want 2", ErrMalformed, len(p))
+			return nil, malformed("exception reply of " + itoa(len(p)) + " bytes, want 2")
 		}
 		return nil, &Exception{Function: r.Function, Code: p[1]}
 	case p[0] != r.Function:
-		return nil, fmt.Errorf("%w: function %d answers function %d", ErrMalformed, p[0], r.Function)
+		return nil, malformed("function " + itoa(p[0]) + " answers function " + itoa(r.Function))
 	}
 	switch r.Function {
 	case ReadCoils, ReadDiscreteInputs, ReadHoldingRegisters, ReadInputRegisters:
@@ -266,18 +266,45 @@ func (r *Request) Check(f Frame, tx uint16, unit byte) ([]byte, error) {
 			want = (int(r.Quantity) + 7) / 8
 		}
 		if len(p) < 2 {
-			return nil, fmt.Errorf("%w: function %d reply has no byte count", ErrMalformed, r.Function)
+			return nil, malformed("function " + itoa(r.Function) + " reply has no byte count")
 		}
 		if int(p[1]) != want || len(p) != 2+want {
-			return nil, fmt.Errorf("%w: function %d reply has byte count %d and %d data bytes, want %d for %d items", ErrMalformed,
-				r.Function, p[1], len(p)-2, want, r.Quantity)
+			return nil, malformed("function " + itoa(r.Function) + " reply has byte count " + itoa(p[1]) + " and " + itoa(len(p)-2) +
+				" data bytes, want " + itoa(want) + " for " + itoa(r.Quantity) + " items")
 		}
 		return p[2:], nil
 	}
 	// A write's reply echoes the address and the value or quantity.
 	echo := r.pdu(nil)[:5]
 	if len(p) != 5 || string(p) != string(echo) {
-		return nil, fmt.Errorf("%w: function %d reply % x does not echo % x", ErrMalformed, r.Function, p, echo)
+		return nil, malformed("function " + itoa(r.Function) + " reply " + hexBytes(p) + " does not echo " + hexBytes(echo))
 	}
 	return nil, nil
+}
+
+// Errors are built with strconv rather than fmt, which would add a few
+// hundred KB to every mapper that links this package.
+
+// malformedError is an error about a reply that wraps ErrMalformed.
+type malformedError struct{ what string }
+
+func (e *malformedError) Error() string { return ErrMalformed.Error() + ": " + e.what }
+func (e *malformedError) Unwrap() error { return ErrMalformed }
+
+func malformed(what string) error { return &malformedError{what} }
+
+// itoa is n in decimal.
+func itoa[T byte | uint16 | int](n T) string { return strconv.Itoa(int(n)) }
+
+// hexBytes is b as fmt's "% x" writes it: hex bytes, space separated.
+func hexBytes(b []byte) string {
+	const digits = "0123456789abcdef"
+	out := make([]byte, 0, 3*len(b))
+	for i, c := range b {
+		if i > 0 {
+			out = append(out, ' ')
+		}
+		out = append(out, digits[c>>4], digits[c&0xF])
+	}
+	return string(out)
 }

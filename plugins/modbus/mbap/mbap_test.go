@@ -201,3 +201,35 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestErrorTexts: errors name the numbers and bytes that were wrong (the
+// texts fmt wrote before the package dropped it) and wrap ErrMalformed.
+func TestErrorTexts(t *testing.T) {
+	r, err := Read(ReadHoldingRegisters, 10, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := WriteRegisters(7, []byte{0, 42})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, tooMany := Read(ReadCoils, 0, 2001)
+	_, badLen := FrameLen([]byte{0, 1, 0, 0, 1, 0, 1})
+	_, count := r.Check(Frame{Transaction: 1, Unit: 1, PDU: []byte{3, 2, 0, 1}}, 1, 1)
+	_, echo := w.Check(Frame{Transaction: 1, Unit: 1, PDU: []byte{6, 0, 7, 0, 43}}, 1, 1)
+	for _, c := range []struct {
+		err       error
+		want      string
+		malformed bool
+	}{
+		{tooMany, "function 1 reads 1-2000 at a time, not 2001", false},
+		{badLen, "malformed modbus reply: length field 256 outside 2-254", true},
+		{count, "malformed modbus reply: function 3 reply has byte count 2 and 2 data bytes, want 4 for 2 items", true},
+		{echo, "malformed modbus reply: function 6 reply 06 00 07 00 2b does not echo 06 00 07 00 2a", true},
+		{&TransactionMismatch{Got: 3, Want: 4}, "modbus reply has transaction id 3, want 4", false},
+	} {
+		if c.err == nil || c.err.Error() != c.want || isMalformed(c.err) != c.malformed {
+			t.Errorf("%v, want %q (malformed %v)", c.err, c.want, c.malformed)
+		}
+	}
+}
