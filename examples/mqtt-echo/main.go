@@ -6,22 +6,33 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 
 	"github.com/edgehost/edgehost/sdk"
+	"github.com/edgehost/edgehost/sdk/jsonlite"
 )
 
 // topics are the plugin's settings, read once at init.
-var topics = struct {
-	In  string `json:"in"`
-	Out string `json:"out"`
-}{In: "examples/echo/in", Out: "examples/echo/out"}
+var topics = struct{ In, Out string }{In: "examples/echo/in", Out: "examples/echo/out"}
+
+// decodeConfig reads {"in", "out"} into topics with sdk/jsonlite, not
+// encoding/json, which would add ~1 MB to the module.
+func decodeConfig(config []byte) error {
+	d := jsonlite.NewDecoder(config)
+	d.Object([]string{"in", "out"}, func(name string) {
+		if name == "in" {
+			d.String(&topics.In)
+		} else {
+			d.String(&topics.Out)
+		}
+	})
+	return d.Finish()
+}
 
 func init() {
 	sdk.OnInit(func(config []byte) error {
 		if len(config) > 0 {
-			if err := json.Unmarshal(config, &topics); err != nil {
+			if err := decodeConfig(config); err != nil {
 				return errors.New("mqtt-echo config: " + err.Error())
 			}
 		}
