@@ -91,7 +91,7 @@ func portOf(t *testing.T, srv *httptest.Server) string {
 // while a request made alongside is answered; a stopped service gets
 // edgecore's 404. Edge → cloud: an app's request for a target the cloud
 // started gets the cloud's answer, one for another target edgecore's 400
-// JSON.
+// JSON. `edgehost send` injects a request and prints the service's answer.
 func TestServicebusEndToEnd(t *testing.T) {
 	work := t.TempDir()
 	blob := make([]byte, 256<<10)
@@ -153,6 +153,27 @@ func TestServicebusEndToEnd(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(echoed); !bytes.Equal(b, body) {
 		t.Errorf("echo PUT: %d bytes back, not the %d sent", len(b), len(body))
+	}
+
+	// The same request injected with `edgehost send`, no cloud involved:
+	// the answer comes back to send, which prints it.
+	out, code = edgehost(t, r.bin, "", "send", "--data-dir", r.dataDir, "--to", "servicebus", "--source", "router_servicebus",
+		"--group", "user", "--operation", "PUT", "--resource", portOf(t, echo)+":/sent?y=2",
+		"--content", `{"method":"PUT","header":{"X-Test":["send"]},"body":"AAH+/w=="}`)
+	var sentReply struct {
+		Header struct {
+			ParentID string `json:"parent_msg_id"`
+		} `json:"header"`
+		Content struct {
+			Header     http.Header `json:"header"`
+			StatusCode int         `json:"status_code"`
+			Body       []byte      `json:"body"`
+		} `json:"content"`
+	}
+	if err := json.Unmarshal([]byte(out), &sentReply); code != 0 || err != nil || sentReply.Header.ParentID == "" ||
+		sentReply.Content.StatusCode != 200 || sentReply.Content.Header.Get("X-Seen") != "PUT /sent?y=2 send" ||
+		!bytes.Equal(sentReply.Content.Body, []byte{0, 1, 0xfe, 0xff}) {
+		t.Errorf("edgehost send to the servicebus: exit %d (%v)\n%s", code, err, out)
 	}
 
 	// A slow service times out with the named error while a request made

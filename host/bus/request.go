@@ -94,6 +94,21 @@ func (b *Bus) forget(sh *shard, id string, w *waiter) (abi.Message, bool) {
 	return r, true
 }
 
+// Waiting reports whether a Request waits for the reply to the message
+// whose ID is id. A module that serves both the cloud and local requesters
+// asks it on receipt: a request a local caller waits for is answered with
+// Respond, one from the cloud (delivered by Send) through the hub.
+func (b *Bus) Waiting(id string) bool {
+	if id == "" {
+		return false
+	}
+	sh := b.pending.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	_, ok := sh.m[id]
+	return ok
+}
+
 // Respond delivers reply to the Request waiting for it, the one whose ID is
 // reply's ParentID. It fills reply's ID and Timestamp as Send does and never
 // blocks. If no request is waiting (the requester gave up, or there never was

@@ -194,6 +194,43 @@ func TestRespondNoWaiter(t *testing.T) {
 	}
 }
 
+// Waiting is true for a request's id from its send until its reply is
+// taken, and never for a message sent without waiting.
+func TestWaiting(t *testing.T) {
+	b := New(Options{})
+	defer b.Close()
+	ep := mustRegister(t, b, "m", "g")
+	sent := abi.Message{Header: abi.Header{ID: NewID()}}
+	if err := b.Send(context.Background(), "m", sent); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ep.Receive(context.Background()); err != nil || b.Waiting(got.Header.ID) {
+		t.Errorf("Waiting for a sent message = true (receive error %v)", err)
+	}
+	done := make(chan error, 1)
+	req := abi.Message{Header: abi.Header{ID: NewID()}}
+	go func() {
+		_, err := b.Request(context.Background(), "m", req)
+		done <- err
+	}()
+	got, err := ep.Receive(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !b.Waiting(got.Header.ID) {
+		t.Error("Waiting for a request being served = false")
+	}
+	if err := b.Respond(got.Reply(abi.OpResponse, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if b.Waiting(got.Header.ID) || b.Waiting("") {
+		t.Error("Waiting after the reply was taken, or for no id, = true")
+	}
+}
+
 // Close with requests and blocked sends in flight: every one returns
 // ErrClosed, later calls fail with ErrClosed, and no goroutine is left.
 func TestCloseInFlight(t *testing.T) {

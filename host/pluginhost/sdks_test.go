@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"slices"
 	"strconv"
@@ -277,14 +280,33 @@ func TestSDKMQTTEcho(t *testing.T) {
 }
 
 // sdkcheckManifest grants the sdkcheck test plugin what it uses.
-const sdkcheckManifest = `{"name":"sdkcheck","version":"1.0.0","kind":"handler","abi":"1","tick":"50ms",
-	"config":{"answer":42},"capabilities":{"send":[{"group":"svc"},{"group":"sink"}],"kv":{}},"limits":{"instances":1}}`
+// sdkcheckManifest is sdkcheck's, granted HTTP to the URLs of granted.
+func sdkcheckManifest(granted string) string {
+	return `{"name":"sdkcheck","version":"1.0.0","kind":"handler","abi":"1.3","tick":"50ms",
+	"config":{"answer":42},"capabilities":{"send":[{"group":"svc"},{"group":"sink"}],"kv":{},"http":["` + granted + `"]},
+	"limits":{"instances":1}}`
+}
 
 // TestSDKSurface runs testdata/sdkcheck in each non-Go SDK: request (a
 // reply larger than the SDKs' first buffer, so fetched with
 // request_reply), send, every KV import, config, now, log, a failure code,
-// a trap (AssemblyScript's through the SDK's abort, which logs), and ticks.
+// a trap (AssemblyScript's through the SDK's abort, which logs), ticks,
+// and http_request with the route helpers against a real HTTP server: a
+// route request parsed, forwarded with a header added (a binary answer
+// larger than the first buffer, so fetched with http_reply), and answered
+// in the response framing; a URL outside the grant denied.
 func TestSDKSurface(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-Seen", r.Method+" "+r.URL.RequestURI()+" "+r.Header.Get("X-Test")+" via "+r.Header.Get("X-Via"))
+		w.WriteHeader(http.StatusCreated)
+		w.Write(b)
+	}))
+	defer srv.Close()
+	body := make([]byte, 100_000)
+	for i := range body {
+		body[i] = byte(i * 7)
+	}
 	for _, lang := range plugintest.Languages[1:] {
 		t.Run(lang, func(t *testing.T) {
 			dir := t.TempDir()
@@ -311,7 +333,7 @@ func TestSDKSurface(t *testing.T) {
 						Route: abi.Route{Group: "svc", Operation: abi.OpResponse, Resource: m.Route.Resource}, Content: bytes.Repeat([]byte("r"), n)})
 				}
 			}()
-			file, err := plugins.Pack(plugintest.MustReadLang(t, lang, "host/pluginhost/testdata/sdkcheck/"+lang), []byte(sdkcheckManifest))
+			file, err := plugins.Pack(plugintest.MustReadLang(t, lang, "host/pluginhost/testdata/sdkcheck/"+lang), []byte(sdkcheckManifest(srv.URL+"/ok/*")))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -346,6 +368,26 @@ func TestSDKSurface(t *testing.T) {
 				t.Errorf("now: %s %q", r.Route.Operation, r.Content)
 			} else if ns, err := strconv.ParseInt(string(r.Content), 10, 64); err != nil || ns < before || ns > time.Now().UnixNano() {
 				t.Errorf("now = %q (%v), want a time since the test started", r.Content, err)
+			}
+			route := func(url string) abi.Message {
+				req := abi.HTTPRequest{Method: "PUT", URL: url, Header: [][2]string{{"X-Test", "yes"}}, Body: body}
+				return call("route", string(abi.AppendHTTPRequest(nil, &req)))
+			}
+			r := route(srv.URL + "/ok/x?y=1")
+			resp, err := abi.DecodeHTTPResponse(r.Content)
+			if r.Route.Operation != abi.OpResponse || err != nil {
+				t.Errorf("route: reply %s %.200q (%v)", r.Route.Operation, r.Content, err)
+			}
+			header := http.Header{}
+			for _, kv := range resp.Header {
+				header.Add(kv[0], kv[1])
+			}
+			if resp.Status != 201 || header.Get("X-Seen") != "PUT /ok/x?y=1 yes via "+lang || header.Get("X-Lang") != lang ||
+				!bytes.Equal(resp.Body, body) {
+				t.Errorf("route: %d %v, body %d bytes (equal %v)", resp.Status, header, len(resp.Body), bytes.Equal(resp.Body, body))
+			}
+			if r := route(srv.URL + "/denied"); r.Route.Operation != abi.OpError || string(r.Content) != "http_request: denied" {
+				t.Errorf("route outside the grant: reply %s %q", r.Route.Operation, r.Content)
 			}
 			if r := call("fail", ""); r.Route.Operation != abi.OpError || !strings.Contains(string(r.Content), "no handler") {
 				t.Errorf("fail: reply %s %q, want an error naming code no handler", r.Route.Operation, r.Content)

@@ -71,22 +71,23 @@ func DecodeRequest(msg abi.Message) (HTTPRequest, error) {
 	return req, nil
 }
 
-// serveCloud answers one cloud → edge request through the default route.
-func (m *Module) serveCloud(ctx context.Context, msg abi.Message) {
+// serveCloud answers one cloud → edge request, to the cloud or, if local,
+// to the requester waiting on the bus.
+func (m *Module) serveCloud(ctx context.Context, msg abi.Message, local bool) {
 	start := time.Now()
 	resp, status, err := m.call(ctx, msg)
 	if err != nil {
-		m.fail(ctx, msg, status, err)
+		m.fail(ctx, msg, local, status, err)
 		return
 	}
-	content, err := m.encodeReply(resp)
+	content, err := m.encodeReply(resp, local)
 	if err != nil {
-		m.fail(ctx, msg, http.StatusInternalServerError, err)
+		m.fail(ctx, msg, local, http.StatusInternalServerError, err)
 		return
 	}
 	reply := abi.Message{Header: abi.Header{ParentID: msg.Header.ID},
 		Route: abi.Route{Source: ModuleName, Group: UserGroup, Operation: abi.OpUpload}, Content: content}
-	if err := m.reply(ctx, msg, reply); err != nil {
+	if err := m.reply(ctx, msg, local, reply); err != nil {
 		return
 	}
 	m.answered.Add(1)
@@ -156,14 +157,15 @@ func (m *Module) defaultRoute(ctx context.Context, target string, in HTTPRequest
 	return HTTPResponse{Header: resp.Header, StatusCode: resp.StatusCode, Body: body}, 0, nil
 }
 
-// encodeReply marshals resp, refusing one whose reply frame would be over
-// the cloud link's limit (the hub would drop it and the cloud wait).
-func (m *Module) encodeReply(resp HTTPResponse) ([]byte, error) {
+// encodeReply marshals resp, refusing one for the cloud whose reply frame
+// would be over the cloud link's limit (the hub would drop it and the
+// cloud wait); a local reply does not cross the link.
+func (m *Module) encodeReply(resp HTTPResponse, local bool) ([]byte, error) {
 	content, err := json.Marshal(resp)
 	if err != nil {
 		return nil, fmt.Errorf("encode response: %w", err)
 	}
-	if len(content)+replyOverhead > m.cfg.MaxFrameBytes {
+	if !local && len(content)+replyOverhead > m.cfg.MaxFrameBytes {
 		return nil, fmt.Errorf("%w: a %d-byte body encodes to a %d-byte reply, over the cloud link's frame limit %d (modules.hub.maxFrameBytes)",
 			ErrResponseTooLarge, len(resp.Body), len(content), m.cfg.MaxFrameBytes)
 	}
@@ -173,19 +175,26 @@ func (m *Module) encodeReply(resp HTTPResponse) ([]byte, error) {
 // fail counts err and answers the cloud with edgecore's error shape: the
 // request's parent id, no resource or operation, and an HTTPResponse with
 // status and the error as its body.
-func (m *Module) fail(ctx context.Context, msg abi.Message, status int, err error) {
+func (m *Module) fail(ctx context.Context, msg abi.Message, local bool, status int, err error) {
 	m.refuse(reasonOf(err), err, &msg)
 	content, _ := json.Marshal(HTTPResponse{Header: errorHeader, StatusCode: status, Body: []byte("servicebus: " + err.Error())})
 	reply := abi.Message{Header: abi.Header{ParentID: msg.Header.ID}, Route: abi.Route{Source: ModuleName, Group: UserGroup}, Content: content}
-	m.reply(ctx, msg, reply)
+	m.reply(ctx, msg, local, reply)
 }
 
-// reply hands a reply to the hub.
-func (m *Module) reply(ctx context.Context, req, reply abi.Message) error {
-	if err := m.bus.SendToGroup(ctx, HubGroup, reply); err != nil {
-		err = fmt.Errorf("%w: %w", ErrReplyUndelivered, err)
-		m.refuse(ReasonUndelivered, err, &req)
-		return err
+// reply hands a reply to the hub, or, if local, to the bus request
+// waiting for it (its parent id matches).
+func (m *Module) reply(ctx context.Context, req abi.Message, local bool, reply abi.Message) error {
+	var err error
+	if local {
+		if err = m.bus.Respond(reply); err != nil {
+			err = fmt.Errorf("%w to the local requester: %w", ErrReplyUndelivered, err)
+		}
+	} else if err = m.bus.SendToGroup(ctx, HubGroup, reply); err != nil {
+		err = fmt.Errorf("%w to the hub: %w", ErrReplyUndelivered, err)
 	}
-	return nil
+	if err != nil {
+		m.refuse(ReasonUndelivered, err, &req)
+	}
+	return err
 }

@@ -20,6 +20,7 @@ package servicebus
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -89,8 +90,9 @@ var (
 	ErrNotAllowed = errors.New("target url is not allowed")
 	// ErrUpstream: the edge → cloud request got no answer from the cloud.
 	ErrUpstream = errors.New("no answer from the cloud")
-	// ErrReplyUndelivered: the reply could not be handed to the hub.
-	ErrReplyUndelivered = errors.New("reply not handed to the hub")
+	// ErrReplyUndelivered: the reply could not be handed to the hub, or
+	// the local requester stopped waiting for it.
+	ErrReplyUndelivered = errors.New("reply not delivered")
 )
 
 // Reason names one kind of refusal in Stats.Refused and the metrics.
@@ -280,21 +282,32 @@ func (m *Module) Run(ctx context.Context, ready func()) error {
 	}
 }
 
-// handle takes one message from the bus.
+// handle takes one message from the bus. A request someone on the bus
+// waits for (`edgehost send`, through the admin API) is answered to that
+// requester, decided on receipt; any other, the cloud's, through the hub.
 func (m *Module) handle(ctx context.Context, msg abi.Message) {
 	r := msg.Route
+	local := msg.Header.Sync && m.bus.Waiting(msg.Header.ID)
 	switch {
 	case r.Source != CloudSource:
-		// edgecore's servicebus ignores every other source.
-		m.refuse(ReasonWrongSource, errors.New("message from source "+r.Source+" ignored"), &msg)
+		// edgecore's servicebus ignores every other source; a local
+		// requester is told why, rather than left waiting.
+		err := errors.New("message from source " + r.Source + " ignored: the servicebus takes requests from source " + CloudSource)
+		m.refuse(ReasonWrongSource, err, &msg)
+		if local {
+			m.reply(ctx, msg, true, localAnswer(msg, err))
+		}
 	case r.Operation == OpStart || r.Operation == OpStop:
-		m.allow(msg)
+		err := m.allow(msg)
+		if local {
+			m.reply(ctx, msg, true, localAnswer(msg, err))
+		}
 	default:
 		select {
 		case m.slots <- struct{}{}:
 		default:
 			m.requests.Add(1)
-			m.fail(ctx, msg, http.StatusServiceUnavailable, ErrBusy)
+			m.fail(ctx, msg, local, http.StatusServiceUnavailable, ErrBusy)
 			return
 		}
 		m.requests.Add(1)
@@ -304,13 +317,24 @@ func (m *Module) handle(ctx context.Context, msg abi.Message) {
 				<-m.slots
 				m.inFlight.Add(-1)
 			}()
-			m.serveCloud(ctx, msg)
+			m.serveCloud(ctx, msg, local)
 		})
 	}
 }
 
+// localAnswer is the answer to a local requester's message that is not
+// an HTTP request: operation response "OK", or error with err's text.
+func localAnswer(msg abi.Message, err error) abi.Message {
+	r := abi.Message{Header: abi.Header{ParentID: msg.Header.ID},
+		Route: abi.Route{Source: ModuleName, Group: UserGroup, Operation: abi.OpResponse, Resource: msg.Route.Resource}, Content: []byte("OK")}
+	if err != nil {
+		r.Route.Operation, r.Content = abi.OpError, []byte("servicebus: "+err.Error())
+	}
+	return r
+}
+
 // allow applies a start or stop of a target URL.
-func (m *Module) allow(msg abi.Message) {
+func (m *Module) allow(msg abi.Message) error {
 	url := msg.Route.Resource
 	var err error
 	if msg.Route.Operation == OpStart {
@@ -320,9 +344,10 @@ func (m *Module) allow(msg abi.Message) {
 	}
 	if err != nil {
 		m.log.Warn("target url not updated", "operation", msg.Route.Operation, "url", url, "error", err)
-		return
+		return fmt.Errorf("%s target url %q: %w", msg.Route.Operation, url, err)
 	}
 	m.log.Info("target url "+msg.Route.Operation, "url", url, "targets", m.tgts.len())
+	return nil
 }
 
 // refuse counts a refusal and logs its first occurrence of a kind at WARN,

@@ -468,3 +468,60 @@ func TestRouteDefaultPlugin(t *testing.T) {
 		t.Errorf("routed %d, refused %v", s.Routed, s.Refused)
 	}
 }
+
+// TestLocalRequester: a request a caller on the bus waits for (`edgehost
+// send`) is answered to that caller, its errors too, and nothing of it
+// reaches the hub; a cloud request, sync as CloudCore sends it, is still
+// answered through the hub; a local one from another source is told it
+// is ignored rather than left waiting.
+func TestLocalRequester(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-Seen", r.Method+" "+r.URL.RequestURI())
+		fmt.Fprintf(w, "got %s", b)
+	}))
+	defer srv.Close()
+	r := newRig(t, Config{})
+	request := func(source, resource string) abi.Message {
+		t.Helper()
+		content, _ := json.Marshal(HTTPRequest{Method: "POST", Body: []byte("local body")})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		reply, err := r.b.Request(ctx, ModuleName, abi.Message{
+			Route: abi.Route{Source: source, Group: UserGroup, Operation: "POST", Resource: resource}, Content: content})
+		if err != nil {
+			t.Fatalf("request %s from %s: %v", resource, source, err)
+		}
+		return reply
+	}
+	reply := request(CloudSource, port(t, srv)+":/local?x=1")
+	if resp := decodeResponse(t, reply); reply.Route.Operation != abi.OpUpload || resp.StatusCode != 200 ||
+		string(resp.Body) != "got local body" || resp.Header.Get("X-Seen") != "POST /local?x=1" {
+		t.Errorf("local request: route %+v, response %d %v %q", reply.Route, resp.StatusCode, resp.Header, resp.Body)
+	}
+	reply = request(CloudSource, "no-port")
+	if resp := decodeResponse(t, reply); resp.StatusCode != 400 || !strings.Contains(string(resp.Body), "bad servicebus resource") {
+		t.Errorf("local bad resource: %d %q", resp.StatusCode, resp.Body)
+	}
+	reply = request("cli", port(t, srv)+":/x")
+	if reply.Route.Operation != abi.OpError || !strings.Contains(string(reply.Content), "takes requests from source router_servicebus") {
+		t.Errorf("local request from source cli: %+v %q", reply.Route, reply.Content)
+	}
+
+	content, _ := json.Marshal(HTTPRequest{Method: "GET"})
+	cloud := abi.Message{Header: abi.Header{ID: bus.NewID(), Sync: true},
+		Route: abi.Route{Source: CloudSource, Group: UserGroup, Operation: "GET", Resource: port(t, srv) + ":/cloud"}, Content: content}
+	if err := r.b.Send(context.Background(), ModuleName, cloud); err != nil {
+		t.Fatal(err)
+	}
+	// The hub gets the cloud's reply and only that: the local ones would
+	// come first.
+	for parent, msg := range r.replies(1) {
+		if resp := decodeResponse(t, msg); parent != cloud.Header.ID || resp.Header.Get("X-Seen") != "GET /cloud" {
+			t.Errorf("hub got a reply to %s (cloud request %s): %d %v", parent, cloud.Header.ID, resp.StatusCode, resp.Header)
+		}
+	}
+	if s := r.m.Stats(); s.Answered != 2 || s.Refused[ReasonUndelivered] != 0 || s.Refused[ReasonWrongSource] != 1 {
+		t.Errorf("stats %+v", s)
+	}
+}

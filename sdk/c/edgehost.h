@@ -1,5 +1,5 @@
 /* edgehost.h — the guest side of the edgehost plugin ABI 1.1 (abi/SPEC.md)
- * for C, in one header.
+ * for C, in one header, with ABI 1.3's outbound HTTP.
  *
  * Include it in exactly one .c file of the plugin (it defines the module's
  * exports), register the callbacks with EDGEHOST_PLUGIN, and build a WASI
@@ -20,13 +20,13 @@
  * length or 0 on success and -code (enum eh_code, SPEC §6) on failure, as
  * the imports do. Strings are eh_str views (pointer and length, not
  * NUL-terminated). A message handed to the handler, and data an import
- * returns (eh_kv_get, eh_kv_list, eh_config, eh_request's reply), are views
+ * returns (eh_kv_get, eh_kv_list, eh_config, eh_request's reply,
+ * eh_http_request's response), are views
  * of the SDK's buffers: valid until the handler returns, or until the next
  * call of an SDK function that returns data, whichever is first. Copy what
  * you keep.
  *
- * Not here yet: the device I/O imports (tcp_*, udp_*, serial_*) come with
- * ABI 1.2, in a section of this header marked "ABI 1.2".
+ * Not here yet: the device I/O imports (tcp_*, udp_*, serial_*) of ABI 1.2.
  */
 #ifndef EDGEHOST_H
 #define EDGEHOST_H
@@ -54,6 +54,9 @@ enum eh_code {
   EH_BUSY = 9,
   EH_NO_HANDLER = 10,
   EH_LOOP = 11,
+  EH_CLOSED = 12,
+  EH_BAD_HANDLE = 13,
+  EH_UNREACHABLE = 14,
 };
 
 /* Log levels of eh_log (SPEC §5). */
@@ -234,6 +237,9 @@ EH__IMPORT("mqtt_publish") int32_t eh__imp_mqtt_publish(const void *t, int32_t t
 EH__IMPORT("mqtt_subscribe") int32_t eh__imp_mqtt_subscribe(const void *f, int32_t fn);
 EH__IMPORT("mqtt_unsubscribe") int32_t eh__imp_mqtt_unsubscribe(const void *f, int32_t fn);
 /* ABI 1.2 (device I/O: tcp_*, udp_*, serial_*) is not in this SDK yet. */
+/* ABI 1.3: a module that uses these declares "abi": "1.3" and an http grant. */
+EH__IMPORT("http_request") int32_t eh__imp_http_request(const void *p, int32_t n, int32_t timeout_ms, void *out, int32_t cap);
+EH__IMPORT("http_reply") int32_t eh__imp_http_reply(void *out, int32_t cap);
 
 /* The SDK's buffers, each growing only when a call needs more. */
 static struct {
@@ -278,7 +284,8 @@ static inline __attribute__((format(printf, 2, 3))) void eh_logf(int level, cons
 /* eh_code_name names a code (either sign), as SPEC §6 does. */
 static inline const char *eh_code_name(int32_t code) {
   static const char *names[] = {"ok", "invalid argument", "malformed", "too large", "not found", "denied",
-                                "timeout", "unavailable", "internal", "busy", "no handler", "loop"};
+                                "timeout", "unavailable", "internal", "busy", "no handler", "loop",
+                                "closed", "bad handle", "unreachable"};
   if (code < 0) code = -code;
   return code < (int32_t)(sizeof names / sizeof names[0]) ? names[code] : "unknown code";
 }
@@ -433,7 +440,133 @@ static inline int eh_mqtt_topic(const eh_message *m, eh_str *topic) {
   return 1;
 }
 
-/* ---- Replies ---- */
+/* ---- Outbound HTTP (ABI 1.3, SPEC §5.3) and route plugins (SPEC §10) ---- */
+
+/* Headers travel as their lines, SPEC §5.3's framing: "Name: value\n",
+ * one line per value, in order (EH_LIT("Accept: text/plain\nX-A: 1\n")).
+ * Walk them with eh_http_next_header. */
+
+/* An HTTP request: what eh_http_request sends, and the cloud request a
+ * route plugin receives (eh_route_request). */
+typedef struct {
+  eh_str method, url; /* url absolute: http://127.0.0.1:{port}{path} for a route's request */
+  eh_str headers;     /* header lines */
+  eh_str body;
+} eh_http_req;
+
+/* An HTTP response: views of the SDK's in buffer (eh_http_request) or of
+ * the bytes parsed (eh_http_parse_response). */
+typedef struct {
+  int status;
+  eh_str headers; /* header lines */
+  eh_str body;
+  eh_str raw; /* the whole response, framed: a route plugin's reply content as it is */
+} eh_http_response;
+
+/* eh_http_next_header takes the next line off *lines: 1 with *name and
+ * *value set, 0 at the end, -EH_MALFORMED for a line without ": ". */
+static inline int32_t eh_http_next_header(eh_str *lines, eh_str *name, eh_str *value) {
+  if (lines->len == 0) return 0;
+  const char *lf = (const char *)memchr(lines->ptr, '\n', lines->len);
+  size_t n = lf ? (size_t)(lf - lines->ptr) : lines->len;
+  size_t i = 0;
+  while (i + 1 < n && !(lines->ptr[i] == ':' && lines->ptr[i + 1] == ' ')) i++;
+  if (i == 0 || i + 1 >= n) return -EH_MALFORMED;
+  *name = (eh_str){lines->ptr, i};
+  *value = (eh_str){lines->ptr + i + 2, n - i - 2};
+  size_t skip = lf ? n + 1 : n;
+  lines->ptr += skip;
+  lines->len -= skip;
+  return 1;
+}
+
+/* eh__lines splits b at its first empty line: *lines the header lines
+ * before it (each ending in LF), *rest what follows it. 0, or -EH_MALFORMED. */
+static int32_t eh__lines(eh_str b, eh_str *lines, eh_str *rest) {
+  size_t i = 0;
+  while (i < b.len && b.ptr[i] != '\n') {
+    const char *lf = (const char *)memchr(b.ptr + i, '\n', b.len - i);
+    if (!lf) return -EH_MALFORMED;
+    i = (size_t)(lf - b.ptr) + 1;
+  }
+  if (i >= b.len) return -EH_MALFORMED;
+  *lines = (eh_str){b.ptr, i};
+  *rest = (eh_str){b.ptr + i + 1, b.len - i - 1};
+  return 0;
+}
+
+/* eh_http_parse_response parses raw, a response in SPEC §5.3's framing
+ * (STATUS LF, header lines, LF, body), into *r, whose views point into
+ * raw. 0, or -EH_MALFORMED. */
+static inline int32_t eh_http_parse_response(eh_str raw, eh_http_response *r) {
+  if (raw.len < 4 || raw.ptr[3] != '\n') return -EH_MALFORMED;
+  int status = 0;
+  for (int i = 0; i < 3; i++) {
+    if (raw.ptr[i] < '0' || raw.ptr[i] > '9') return -EH_MALFORMED;
+    status = status * 10 + (raw.ptr[i] - '0');
+  }
+  if (eh__lines((eh_str){raw.ptr + 4, raw.len - 4}, &r->headers, &r->body) < 0) return -EH_MALFORMED;
+  r->status = status;
+  r->raw = raw;
+  return 0;
+}
+
+/* eh_route_request parses the cloud request a route plugin receives, m's
+ * content (SPEC §10): METHOD SP URL LF, header lines, LF, body. *r's views
+ * point into m. 0, or -EH_MALFORMED. */
+static inline int32_t eh_route_request(const eh_message *m, eh_http_req *r) {
+  eh_str c = m->content;
+  const char *lf = (const char *)memchr(c.ptr, '\n', c.len);
+  if (!lf) return -EH_MALFORMED;
+  size_t n = (size_t)(lf - c.ptr);
+  const char *sp = (const char *)memchr(c.ptr, ' ', n);
+  if (!sp || sp == c.ptr) return -EH_MALFORMED;
+  r->method = (eh_str){c.ptr, (size_t)(sp - c.ptr)};
+  r->url = (eh_str){sp + 1, n - (size_t)(sp - c.ptr) - 1};
+  return eh__lines((eh_str){lf + 1, c.len - n - 1}, &r->headers, &r->body);
+}
+
+/* A framed request and its timeout, for eh__call_http. */
+typedef struct {
+  const uint8_t *req;
+  int32_t len, timeout_ms;
+} eh__http;
+
+static int32_t eh__call_http(int again, const void *arg, uint8_t *out, int32_t cap) {
+  const eh__http *h = (const eh__http *)arg;
+  return again ? eh__imp_http_reply(out, cap) : eh__imp_http_request(h->req, h->len, h->timeout_ms, out, cap);
+}
+
+/* eh_http_request makes r through the host and waits up to timeout_ms (<= 0:
+ * until shortly before the call's own timeout) for the whole response,
+ * parsed into *resp as views of the SDK's in buffer (see the conventions
+ * above; a response larger than the buffer is fetched with http_reply). r's
+ * header lines may omit the last LF. A status the server sends (404, 500)
+ * is a response; redirects are not followed. Returns 0, or -code:
+ * -EH_DENIED outside the plugin's http grant, -EH_TIMEOUT when the wait
+ * ended, -EH_UNREACHABLE when the server cannot be reached, -EH_MALFORMED
+ * for a request the framing refuses (a Host or Content-Length header...). */
+static inline int32_t eh_http_request(const eh_http_req *r, int32_t timeout_ms, eh_http_response *resp) {
+  int lf = r->headers.len > 0 && r->headers.ptr[r->headers.len - 1] != '\n';
+  size_t n = r->method.len + 1 + r->url.len + 1 + r->headers.len + (size_t)lf + 1 + r->body.len;
+  if (n > 0x7FFFFFFFu) return -EH_TOO_LARGE;
+  if (!eh__reserve(&eh__buf.msg, &eh__buf.msg_cap, n)) return -EH_INTERNAL;
+  uint8_t *q = eh__buf.msg;
+  memcpy(q, r->method.ptr, r->method.len), q += r->method.len;
+  *q++ = ' ';
+  memcpy(q, r->url.ptr, r->url.len), q += r->url.len;
+  *q++ = '\n';
+  if (r->headers.len) memcpy(q, r->headers.ptr, r->headers.len), q += r->headers.len;
+  if (lf) *q++ = '\n';
+  *q++ = '\n';
+  if (r->body.len) memcpy(q, r->body.ptr, r->body.len);
+  eh__http h = {eh__buf.msg, (int32_t)n, timeout_ms};
+  eh_str raw;
+  int32_t c = eh__fetch(eh__call_http, &h, &raw);
+  if (c < 0) return c;
+  return eh_http_parse_response(raw, resp);
+}
+
 
 /* eh_reply builds the reply of a handler: content appended with
  * eh_reply_write / eh_reply_printf goes straight to its place in the reply
@@ -541,6 +674,20 @@ static inline __attribute__((format(printf, 2, 3))) int eh_reply_errorf(eh_reply
   int n = vsnprintf(eh__buf.line, sizeof eh__buf.line, fmt, ap);
   va_end(ap);
   if (n > 0) eh_reply_write(w, eh__buf.line, (size_t)n < sizeof eh__buf.line ? (size_t)n : sizeof eh__buf.line - 1);
+  return EH_REPLY;
+}
+
+/* eh_reply_http writes a route plugin's answer (SPEC §10) into the reply:
+ * status (100-999), header lines (the last LF may be omitted) and body in
+ * SPEC §5.3's response framing. A forwarder replies with the response it
+ * got as it is instead: eh_reply_write_str(w, resp.raw). Returns EH_REPLY. */
+static inline int eh_reply_http(eh_reply *w, int status, eh_str headers, eh_str body) {
+  w->len = 0;
+  eh_reply_printf(w, "%03d\n", status);
+  eh_reply_write_str(w, headers);
+  if (headers.len > 0 && headers.ptr[headers.len - 1] != '\n') eh_reply_write(w, "\n", 1);
+  eh_reply_write(w, "\n", 1);
+  eh_reply_write_str(w, body);
   return EH_REPLY;
 }
 

@@ -32,3 +32,9 @@ export declare function _mqttSubscribe(filter: usize, filterLen: i32): i32;
 export declare function _mqttUnsubscribe(filter: usize, filterLen: i32): i32;
 
 // ABI 1.2 (device I/O: tcp_*, udp_*, serial_*) is not in this SDK yet.
+
+// ABI 1.3: a module that calls these declares "abi": "1.3" and an http grant.
+@external("edgehost_v1", "http_request")
+export declare function _httpRequest(ptr: usize, len: i32, timeoutMs: i32, out: usize, cap: i32): i32;
+@external("edgehost_v1", "http_reply")
+export declare function _httpReply(out: usize, cap: i32): i32;

@@ -1,5 +1,6 @@
 // The guest side of the edgehost plugin ABI 1.1 (abi/SPEC.md) for
-// AssemblyScript. A plugin registers its callbacks at top level and
+// AssemblyScript, with ABI 1.3's outbound HTTP (httpRequest) and the route
+// plugin helpers (routeRequest, Reply.writeHttp). A plugin registers its callbacks at top level and
 // re-exports the SDK's exports:
 //
 //   import { handle, Request, Reply, REPLY } from "<sdk>/assembly/index";
@@ -40,10 +41,13 @@ export enum Code {
   BUSY = 9,
   NO_HANDLER = 10,
   LOOP = 11,
+  CLOSED = 12,
+  BAD_HANDLE = 13,
+  UNREACHABLE = 14,
 }
 
 const codeNames: string[] = ["ok", "invalid argument", "malformed", "too large", "not found", "denied", "timeout",
-  "unavailable", "internal", "busy", "no handler", "loop"];
+  "unavailable", "internal", "busy", "no handler", "loop", "closed", "bad handle", "unreachable"];
 
 /** codeName names a code (either sign) as SPEC §6 does. */
 export function codeName(code: i32): string {
@@ -400,6 +404,156 @@ export function mqttUnsubscribe(filter: string): i32 {
   return host._mqttUnsubscribe(changetype<usize>(f), f.byteLength);
 }
 
+// ---- Outbound HTTP (ABI 1.3, SPEC §5.3) and route plugins (SPEC §10) ----
+
+/** HttpHeader is an HTTP header as its lines, name and value, one per
+ * value and in order, as SPEC §5.3's framing carries it. Names compare
+ * case-insensitively. */
+export class HttpHeader {
+  names: string[] = [];
+  values: string[] = [];
+
+  /** length is the number of lines. */
+  get length(): i32 { return this.names.length; }
+
+  /** add appends a line. */
+  add(name: string, value: string): void { this.names.push(name); this.values.push(value); }
+
+  /** get returns the first value of name, or null. */
+  get(name: string): string | null {
+    const l = name.toLowerCase();
+    for (let i = 0; i < this.names.length; i++) {
+      if (this.names[i].toLowerCase() == l) return this.values[i];
+    }
+    return null;
+  }
+
+  /** del removes every line of name. */
+  del(name: string): void {
+    const l = name.toLowerCase();
+    const names: string[] = [], values: string[] = [];
+    for (let i = 0; i < this.names.length; i++) {
+      if (this.names[i].toLowerCase() != l) { names.push(this.names[i]); values.push(this.values[i]); }
+    }
+    this.names = names;
+    this.values = values;
+  }
+
+  /** set replaces the lines of name with one line of value. */
+  set(name: string, value: string): void { this.del(name); this.add(name, value); }
+}
+
+/** An HTTP response: what httpRequest returns. */
+export class HttpResponse {
+  status: i32 = 0;
+  header: HttpHeader = new HttpHeader();
+  body: Uint8Array = new Uint8Array(0);
+}
+
+/** The cloud request a route plugin receives (routeRequest): method, the
+ * local service's URL (http://127.0.0.1:{port}{path}), header, body. */
+export class RouteRequest {
+  method: string = "";
+  url: string = "";
+  header: HttpHeader = new HttpHeader();
+  body: Uint8Array = new Uint8Array(0);
+
+  /** forward makes the request as it is now with httpRequest. */
+  forward(timeoutMs: i32): HttpResponse | null { return httpRequest(this.method, this.url, this.header, this.body, timeoutMs); }
+}
+
+function indexLF(p: usize, n: i32, from: i32): i32 {
+  for (let i = from; i < n; i++) if (load<u8>(p + i) == 10) return i;
+  return -1;
+}
+
+function copyOut(p: usize, n: i32): Uint8Array {
+  const a = new Uint8Array(n);
+  memory.copy(a.dataStart, p, n);
+  return a;
+}
+
+/** parseLines adds the header lines of the n bytes at p, from offset at
+ * up to the empty line, to h; it returns the offset after the empty line,
+ * or -1 if they are not framed so. */
+function parseLines(p: usize, n: i32, at: i32, h: HttpHeader): i32 {
+  while (true) {
+    const lf = indexLF(p, n, at);
+    if (lf < 0) return -1;
+    if (lf == at) return lf + 1;
+    let i = at;
+    while (i + 1 < lf && !(load<u8>(p + i) == 58 && load<u8>(p + i + 1) == 32)) i++;
+    if (i == at || i + 1 >= lf) return -1;
+    h.add(String.UTF8.decodeUnsafe(p + at, i - at), String.UTF8.decodeUnsafe(p + i + 2, lf - i - 2));
+    at = lf + 1;
+  }
+}
+
+/** parseHttpResponse parses the n bytes at p, a response in SPEC §5.3's
+ * framing (STATUS LF, header lines, LF, body); null (lastCode MALFORMED)
+ * if they are not one. */
+export function parseHttpResponse(p: usize, n: i32): HttpResponse | null {
+  code = Code.MALFORMED;
+  if (n < 4 || load<u8>(p + 3) != 10) return null;
+  const r = new HttpResponse();
+  for (let i = 0; i < 3; i++) {
+    const c = <i32>load<u8>(p + i);
+    if (c < 48 || c > 57) return null;
+    r.status = r.status * 10 + c - 48;
+  }
+  const at = parseLines(p, n, 4, r.header);
+  if (at < 0) return null;
+  r.body = copyOut(p + at, n - at);
+  code = 0;
+  return r;
+}
+
+/** The timeout of the HTTP request being made, for its Call. */
+let httpTimeout: i32 = 0;
+
+/** httpRequest makes an HTTP request through the host (ABI 1.3, SPEC §5.3)
+ * and waits up to timeoutMs (<= 0: until shortly before the call's own
+ * timeout) for the whole response; one larger than the first buffer is
+ * fetched with http_reply. A status the server sends (404, 500) is a
+ * response; redirects are not followed. null on failure, lastCode() says
+ * why: DENIED outside the plugin's http grant, TIMEOUT when the wait
+ * ended, UNREACHABLE when the server cannot be reached, MALFORMED for a
+ * request the framing refuses (a Host header...). */
+export function httpRequest(method: string, url: string, header: HttpHeader, body: Uint8Array, timeoutMs: i32): HttpResponse | null {
+  let text = method + " " + url + "\n";
+  for (let i = 0; i < header.length; i++) text += header.names[i] + ": " + header.values[i] + "\n";
+  const head = utf8(text + "\n");
+  const req = new ArrayBuffer(head.byteLength + body.length);
+  memory.copy(changetype<usize>(req), changetype<usize>(head), head.byteLength);
+  memory.copy(changetype<usize>(req) + head.byteLength, body.dataStart, body.length);
+  httpTimeout = timeoutMs;
+  const b = fetch((again: bool, a: usize, an: i32, out: usize, cap: i32): i32 =>
+    again ? host._httpReply(out, cap) : host._httpRequest(a, an, httpTimeout, out, cap), req);
+  if (!b) return null;
+  return parseHttpResponse(b.dataStart, b.length);
+}
+
+/** routeRequest parses the content of m, a route plugin's request (SPEC
+ * §10), in SPEC §5.3's request framing; null (lastCode MALFORMED) if it
+ * is not framed so. */
+export function routeRequest(m: Request): RouteRequest | null {
+  const p = m.ptr(Field.CONTENT), n = m.len(Field.CONTENT);
+  code = Code.MALFORMED;
+  const lf = indexLF(p, n, 0);
+  if (lf < 0) return null;
+  let sp = -1;
+  for (let i = 0; i < lf && sp < 0; i++) if (load<u8>(p + i) == 32) sp = i;
+  if (sp <= 0) return null;
+  const r = new RouteRequest();
+  r.method = String.UTF8.decodeUnsafe(p, sp);
+  r.url = String.UTF8.decodeUnsafe(p + sp + 1, lf - sp - 1);
+  const at = parseLines(p, n, lf + 1, r.header);
+  if (at < 0) return null;
+  r.body = copyOut(p + at, n - at);
+  code = 0;
+  return r;
+}
+
 // ---- Replies ----
 
 const SET_OP = 1;
@@ -461,6 +615,18 @@ export class Reply {
 
   /** setTimestamp sets the reply's timestamp (Unix ms; 0: the host's time). */
   setTimestamp(ms: i64): void { this.timestamp = ms; }
+
+  /** writeHttp writes a route plugin's answer (SPEC §10) as the content,
+   * in place of what was written: status (100-999), header lines and body
+   * in SPEC §5.3's response framing. It returns REPLY. */
+  writeHttp(status: i32, header: HttpHeader, body: Uint8Array): i32 {
+    this.len = 0;
+    let text = status.toString() + "\n";
+    for (let i = 0; i < header.length; i++) text += header.names[i] + ": " + header.values[i] + "\n";
+    this.writeString(text + "\n");
+    this.write(body);
+    return REPLY;
+  }
 
   /** error turns the reply into an application failure (SPEC §4): the
    * request's route with operation "error", no resource version and msg

@@ -1,5 +1,6 @@
 //! The guest side of the edgehost plugin ABI 1.1 (abi/SPEC.md) for Rust,
-//! std only.
+//! std only, with ABI 1.3's outbound HTTP ([`http_request`]) and the route
+//! plugin helpers ([`route_request`], [`Reply::write_http`]).
 //!
 //! A plugin implements [`Plugin`] and names its type with [`plugin!`],
 //! which defines the module's exports:
@@ -33,7 +34,8 @@
 //! instance and counts a fault.
 //!
 //! The device I/O imports of ABI 1.2 (tcp_*, udp_*, serial_*) are not here
-//! yet; they will come with a module `io` beside [`json`].
+//! yet; they will come with a module `io` beside [`json`]. A plugin that
+//! calls [`http_request`] declares `"abi": "1.3"` and an `http` grant.
 
 use std::fmt;
 
@@ -59,12 +61,15 @@ pub enum Code {
     Busy = 9,
     NoHandler = 10,
     Loop = 11,
+    Closed = 12,
+    BadHandle = 13,
+    Unreachable = 14,
 }
 
 impl Code {
     /// The code numbered n (either sign); unknown numbers are Internal.
     pub fn from_i32(n: i32) -> Code {
-        const ALL: [Code; 12] = [
+        const ALL: [Code; 15] = [
             Code::Ok,
             Code::InvalidArgument,
             Code::Malformed,
@@ -77,6 +82,9 @@ impl Code {
             Code::Busy,
             Code::NoHandler,
             Code::Loop,
+            Code::Closed,
+            Code::BadHandle,
+            Code::Unreachable,
         ];
         ALL.get(n.unsigned_abs() as usize).copied().unwrap_or(Code::Internal)
     }
@@ -96,6 +104,9 @@ impl Code {
             "busy",
             "no handler",
             "loop",
+            "closed",
+            "bad handle",
+            "unreachable",
         ][self as usize]
     }
 }
@@ -512,6 +523,10 @@ mod imports {
         pub fn mqtt_subscribe(f: *const u8, fn_: i32) -> i32;
         pub fn mqtt_unsubscribe(f: *const u8, fn_: i32) -> i32;
         // ABI 1.2 (tcp_*, udp_*, serial_*) is not in this SDK yet.
+        // ABI 1.3: a module that calls these declares "abi": "1.3" and an
+        // http grant.
+        pub fn http_request(p: *const u8, n: i32, timeout_ms: i32, out: *mut u8, cap: i32) -> i32;
+        pub fn http_reply(out: *mut u8, cap: i32) -> i32;
     }
 }
 
@@ -673,6 +688,159 @@ pub fn mqtt_subscribe(filter: &str) -> Result<(), HostError> {
 /// Ends the subscription to filter (ABI 1.1).
 pub fn mqtt_unsubscribe(filter: &str) -> Result<(), HostError> {
     check("mqtt_unsubscribe", filter, unsafe { imports::mqtt_unsubscribe(filter.as_ptr(), filter.len() as i32) })
+}
+
+/// An HTTP response (SPEC §5.3), owned: what [`http_request`] returns.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// The status code, 3 digits.
+    pub status: u16,
+    /// The header lines, name and value, one per value, in order.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// Parses a response in SPEC §5.3's framing (`STATUS LF`, header
+    /// lines, `LF`, body). Values that are not UTF-8 are kept lossily.
+    pub fn parse(b: &[u8]) -> Result<HttpResponse, Code> {
+        if b.len() < 4 || b[3] != b'\n' || !b[..3].iter().all(|c| c.is_ascii_digit()) {
+            return Err(Code::Malformed);
+        }
+        let status = b[..3].iter().fold(0u16, |n, c| n * 10 + (c - b'0') as u16);
+        let (lines, body) = split_lines(&b[4..])?;
+        let mut headers = Vec::with_capacity(lines.len());
+        for (k, v) in lines {
+            headers.push((String::from_utf8_lossy(k).into_owned(), String::from_utf8_lossy(v).into_owned()));
+        }
+        Ok(HttpResponse { status, headers, body: body.to_vec() })
+    }
+
+    /// The first value of the header name (compared case-insensitively).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Splits b into its header lines (name, value) up to the first empty
+/// line, and what follows it.
+fn split_lines(b: &[u8]) -> Result<(Vec<(&[u8], &[u8])>, &[u8]), Code> {
+    let mut lines = Vec::new();
+    let mut rest = b;
+    loop {
+        let lf = rest.iter().position(|&c| c == b'\n').ok_or(Code::Malformed)?;
+        let line = &rest[..lf];
+        rest = &rest[lf + 1..];
+        if line.is_empty() {
+            return Ok((lines, rest));
+        }
+        let i = line.windows(2).position(|w| w == b": ").filter(|&i| i > 0).ok_or(Code::Malformed)?;
+        lines.push((&line[..i], &line[i + 2..]));
+    }
+}
+
+/// Appends the request method url, headers and body in SPEC §5.3's
+/// framing to out.
+fn frame_request(out: &mut Vec<u8>, method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) {
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(url.as_bytes());
+    out.push(b'\n');
+    for (k, v) in headers {
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v.as_bytes());
+        out.push(b'\n');
+    }
+    out.push(b'\n');
+    out.extend_from_slice(body);
+}
+
+/// Makes an HTTP request through the host (ABI 1.3, SPEC §5.3) and waits
+/// up to timeout_ms (<= 0: until shortly before the call's own timeout)
+/// for the whole response; a response larger than the first buffer is
+/// fetched with http_reply. headers are (name, value) lines, one per value.
+/// A status the server sends (404, 500) is a response; redirects are not
+/// followed. Errors: Denied outside the plugin's http grant, Timeout when
+/// the wait ended, Unreachable when the server cannot be reached,
+/// Malformed for a request the framing refuses (a Host header...).
+pub fn http_request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout_ms: i32,
+) -> Result<HttpResponse, HostError> {
+    let mut req = Vec::with_capacity(method.len() + url.len() + body.len() + 64);
+    frame_request(&mut req, method, url, headers, body);
+    let b = fetch("http_request", url, |again, out| unsafe {
+        if again {
+            imports::http_reply(out.as_mut_ptr(), out.len() as i32)
+        } else {
+            imports::http_request(req.as_ptr(), req.len() as i32, timeout_ms, out.as_mut_ptr(), out.len() as i32)
+        }
+    })?;
+    HttpResponse::parse(&b).map_err(|code| HostError { op: "http_request", arg: String::from("response"), code })
+}
+
+/// The cloud request a route plugin receives (SPEC §10), borrowing the
+/// message: method, the local service's URL, header lines, body.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RouteRequest<'a> {
+    pub method: &'a str,
+    /// Absolute: http://127.0.0.1:{port}{path}.
+    pub url: &'a str,
+    pub headers: Vec<(&'a str, &'a str)>,
+    pub body: &'a [u8],
+}
+
+impl<'a> RouteRequest<'a> {
+    /// The first value of the header name (compared case-insensitively).
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| *v)
+    }
+
+    /// Forwards the request as it is (headers as they are now) with
+    /// [`http_request`].
+    pub fn forward(&self, timeout_ms: i32) -> Result<HttpResponse, HostError> {
+        http_request(self.method, self.url, &self.headers, self.body, timeout_ms)
+    }
+}
+
+/// Parses the content of m, a route plugin's request, in SPEC §5.3's
+/// request framing. Err(Malformed) if it is not framed so, or a header is
+/// not UTF-8.
+pub fn route_request<'a>(m: &Message<'a>) -> Result<RouteRequest<'a>, Code> {
+    let c = m.content;
+    let lf = c.iter().position(|&b| b == b'\n').ok_or(Code::Malformed)?;
+    let first = std::str::from_utf8(&c[..lf]).map_err(|_| Code::Malformed)?;
+    let (method, url) = first.split_once(' ').filter(|(m, _)| !m.is_empty()).ok_or(Code::Malformed)?;
+    let (lines, body) = split_lines(&c[lf + 1..])?;
+    let mut headers = Vec::with_capacity(lines.len());
+    for (k, v) in lines {
+        let k = std::str::from_utf8(k).map_err(|_| Code::Malformed)?;
+        let v = std::str::from_utf8(v).map_err(|_| Code::Malformed)?;
+        headers.push((k, v));
+    }
+    Ok(RouteRequest { method, url, headers, body })
+}
+
+impl Reply {
+    /// Writes a route plugin's answer (SPEC §10) as the reply's content, in
+    /// place of what was written: status (100-999), header lines and body
+    /// in SPEC §5.3's response framing.
+    pub fn write_http(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) {
+        self.reset();
+        self.write(format!("{:03}\n", status).as_bytes());
+        for (k, v) in headers {
+            self.write(k.as_bytes());
+            self.write(b": ");
+            self.write(v.as_bytes());
+            self.write(b"\n");
+        }
+        self.write(b"\n");
+        self.write(body);
+    }
 }
 
 /// The exports' implementation, for [`plugin!`]; not for plugins to call.

@@ -1,7 +1,7 @@
 // sdkcheck: the AssemblyScript SDK's surface beyond the examples; see
 // ../README.md.
 import {
-  handle, onTick, send, request, kvPut, kvGet, kvDelete, kvList, config, now, log, lastCode, codeName, utf8,
+  handle, onTick, send, request, kvPut, kvGet, kvDelete, kvList, config, now, log, lastCode, codeName, utf8, routeRequest,
   Code, Field, Level, Message, Request, Reply, REPLY,
 } from "../../../../../sdk/assemblyscript/assembly/index";
 export * from "../../../../../sdk/assemblyscript/assembly/exports";
@@ -66,6 +66,15 @@ handle((m: Request, w: Reply): i32 => {
     log(Level.INFO, m.contentString);
     w.writeString("ok");
     return REPLY;
+  }
+  if (op == "route") {
+    const r = routeRequest(m);
+    if (r == null) return w.error("route: not a request in the framing");
+    r.header.add("X-Via", "assemblyscript");
+    const resp = r.forward(5000);
+    if (resp == null) return w.error("http_request: " + codeName(lastCode()));
+    resp.header.add("X-Lang", "assemblyscript");
+    return w.writeHttp(resp.status, resp.header, resp.body);
   }
   if (op == "fail") return Code.NO_HANDLER;
   if (op == "trap") assert(false, "sdkcheck: trap");

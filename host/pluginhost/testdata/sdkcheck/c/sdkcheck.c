@@ -64,6 +64,31 @@ static int handle(const eh_message *m, eh_reply *w) {
     eh_reply_write_str(w, EH_LIT("ok"));
     return EH_REPLY;
   }
+  if (eh_str_eq(op, EH_LIT("route"))) {
+    eh_http_req r;
+    eh_http_response resp;
+    if (eh_route_request(m, &r) < 0) return eh_reply_error(w, EH_LIT("route: not a request in the framing"));
+    /* The request's header lines plus one. */
+    static char lines[4096];
+    eh_str via = EH_LIT("X-Via: c\n");
+    if (r.headers.len + via.len > sizeof lines) return eh_reply_error(w, EH_LIT("route: headers too long"));
+    memcpy(lines, r.headers.ptr, r.headers.len);
+    memcpy(lines + r.headers.len, via.ptr, via.len);
+    r.headers = (eh_str){lines, r.headers.len + via.len};
+    int32_t c = eh_http_request(&r, 5000, &resp);
+    if (c < 0) return eh_reply_errorf(w, "http_request: %s", eh_code_name(c));
+    /* The response's header lines, checked by walking them, plus one. */
+    eh_str each = resp.headers, name, value;
+    size_t n = 0;
+    while ((c = eh_http_next_header(&each, &name, &value)) > 0) n++;
+    if (c < 0 || n == 0) return eh_reply_error(w, EH_LIT("route: response header lines do not parse"));
+    static char out[4096];
+    eh_str lang = EH_LIT("X-Lang: c");
+    if (resp.headers.len + lang.len > sizeof out) return eh_reply_error(w, EH_LIT("route: response headers too long"));
+    memcpy(out, resp.headers.ptr, resp.headers.len);
+    memcpy(out + resp.headers.len, lang.ptr, lang.len);
+    return eh_reply_http(w, resp.status, (eh_str){out, resp.headers.len + lang.len}, resp.body);
+  }
   if (eh_str_eq(op, EH_LIT("fail"))) return EH_NO_HANDLER;
   if (eh_str_eq(op, EH_LIT("trap"))) __builtin_trap();
   return eh_reply_errorf(w, "sdkcheck: unknown operation %.*s", (int)op.len, op.ptr);

@@ -44,6 +44,14 @@ impl Plugin for Check {
                 edgehost::log(edgehost::Level::Info, &String::from_utf8_lossy(m.content), &[]);
                 w.write_str("ok");
             }
+            "route" => {
+                let mut r = edgehost::route_request(m).map_err(|_| "route: not a request in the framing")?;
+                r.headers.push(("X-Via", "rust"));
+                let resp = r.forward(5000).map_err(|e| format!("http_request: {}", e.code))?;
+                let mut headers: Vec<(&str, &str)> = resp.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                headers.push(("X-Lang", "rust"));
+                w.write_http(resp.status, &headers, &resp.body);
+            }
             "fail" => return Err(Error::Code(Code::NoHandler)),
             "trap" => panic!("sdkcheck: trap"),
             op => return Err(format!("sdkcheck: unknown operation {}", op).into()),
