@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -424,6 +425,59 @@ spec:
 	// failed; ghost and badvol wait.
 	if out, code := edgehost(t, r.bin, "", "status", "--data-dir", r.dataDir); code != 0 || !strings.Contains(out, "pods: 5 (Failed 2, Pending 2, Running 1)") {
 		t.Errorf("status lacks the pods by phase (exit %d):\n%s", code, out)
+	}
+
+	// A pod as the API server gives it to a node: with the
+	// kube-api-access volume it adds for the account's token. The token
+	// comes from the hub through meta: a JWT for the API server's
+	// audience, the 3607 s asked, bound to the pod.
+	r.apply("insert", `apiVersion: v1
+kind: ConfigMap
+metadata: {name: kube-root-ca.crt, namespace: default, uid: cm-root-ca, resourceVersion: "5"}
+data: {ca.crt: "the cluster CA"}
+`)
+	r.apply("insert", `apiVersion: v1
+kind: Pod
+metadata: {name: api, namespace: default, uid: uid-api}
+spec:
+  serviceAccountName: app
+  hostNetwork: true
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: c
+      image: localhost/busybox:local
+      command: [sleep, "3600"]
+      volumeMounts: [{name: kube-api-access-9zq2v, mountPath: /var/run/secrets/kubernetes.io/serviceaccount, readOnly: true}]
+  volumes:
+    - name: kube-api-access-9zq2v
+      projected:
+        defaultMode: 420
+        sources:
+          - serviceAccountToken: {expirationSeconds: 3607, path: token}
+          - configMap: {name: kube-root-ca.crt, items: [{key: ca.crt, path: ca.crt}]}
+          - downwardAPI: {items: [{path: namespace, fieldRef: {apiVersion: v1, fieldPath: metadata.namespace}}]}
+`)
+	p = r.awaitPatch("default", "api", func(p podPatch) bool { return p.Status.Phase == "Running" })
+	q := r.awaitFrames(route("edged", "meta", "query", "default/serviceaccounttoken/app"), 1)[0]
+	if tr, _ := q.Content.(map[string]any); tr["kind"] != "TokenRequest" || tr["spec"].(map[string]any)["boundObjectRef"].(map[string]any)["uid"] != "uid-api" {
+		t.Errorf("token query content: %v", q.Content)
+	}
+	sa := r.exec(p.Status.ContainerStatuses[0].ContainerID, "sh", "-c", "cd /var/run/secrets/kubernetes.io/serviceaccount && cat ca.crt; echo; cat namespace; echo; cat token")
+	parts := strings.Split(sa, "\n")
+	jwt := strings.Split(parts[len(parts)-1], ".")
+	var claims struct {
+		Aud      []string
+		Exp, Iat int64
+		Sub      string
+		K8s      struct{ Pod struct{ Name, UID string } } `json:"kubernetes.io"`
+	}
+	if len(jwt) == 3 {
+		payload, _ := base64.RawURLEncoding.DecodeString(jwt[1])
+		json.Unmarshal(payload, &claims)
+	}
+	if !strings.HasPrefix(sa, "the cluster CA\ndefault\n") || claims.Sub != "system:serviceaccount:default:app" || len(claims.Aud) != 1 ||
+		claims.Aud[0] != "https://kubernetes.default.svc.cluster.local" || claims.Exp-claims.Iat != 3607 || claims.K8s.Pod.UID != "uid-api" {
+		t.Errorf("kube-api-access in the container: %q, claims %+v", sa, claims)
 	}
 
 	// The spec changed (in Kubernetes an image; here an env value): the

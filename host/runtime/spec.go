@@ -131,7 +131,7 @@ func unsupported(pod *v1.Pod) []string {
 		if vs.Projected != nil {
 			for j, src := range vs.Projected.Sources {
 				p := fmt.Sprintf("spec.volumes[%d].projected.sources[%d]", i, j)
-				add(src.ServiceAccountToken != nil, p+".serviceAccountToken")
+				add(src.ServiceAccountToken != nil && src.ServiceAccountToken.Path == "", p+".serviceAccountToken.path (empty)")
 				add(src.ClusterTrustBundle != nil, p+".clusterTrustBundle")
 				add(src.PodCertificate != nil, p+".podCertificate")
 				if src.DownwardAPI != nil {

@@ -192,7 +192,7 @@ func TestConfigMapVolumeFiles(t *testing.T) {
 		"volumes":[{"name":"cfg","configMap":{"name":"cm","items":[{"key":"a","path":"sub/a.txt"}]}},{"name":"host","hostPath":{"path":"`+dir+`/made","type":"DirectoryOrCreate"}}]}}`)
 	data := map[string]string{"a": "one", "b": "two"}
 	lookup := func(string, string, string) (map[string]string, error) { return data, nil }
-	paths, err := prepareVolumes(p, filepath.Join(dir, "pod"), "192.0.2.9", lookup)
+	paths, err := prepareVolumes(p, filepath.Join(dir, "pod"), "192.0.2.9", lookup, noToken)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func TestConfigMapVolumeFiles(t *testing.T) {
 		t.Errorf("mounts: %v %v", ms, err)
 	}
 	p.Spec.Volumes[0].ConfigMap.Items = []v1.KeyToPath{{Key: "a", Path: "../escape"}}
-	if _, err := prepareVolumes(p, filepath.Join(dir, "pod"), "192.0.2.9", lookup); err == nil || !strings.Contains(err.Error(), "spec.volumes[0] (cfg): item path \"../escape\" leaves the volume") {
+	if _, err := prepareVolumes(p, filepath.Join(dir, "pod"), "192.0.2.9", lookup, noToken); err == nil || !strings.Contains(err.Error(), "spec.volumes[0] (cfg): item path \"../escape\" leaves the volume") {
 		t.Errorf("an escaping item path: %v", err)
 	}
 }

@@ -170,6 +170,11 @@ func (m *Module) syncAll(ctx context.Context, cri *criClient) {
 	wg.Wait()
 	m.probes.endSync()
 
+	uids := map[string]bool{}
+	for _, p := range desired {
+		uids[string(p.UID)] = true
+	}
+	m.tokens.prune(uids)
 	m.mu.Lock()
 	for uid := range m.pods {
 		if !slices.ContainsFunc(desired, func(p *v1.Pod) bool { return string(p.UID) == uid }) {
@@ -294,7 +299,7 @@ func (m *Module) syncPod(ctx context.Context, cri *criClient, pod *v1.Pod, sbs [
 	}
 	dir := m.podDir(uid)
 	lookup := storeLookup(m.cfg.Store)
-	paths, volErr := prepareVolumes(pod, dir, m.hostIP, lookup)
+	paths, volErr := prepareVolumes(pod, dir, m.hostIP, lookup, m.tokens.token)
 	if volErr != nil {
 		for _, v := range views {
 			v.waiting, v.message = "CreateContainerConfigError", volErr.Error()
