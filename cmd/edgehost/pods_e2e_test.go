@@ -84,16 +84,29 @@ type podPatch struct {
 		Conditions []struct {
 			Type, Status string
 		} `json:"conditions"`
-		ContainerStatuses []struct {
-			Name         string         `json:"name"`
-			Ready        bool           `json:"ready"`
-			RestartCount int            `json:"restartCount"`
-			ContainerID  string         `json:"containerID"`
-			ImageID      string         `json:"imageID"`
-			State        map[string]any `json:"state"`
-			LastState    map[string]any `json:"lastState"`
-		} `json:"containerStatuses"`
+		ContainerStatuses     []containerDoc `json:"containerStatuses"`
+		InitContainerStatuses []containerDoc `json:"initContainerStatuses"`
 	} `json:"status"`
+}
+
+// containerDoc is the part of a container status the tests read.
+type containerDoc struct {
+	Name         string         `json:"name"`
+	Ready        bool           `json:"ready"`
+	RestartCount int            `json:"restartCount"`
+	ContainerID  string         `json:"containerID"`
+	ImageID      string         `json:"imageID"`
+	State        map[string]any `json:"state"`
+	LastState    map[string]any `json:"lastState"`
+}
+
+// stateOf is a container status's state key and its fields.
+func stateOf(m map[string]any) (string, map[string]any) {
+	for k, v := range m {
+		inner, _ := v.(map[string]any)
+		return k, inner
+	}
+	return "", nil
 }
 
 func (p podPatch) condition(typ string) string {
@@ -109,15 +122,10 @@ func (p podPatch) condition(typ string) string {
 // its reason.
 func (p podPatch) state(i int, which string) (string, map[string]any) {
 	cs := p.Status.ContainerStatuses[i]
-	m := cs.State
 	if which == "last" {
-		m = cs.LastState
+		return stateOf(cs.LastState)
 	}
-	for k, v := range m {
-		inner, _ := v.(map[string]any)
-		return k, inner
-	}
-	return "", nil
+	return stateOf(cs.State)
 }
 
 // awaitPatch waits for a status patch of ns/name that satisfies ok and
@@ -480,6 +488,103 @@ spec:
 		t.Errorf("kube-api-access in the container: %q, claims %+v", sa, claims)
 	}
 
+	// Init containers run to completion in order before the app
+	// container: the first sleeps, so the pod is seen initializing.
+	r.apply("insert", `apiVersion: v1
+kind: Pod
+metadata: {name: staged, namespace: default, uid: uid-staged}
+spec:
+  hostNetwork: true
+  terminationGracePeriodSeconds: 1
+  initContainers:
+    - {name: fetch, image: localhost/busybox:local, command: [sh, -c, 'sleep 2; echo fetched > /work/order'], volumeMounts: [{name: work, mountPath: /work}]}
+    - {name: migrate, image: localhost/busybox:local, command: [sh, -c, 'echo migrated >> /work/order'], volumeMounts: [{name: work, mountPath: /work}]}
+  containers:
+    - {name: app, image: localhost/busybox:local, command: [sh, -c, 'echo app >> /work/order; exec sleep 3600'], volumeMounts: [{name: work, mountPath: /work}]}
+  volumes: [{name: work, emptyDir: {}}]
+`)
+	p = r.awaitPatch("default", "staged", func(p podPatch) bool {
+		k, _ := stateOf(p.Status.InitContainerStatuses[0].State)
+		return p.Status.Phase == "Pending" && k == "running"
+	})
+	if k, w := p.state(0, "now"); k != "waiting" || w["reason"] != "PodInitializing" || p.condition("Initialized") != "False" || len(p.Status.InitContainerStatuses) != 2 {
+		t.Errorf("staged while its first init container runs: %+v", p.Status)
+	}
+	if out, _ := edgehost(t, r.bin, "", "pod", "list", "--data-dir", r.dataDir); listed(out, "staged") != "0/1 Init:0/2" {
+		t.Errorf("pod list while initializing:\n%s", out)
+	}
+	p = r.awaitPatch("default", "staged", func(p podPatch) bool { return p.Status.Phase == "Running" })
+	for _, ic := range p.Status.InitContainerStatuses {
+		if k, term := stateOf(ic.State); k != "terminated" || term["reason"] != "Completed" || !ic.Ready {
+			t.Errorf("init container %s after the pod runs: %v ready %v", ic.Name, ic.State, ic.Ready)
+		}
+	}
+	if got := r.exec(p.Status.ContainerStatuses[0].ContainerID, "cat", "/work/order"); got != "fetched\nmigrated\napp\n" || p.condition("Initialized") != "True" {
+		t.Errorf("order of the runs: %q; Initialized %s", got, p.condition("Initialized"))
+	}
+	if out, code := edgehost(t, r.bin, "", "pod", "logs", "default/staged", "-c", "fetch", "--data-dir", r.dataDir); code != 0 || out != "" {
+		t.Errorf("pod logs of an init container: exit %d: %q", code, out)
+	}
+
+	// A failing init container is retried (restartPolicy Always: as
+	// OnFailure) until it succeeds; under Never the pod fails and the app
+	// container is never made. A sidecar (restartPolicy Always on an init
+	// container) is refused by name.
+	r.apply("insert", `apiVersion: v1
+kind: Pod
+metadata: {name: flaky, namespace: default, uid: uid-flaky}
+spec:
+  hostNetwork: true
+  initContainers:
+    - {name: wait, image: localhost/busybox:local, command: [sh, -c, 'n=$(($(cat /w/n 2>/dev/null || echo 0)+1)); echo $n > /w/n; [ $n -ge 2 ] || exit 1'], volumeMounts: [{name: w, mountPath: /w}]}
+  containers:
+    - {name: app, image: localhost/busybox:local, command: [sleep, "3600"]}
+  volumes: [{name: w, emptyDir: {}}]
+`)
+	r.apply("insert", `apiVersion: v1
+kind: Pod
+metadata: {name: doomed, namespace: default, uid: uid-doomed}
+spec:
+  restartPolicy: Never
+  hostNetwork: true
+  initContainers:
+    - {name: check, image: localhost/busybox:local, command: [sh, -c, 'exit 3']}
+  containers:
+    - {name: app, image: localhost/busybox:local, command: [sleep, "3600"]}
+`)
+	r.apply("insert", `apiVersion: v1
+kind: Pod
+metadata: {name: sidecar, namespace: default, uid: uid-sidecar}
+spec:
+  initContainers:
+    - {name: proxy, image: localhost/busybox:local, restartPolicy: Always, command: [sleep, "3600"]}
+  containers:
+    - {name: app, image: localhost/busybox:local, command: [sleep, "3600"]}
+`)
+	p = r.awaitPatch("default", "flaky", func(p podPatch) bool { return p.Status.Phase == "Running" })
+	if ic := p.Status.InitContainerStatuses[0]; ic.RestartCount != 1 {
+		t.Errorf("flaky's init container: restarts %d, want 1 (%v)", ic.RestartCount, ic)
+	} else if k, last := stateOf(ic.LastState); k != "terminated" || last["exitCode"] != float64(1) {
+		t.Errorf("flaky's init container lastState: %v", ic.LastState)
+	}
+	p = r.awaitPatch("default", "doomed", func(p podPatch) bool { return p.Status.Phase == "Failed" })
+	if k, term := stateOf(p.Status.InitContainerStatuses[0].State); k != "terminated" || term["exitCode"] != float64(3) || p.Status.InitContainerStatuses[0].RestartCount != 0 {
+		t.Errorf("doomed's init container: %v", p.Status.InitContainerStatuses[0])
+	}
+	if k, w := p.state(0, "now"); k != "waiting" || w["reason"] != "PodInitializing" {
+		t.Errorf("doomed's app container: %v", p.Status.ContainerStatuses[0].State)
+	}
+	if _, ctrs := r.podObjects("uid-doomed"); ctrs != 1 {
+		t.Errorf("doomed has %d containers, want its init container only", ctrs)
+	}
+	if out, _ := edgehost(t, r.bin, "", "pod", "list", "--data-dir", r.dataDir); listed(out, "doomed") != "0/1 Init:Error" {
+		t.Errorf("pod list of a failed init:\n%s", out)
+	}
+	p = r.awaitPatch("default", "sidecar", func(p podPatch) bool { return p.Status.Phase == "Failed" })
+	if p.Status.Reason != "UnsupportedPodSpec" || !strings.Contains(p.Status.Message, "spec.initContainers[0].restartPolicy (sidecar containers)") {
+		t.Errorf("sidecar: %s %s", p.Status.Reason, p.Status.Message)
+	}
+
 	// The spec changed (in Kubernetes an image; here an env value): the
 	// container is replaced, the sandbox kept.
 	r.apply("update", strings.Replace(strings.Replace(webPod, `resourceVersion: "10"`, `resourceVersion: "11"`, 1),
@@ -520,6 +625,17 @@ spec:
 		t.Errorf("web's pod dir after the delete: %v", err)
 	}
 	r.d.stop(t)
+}
+
+// listed is the READY and STATUS columns of pod name in `pod list`'s
+// output.
+func listed(out, name string) string {
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) >= 4 && f[1] == name {
+			return f[2] + " " + f[3]
+		}
+	}
+	return ""
 }
 
 // leaseDoc is the part of a Lease the tests read.
