@@ -585,6 +585,38 @@ spec:
 		t.Errorf("sidecar: %s %s", p.Status.Reason, p.Status.Message)
 	}
 
+	// imagePullSecrets: an image in a real registry with basic auth is
+	// pulled with the credentials of the pod's dockerconfigjson secret;
+	// without them, or with wrong ones, the pull fails and says why.
+	registry := containerd.StartRegistry(t, "edge", "pull-s3cret")
+	private := registry.Push(t, r.ctrd, containerd.BusyboxImage, "site/busybox:1", "edge", "pull-s3cret")
+	for name, pass := range map[string]string{"regcred": "pull-s3cret", "wrongcred": "guess"} {
+		cfg := fmt.Sprintf(`{"auths":{"http://%s":{"auth":%q}}}`, registry.Addr, base64.StdEncoding.EncodeToString([]byte("edge:"+pass)))
+		r.apply("insert", fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata: {name: %s, namespace: default, uid: sec-%s}\ntype: kubernetes.io/dockerconfigjson\ndata: {.dockerconfigjson: %s}\n",
+			name, name, base64.StdEncoding.EncodeToString([]byte(cfg))))
+	}
+	for name, secret := range map[string]string{"pulled": "regcred", "anon": "", "wrongpass": "wrongcred"} {
+		secrets := ""
+		if secret != "" {
+			secrets = "  imagePullSecrets: [{name: " + secret + "}]\n"
+		}
+		r.apply("insert", fmt.Sprintf("apiVersion: v1\nkind: Pod\nmetadata: {name: %s, namespace: default, uid: uid-%s}\nspec:\n  hostNetwork: true\n%s  containers:\n    - {name: c, image: %q, imagePullPolicy: Always, command: [sleep, \"3600\"]}\n",
+			name, name, secrets, private))
+	}
+	p = r.awaitPatch("default", "pulled", func(p podPatch) bool { return p.Status.Phase == "Running" })
+	if !strings.HasPrefix(p.Status.ContainerStatuses[0].ImageID, registry.Addr+"/site/busybox@sha256:") {
+		t.Errorf("pulled: %+v", p.Status.ContainerStatuses[0])
+	}
+	for name, want := range map[string]string{"anon": "401 Unauthorized", "wrongpass": "with the credentials for http://" + registry.Addr} {
+		p = r.awaitPatch("default", name, func(p podPatch) bool {
+			k, w := p.state(0, "now")
+			return k == "waiting" && w["reason"] == "ErrImagePull"
+		})
+		if _, w := p.state(0, "now"); !strings.Contains(fmt.Sprint(w["message"]), want) {
+			t.Errorf("%s: %v, want %q\nregistry:\n%s", name, w["message"], want, registry.Log())
+		}
+	}
+
 	// The spec changed (in Kubernetes an image; here an env value): the
 	// container is replaced, the sandbox kept.
 	r.apply("update", strings.Replace(strings.Replace(webPod, `resourceVersion: "10"`, `resourceVersion: "11"`, 1),

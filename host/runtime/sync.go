@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -486,7 +487,7 @@ func (m *Module) syncContainer(ctx context.Context, cri *criClient, log interfac
 			return
 		}
 	}
-	image, reason, msg := m.ensureImage(ctx, cri, st, v.spec, sc)
+	image, reason, msg := m.ensureImage(ctx, cri, st, pod, v.spec, sc)
 	if reason != "" {
 		v.waiting, v.message = reason, msg
 		return
@@ -590,7 +591,7 @@ func (m *Module) backoff(n uint32) time.Duration {
 // ensureImage finds c's image, pulling it when its pull policy says so.
 // It returns the image to create the container from, or kubelet's
 // waiting reason and a message.
-func (m *Module) ensureImage(ctx context.Context, cri *criClient, st *podState, c *v1.Container, sc *runtimeapi.PodSandboxConfig) (image, reason, msg string) {
+func (m *Module) ensureImage(ctx context.Context, cri *criClient, st *podState, pod *v1.Pod, c *v1.Container, sc *runtimeapi.PodSandboxConfig) (image, reason, msg string) {
 	id, err := cri.image(ctx, c.Image)
 	if err != nil {
 		return "", "ImageInspectError", err.Error()
@@ -604,13 +605,38 @@ func (m *Module) ensureImage(ctx context.Context, cri *criClient, st *podState, 
 	if t, ok := st.pullRetry[c.Name]; ok && time.Now().Before(t) {
 		return "", "ImagePullBackOff", fmt.Sprintf("Back-off pulling image %q", c.Image)
 	}
-	ref, err := cri.pull(ctx, c.Image, sc)
+	ref, err := m.pull(ctx, cri, pod, c.Image, sc)
 	if err != nil {
 		st.pullRetry[c.Name] = time.Now().Add(m.cfg.RestartBackoff)
 		return "", "ErrImagePull", fmt.Sprintf("pull image %q: %v", c.Image, err)
 	}
 	delete(st.pullRetry, c.Name)
 	return ref, "", ""
+}
+
+// pull pulls image with the credentials of the pod's imagePullSecrets
+// that cover its registry, most specific first, until one works (kubelet's
+// keyring); with none, anonymously. A secret that could not be used is
+// named in the error.
+func (m *Module) pull(ctx context.Context, cri *criClient, pod *v1.Pod, image string, sc *runtimeapi.PodSandboxConfig) (string, error) {
+	creds, notes := pullSecrets(pod, m.cfg.Store)
+	auths := matchCreds(creds, image)
+	if len(auths) == 0 {
+		auths = []*runtimeapi.AuthConfig{nil}
+	}
+	var errs []string
+	for _, a := range auths {
+		ref, err := cri.pull(ctx, image, a, sc)
+		if err == nil {
+			return ref, nil
+		}
+		if a != nil {
+			errs = append(errs, fmt.Sprintf("with the credentials for %s: %v", a.ServerAddress, err))
+		} else {
+			errs = append(errs, err.Error())
+		}
+	}
+	return "", fmt.Errorf("%s", strings.Join(append(errs, notes...), "; "))
 }
 
 // sendStatus sends the pod's status upstream as edgecore does,
