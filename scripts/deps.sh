@@ -16,6 +16,8 @@
 # - containerd, runc, containernetworking-plugins and busybox-static: the
 #   real container runtime the host/runtime and pod e2e tests start
 #   (internal/containerd), and the busybox their test image is built from;
+# - docker-registry: the real image registry (with htpasswd auth) the pod
+#   e2e test pulls from with imagePullSecrets' credentials;
 # - chromium: the headless browser the dashboard's test drives.
 # Idempotent: when every package is installed it does nothing, and it runs
 # `apt-get update` at most once, only if something is missing. Needs root
@@ -23,7 +25,7 @@
 set -euo pipefail
 
 packages=(mosquitto mosquitto-clients clang lld wasi-libc libclang-rt-14-dev-wasm32 rustc libstd-rust-dev-wasm32
-	containerd runc containernetworking-plugins busybox-static chromium)
+	containerd runc containernetworking-plugins busybox-static docker-registry chromium)
 
 # Node.js may come from elsewhere than Debian (as on the project's
 # machines); only a machine without node and npm gets Debian's.

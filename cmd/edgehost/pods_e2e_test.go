@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -83,16 +84,29 @@ type podPatch struct {
 		Conditions []struct {
 			Type, Status string
 		} `json:"conditions"`
-		ContainerStatuses []struct {
-			Name         string         `json:"name"`
-			Ready        bool           `json:"ready"`
-			RestartCount int            `json:"restartCount"`
-			ContainerID  string         `json:"containerID"`
-			ImageID      string         `json:"imageID"`
-			State        map[string]any `json:"state"`
-			LastState    map[string]any `json:"lastState"`
-		} `json:"containerStatuses"`
+		ContainerStatuses     []containerDoc `json:"containerStatuses"`
+		InitContainerStatuses []containerDoc `json:"initContainerStatuses"`
 	} `json:"status"`
+}
+
+// containerDoc is the part of a container status the tests read.
+type containerDoc struct {
+	Name         string         `json:"name"`
+	Ready        bool           `json:"ready"`
+	RestartCount int            `json:"restartCount"`
+	ContainerID  string         `json:"containerID"`
+	ImageID      string         `json:"imageID"`
+	State        map[string]any `json:"state"`
+	LastState    map[string]any `json:"lastState"`
+}
+
+// stateOf is a container status's state key and its fields.
+func stateOf(m map[string]any) (string, map[string]any) {
+	for k, v := range m {
+		inner, _ := v.(map[string]any)
+		return k, inner
+	}
+	return "", nil
 }
 
 func (p podPatch) condition(typ string) string {
@@ -108,15 +122,10 @@ func (p podPatch) condition(typ string) string {
 // its reason.
 func (p podPatch) state(i int, which string) (string, map[string]any) {
 	cs := p.Status.ContainerStatuses[i]
-	m := cs.State
 	if which == "last" {
-		m = cs.LastState
+		return stateOf(cs.LastState)
 	}
-	for k, v := range m {
-		inner, _ := v.(map[string]any)
-		return k, inner
-	}
-	return "", nil
+	return stateOf(cs.State)
 }
 
 // awaitPatch waits for a status patch of ns/name that satisfies ok and
@@ -426,6 +435,188 @@ spec:
 		t.Errorf("status lacks the pods by phase (exit %d):\n%s", code, out)
 	}
 
+	// A pod as the API server gives it to a node: with the
+	// kube-api-access volume it adds for the account's token. The token
+	// comes from the hub through meta: a JWT for the API server's
+	// audience, the 3607 s asked, bound to the pod.
+	r.apply("insert", `apiVersion: v1
+kind: ConfigMap
+metadata: {name: kube-root-ca.crt, namespace: default, uid: cm-root-ca, resourceVersion: "5"}
+data: {ca.crt: "the cluster CA"}
+`)
+	r.apply("insert", `apiVersion: v1
+kind: Pod
+metadata: {name: api, namespace: default, uid: uid-api}
+spec:
+  serviceAccountName: app
+  hostNetwork: true
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: c
+      image: localhost/busybox:local
+      command: [sleep, "3600"]
+      volumeMounts: [{name: kube-api-access-9zq2v, mountPath: /var/run/secrets/kubernetes.io/serviceaccount, readOnly: true}]
+  volumes:
+    - name: kube-api-access-9zq2v
+      projected:
+        defaultMode: 420
+        sources:
+          - serviceAccountToken: {expirationSeconds: 3607, path: token}
+          - configMap: {name: kube-root-ca.crt, items: [{key: ca.crt, path: ca.crt}]}
+          - downwardAPI: {items: [{path: namespace, fieldRef: {apiVersion: v1, fieldPath: metadata.namespace}}]}
+`)
+	p = r.awaitPatch("default", "api", func(p podPatch) bool { return p.Status.Phase == "Running" })
+	q := r.awaitFrames(route("edged", "meta", "query", "default/serviceaccounttoken/app"), 1)[0]
+	if tr, _ := q.Content.(map[string]any); tr["kind"] != "TokenRequest" || tr["spec"].(map[string]any)["boundObjectRef"].(map[string]any)["uid"] != "uid-api" {
+		t.Errorf("token query content: %v", q.Content)
+	}
+	sa := r.exec(p.Status.ContainerStatuses[0].ContainerID, "sh", "-c", "cd /var/run/secrets/kubernetes.io/serviceaccount && cat ca.crt; echo; cat namespace; echo; cat token")
+	parts := strings.Split(sa, "\n")
+	jwt := strings.Split(parts[len(parts)-1], ".")
+	var claims struct {
+		Aud      []string
+		Exp, Iat int64
+		Sub      string
+		K8s      struct{ Pod struct{ Name, UID string } } `json:"kubernetes.io"`
+	}
+	if len(jwt) == 3 {
+		payload, _ := base64.RawURLEncoding.DecodeString(jwt[1])
+		json.Unmarshal(payload, &claims)
+	}
+	if !strings.HasPrefix(sa, "the cluster CA\ndefault\n") || claims.Sub != "system:serviceaccount:default:app" || len(claims.Aud) != 1 ||
+		claims.Aud[0] != "https://kubernetes.default.svc.cluster.local" || claims.Exp-claims.Iat != 3607 || claims.K8s.Pod.UID != "uid-api" {
+		t.Errorf("kube-api-access in the container: %q, claims %+v", sa, claims)
+	}
+
+	// Init containers run to completion in order before the app
+	// container: the first sleeps, so the pod is seen initializing.
+	r.apply("insert", `apiVersion: v1
+kind: Pod
+metadata: {name: staged, namespace: default, uid: uid-staged}
+spec:
+  hostNetwork: true
+  terminationGracePeriodSeconds: 1
+  initContainers:
+    - {name: fetch, image: localhost/busybox:local, command: [sh, -c, 'sleep 2; echo fetched > /work/order'], volumeMounts: [{name: work, mountPath: /work}]}
+    - {name: migrate, image: localhost/busybox:local, command: [sh, -c, 'echo migrated >> /work/order'], volumeMounts: [{name: work, mountPath: /work}]}
+  containers:
+    - {name: app, image: localhost/busybox:local, command: [sh, -c, 'echo app >> /work/order; exec sleep 3600'], volumeMounts: [{name: work, mountPath: /work}]}
+  volumes: [{name: work, emptyDir: {}}]
+`)
+	p = r.awaitPatch("default", "staged", func(p podPatch) bool {
+		k, _ := stateOf(p.Status.InitContainerStatuses[0].State)
+		return p.Status.Phase == "Pending" && k == "running"
+	})
+	if k, w := p.state(0, "now"); k != "waiting" || w["reason"] != "PodInitializing" || p.condition("Initialized") != "False" || len(p.Status.InitContainerStatuses) != 2 {
+		t.Errorf("staged while its first init container runs: %+v", p.Status)
+	}
+	if out, _ := edgehost(t, r.bin, "", "pod", "list", "--data-dir", r.dataDir); listed(out, "staged") != "0/1 Init:0/2" {
+		t.Errorf("pod list while initializing:\n%s", out)
+	}
+	p = r.awaitPatch("default", "staged", func(p podPatch) bool { return p.Status.Phase == "Running" })
+	for _, ic := range p.Status.InitContainerStatuses {
+		if k, term := stateOf(ic.State); k != "terminated" || term["reason"] != "Completed" || !ic.Ready {
+			t.Errorf("init container %s after the pod runs: %v ready %v", ic.Name, ic.State, ic.Ready)
+		}
+	}
+	if got := r.exec(p.Status.ContainerStatuses[0].ContainerID, "cat", "/work/order"); got != "fetched\nmigrated\napp\n" || p.condition("Initialized") != "True" {
+		t.Errorf("order of the runs: %q; Initialized %s", got, p.condition("Initialized"))
+	}
+	if out, code := edgehost(t, r.bin, "", "pod", "logs", "default/staged", "-c", "fetch", "--data-dir", r.dataDir); code != 0 || out != "" {
+		t.Errorf("pod logs of an init container: exit %d: %q", code, out)
+	}
+
+	// A failing init container is retried (restartPolicy Always: as
+	// OnFailure) until it succeeds; under Never the pod fails and the app
+	// container is never made. A sidecar (restartPolicy Always on an init
+	// container) is refused by name.
+	r.apply("insert", `apiVersion: v1
+kind: Pod
+metadata: {name: flaky, namespace: default, uid: uid-flaky}
+spec:
+  hostNetwork: true
+  initContainers:
+    - {name: wait, image: localhost/busybox:local, command: [sh, -c, 'n=$(($(cat /w/n 2>/dev/null || echo 0)+1)); echo $n > /w/n; [ $n -ge 2 ] || exit 1'], volumeMounts: [{name: w, mountPath: /w}]}
+  containers:
+    - {name: app, image: localhost/busybox:local, command: [sleep, "3600"]}
+  volumes: [{name: w, emptyDir: {}}]
+`)
+	r.apply("insert", `apiVersion: v1
+kind: Pod
+metadata: {name: doomed, namespace: default, uid: uid-doomed}
+spec:
+  restartPolicy: Never
+  hostNetwork: true
+  initContainers:
+    - {name: check, image: localhost/busybox:local, command: [sh, -c, 'exit 3']}
+  containers:
+    - {name: app, image: localhost/busybox:local, command: [sleep, "3600"]}
+`)
+	r.apply("insert", `apiVersion: v1
+kind: Pod
+metadata: {name: sidecar, namespace: default, uid: uid-sidecar}
+spec:
+  initContainers:
+    - {name: proxy, image: localhost/busybox:local, restartPolicy: Always, command: [sleep, "3600"]}
+  containers:
+    - {name: app, image: localhost/busybox:local, command: [sleep, "3600"]}
+`)
+	p = r.awaitPatch("default", "flaky", func(p podPatch) bool { return p.Status.Phase == "Running" })
+	if ic := p.Status.InitContainerStatuses[0]; ic.RestartCount != 1 {
+		t.Errorf("flaky's init container: restarts %d, want 1 (%v)", ic.RestartCount, ic)
+	} else if k, last := stateOf(ic.LastState); k != "terminated" || last["exitCode"] != float64(1) {
+		t.Errorf("flaky's init container lastState: %v", ic.LastState)
+	}
+	p = r.awaitPatch("default", "doomed", func(p podPatch) bool { return p.Status.Phase == "Failed" })
+	if k, term := stateOf(p.Status.InitContainerStatuses[0].State); k != "terminated" || term["exitCode"] != float64(3) || p.Status.InitContainerStatuses[0].RestartCount != 0 {
+		t.Errorf("doomed's init container: %v", p.Status.InitContainerStatuses[0])
+	}
+	if k, w := p.state(0, "now"); k != "waiting" || w["reason"] != "PodInitializing" {
+		t.Errorf("doomed's app container: %v", p.Status.ContainerStatuses[0].State)
+	}
+	if _, ctrs := r.podObjects("uid-doomed"); ctrs != 1 {
+		t.Errorf("doomed has %d containers, want its init container only", ctrs)
+	}
+	if out, _ := edgehost(t, r.bin, "", "pod", "list", "--data-dir", r.dataDir); listed(out, "doomed") != "0/1 Init:Error" {
+		t.Errorf("pod list of a failed init:\n%s", out)
+	}
+	p = r.awaitPatch("default", "sidecar", func(p podPatch) bool { return p.Status.Phase == "Failed" })
+	if p.Status.Reason != "UnsupportedPodSpec" || !strings.Contains(p.Status.Message, "spec.initContainers[0].restartPolicy (sidecar containers)") {
+		t.Errorf("sidecar: %s %s", p.Status.Reason, p.Status.Message)
+	}
+
+	// imagePullSecrets: an image in a real registry with basic auth is
+	// pulled with the credentials of the pod's dockerconfigjson secret;
+	// without them, or with wrong ones, the pull fails and says why.
+	registry := containerd.StartRegistry(t, "edge", "pull-s3cret")
+	private := registry.Push(t, r.ctrd, containerd.BusyboxImage, "site/busybox:1", "edge", "pull-s3cret")
+	for name, pass := range map[string]string{"regcred": "pull-s3cret", "wrongcred": "guess"} {
+		cfg := fmt.Sprintf(`{"auths":{"http://%s":{"auth":%q}}}`, registry.Addr, base64.StdEncoding.EncodeToString([]byte("edge:"+pass)))
+		r.apply("insert", fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata: {name: %s, namespace: default, uid: sec-%s}\ntype: kubernetes.io/dockerconfigjson\ndata: {.dockerconfigjson: %s}\n",
+			name, name, base64.StdEncoding.EncodeToString([]byte(cfg))))
+	}
+	for name, secret := range map[string]string{"pulled": "regcred", "anon": "", "wrongpass": "wrongcred"} {
+		secrets := ""
+		if secret != "" {
+			secrets = "  imagePullSecrets: [{name: " + secret + "}]\n"
+		}
+		r.apply("insert", fmt.Sprintf("apiVersion: v1\nkind: Pod\nmetadata: {name: %s, namespace: default, uid: uid-%s}\nspec:\n  hostNetwork: true\n%s  containers:\n    - {name: c, image: %q, imagePullPolicy: Always, command: [sleep, \"3600\"]}\n",
+			name, name, secrets, private))
+	}
+	p = r.awaitPatch("default", "pulled", func(p podPatch) bool { return p.Status.Phase == "Running" })
+	if !strings.HasPrefix(p.Status.ContainerStatuses[0].ImageID, registry.Addr+"/site/busybox@sha256:") {
+		t.Errorf("pulled: %+v", p.Status.ContainerStatuses[0])
+	}
+	for name, want := range map[string]string{"anon": "401 Unauthorized", "wrongpass": "with the credentials for http://" + registry.Addr} {
+		p = r.awaitPatch("default", name, func(p podPatch) bool {
+			k, w := p.state(0, "now")
+			return k == "waiting" && w["reason"] == "ErrImagePull"
+		})
+		if _, w := p.state(0, "now"); !strings.Contains(fmt.Sprint(w["message"]), want) {
+			t.Errorf("%s: %v, want %q\nregistry:\n%s", name, w["message"], want, registry.Log())
+		}
+	}
+
 	// The spec changed (in Kubernetes an image; here an env value): the
 	// container is replaced, the sandbox kept.
 	r.apply("update", strings.Replace(strings.Replace(webPod, `resourceVersion: "10"`, `resourceVersion: "11"`, 1),
@@ -466,6 +657,17 @@ spec:
 		t.Errorf("web's pod dir after the delete: %v", err)
 	}
 	r.d.stop(t)
+}
+
+// listed is the READY and STATUS columns of pod name in `pod list`'s
+// output.
+func listed(out, name string) string {
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) >= 4 && f[1] == name {
+			return f[2] + " " + f[3]
+		}
+	}
+	return ""
 }
 
 // leaseDoc is the part of a Lease the tests read.

@@ -14,6 +14,7 @@ import (
 	"github.com/edgehost/edgehost/host/meta"
 	edged "github.com/edgehost/edgehost/host/runtime"
 	"github.com/hashicorp/go-hclog"
+	v1 "k8s.io/api/core/v1"
 )
 
 // PodDir is where the runtime keeps the pods' volumes and logs unless
@@ -72,6 +73,9 @@ func (d *Daemon) Pods() ([]api.Pod, error) {
 		s := p.Status
 		ap := api.Pod{Namespace: p.Namespace, Name: p.Name, UID: p.UID, Phase: string(s.Phase), Reason: s.Reason,
 			Containers: len(s.ContainerStatuses), PodIP: s.PodIP, Message: s.Message}
+		if ap.Reason == "" {
+			ap.Reason = initReason(s.InitContainerStatuses)
+		}
 		for _, cs := range s.ContainerStatuses {
 			if cs.Ready {
 				ap.Ready++
@@ -90,6 +94,24 @@ func (d *Daemon) Pods() ([]api.Pod, error) {
 		out = append(out, ap)
 	}
 	return out, nil
+}
+
+// initReason is kubectl's STATUS of a pod still initializing: the first
+// init container not completed, as Init:Error, Init:CrashLoopBackOff or
+// Init:N/M; "" once they all completed.
+func initReason(inits []v1.ContainerStatus) string {
+	for i, cs := range inits {
+		switch t, w := cs.State.Terminated, cs.State.Waiting; {
+		case t != nil && t.ExitCode == 0:
+			continue
+		case t != nil:
+			return "Init:" + t.Reason
+		case w != nil && w.Reason != "PodInitializing":
+			return "Init:" + w.Reason
+		}
+		return fmt.Sprintf("Init:%d/%d", i, len(inits))
+	}
+	return ""
 }
 
 // PodLog implements api.PodsBackend.

@@ -58,3 +58,21 @@ func FuzzDecodeObject(f *testing.F) {
 		}
 	})
 }
+
+// FuzzTokenKey: any token request content gets a key that parses as a
+// token resource within the limits, or an error; nothing panics.
+func FuzzTokenKey(f *testing.F) {
+	f.Add([]byte(`{"spec":{"audiences":["a"],"expirationSeconds":3607,"boundObjectRef":{"kind":"Pod","name":"p","uid":"u"}}}`))
+	f.Add([]byte(`{"spec":null}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, content []byte) {
+		key, err := TokenKey("default", "app", content)
+		if err != nil {
+			return
+		}
+		res, err := ParseResource(key, false)
+		if err != nil || res.Type != TokenType || len(key) > MaxKeyLen {
+			t.Fatalf("key %q: %+v %v", key, res, err)
+		}
+	})
+}

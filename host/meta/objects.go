@@ -112,7 +112,9 @@ func (o objects) del(res Resource, rv, uid string) (deleteResult, error) {
 			result = absent
 			return nil
 		}
+		podUID := ""
 		if r, err := decodeRecord(old); err == nil {
+			podUID = objectMetaOf(r.Content).UID
 			if compareRV(rv, r.RV) < 0 {
 				stale = r.RV
 				return nil
@@ -126,6 +128,9 @@ func (o objects) del(res Resource, rv, uid string) (deleteResult, error) {
 			return err
 		}
 		if res.Type == "pod" {
+			if err := deleteTokens(objs, res.Namespace, podUID); err != nil {
+				return err
+			}
 			return objs.Delete([]byte(res.Namespace + "/podpatch/" + res.Name))
 		}
 		return nil
@@ -246,4 +251,27 @@ func objectMetaOf(content []byte) objectMeta {
 	}
 	_ = json.Unmarshal(content, &o)
 	return o.Metadata
+}
+
+// deleteTokens removes the service account tokens of namespace ns bound
+// to the pod uid, which is being deleted (edgecore's
+// DeleteServiceAccountToken).
+func deleteTokens(objs *bolt.Bucket, ns, uid string) error {
+	if uid == "" {
+		return nil
+	}
+	prefix := []byte(ns + "/" + TokenType + "/")
+	var doomed [][]byte
+	c := objs.Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		if r, err := decodeRecord(v); err == nil && tokenBoundTo(r.Content, uid) {
+			doomed = append(doomed, bytes.Clone(k))
+		}
+	}
+	for _, k := range doomed {
+		if err := objs.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }

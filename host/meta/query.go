@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/host/bus"
@@ -30,6 +31,16 @@ func (m *Module) query(ctx context.Context, msg abi.Message) {
 	if err != nil {
 		m.refuse(ctx, msg, ReasonBadResource, err)
 		return
+	}
+	if res.Type == TokenType && !res.IsList() {
+		// A token is stored under a key of its request (TokenKey), so the
+		// store answers for this request's token, offline too.
+		key, err := TokenKey(res.Namespace, res.Name, msg.Content)
+		if err != nil {
+			m.refuse(ctx, msg, ReasonMalformedContent, err)
+			return
+		}
+		res.Name = strings.TrimPrefix(key, res.Namespace+"/"+TokenType+"/")
 	}
 	if remoteTypes[res.Type] && m.connected.Load() && !cloudSources[msg.Route.Source] {
 		select {

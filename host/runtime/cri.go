@@ -146,10 +146,10 @@ func (c *criClient) image(ctx context.Context, name string) (string, error) {
 	return r.GetImage().GetId(), err
 }
 
-// pull pulls name and returns its reference.
-func (c *criClient) pull(ctx context.Context, name string, sc *runtimeapi.PodSandboxConfig) (string, error) {
+// pull pulls name with auth (none when nil) and returns its reference.
+func (c *criClient) pull(ctx context.Context, name string, auth *runtimeapi.AuthConfig, sc *runtimeapi.PodSandboxConfig) (string, error) {
 	r, err := call(ctx, c, "PullImage", func(ctx context.Context) (*runtimeapi.PullImageResponse, error) {
-		return c.img.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: name}, SandboxConfig: sc})
+		return c.img.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: name}, Auth: auth, SandboxConfig: sc})
 	})
 	return r.GetImageRef(), err
 }

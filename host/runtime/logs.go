@@ -25,7 +25,7 @@ var (
 // reads the files CRI writes under <podDir>/<uid>/logs/<container>/<attempt>.log.
 func (m *Module) Log(ns, name, container string, previous bool) (io.ReadCloser, error) {
 	var uid string
-	var containers []string
+	var containers, inits []string
 	m.mu.Lock()
 	for id, st := range m.pods {
 		if st.namespace == ns && st.name == name {
@@ -33,13 +33,19 @@ func (m *Module) Log(ns, name, container string, previous bool) (io.ReadCloser, 
 			for _, cs := range st.status.ContainerStatuses {
 				containers = append(containers, cs.Name)
 			}
+			for _, cs := range st.status.InitContainerStatuses {
+				inits = append(inits, cs.Name)
+			}
 		}
 	}
 	m.mu.Unlock()
 	if uid == "" {
 		return nil, fmt.Errorf("pod %s/%s: %w", ns, name, ErrNoPod)
 	}
-	if container == "" {
+	if slices.Contains(inits, container) {
+		// kubectl's: an init container's log is asked for by name.
+		containers = inits
+	} else if container == "" {
 		if len(containers) != 1 {
 			return nil, fmt.Errorf("pod %s/%s has containers %s: name one: %w", ns, name, strings.Join(containers, ", "), ErrNoLog)
 		}

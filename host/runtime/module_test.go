@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,6 +26,11 @@ type rig struct {
 	cloud *bus.Endpoint
 	dir   string
 	stop  []func()
+	// answerToken, when set, answers the token queries that reach the
+	// cloud while the test waits for a status; false leaves one
+	// unanswered. tokenQueries counts them.
+	answerToken  func(q abi.Message) (abi.Message, bool)
+	tokenQueries int
 }
 
 func newRig(tb testing.TB) *rig {
@@ -36,7 +42,7 @@ func newRig(tb testing.TB) *rig {
 		tb.Fatal(err)
 	}
 	b := bus.New(bus.Options{})
-	r := &rig{tb: tb, ctrd: ctrd, bus: b, meta: meta.New(b, st, meta.Config{}, nil), dir: tb.TempDir()}
+	r := &rig{tb: tb, ctrd: ctrd, bus: b, meta: meta.New(b, st, meta.Config{RemoteQueryTimeout: 3 * time.Second}, nil), dir: tb.TempDir()}
 	if r.cloud, err = b.Register("websocket", meta.HubGroup); err != nil {
 		tb.Fatal(err)
 	}
@@ -82,6 +88,43 @@ func (r *rig) edged() *Module {
 	return New(r.bus, Config{Endpoint: r.ctrd.Endpoint, PodDir: r.dir, Store: r.meta, RestartBackoff: time.Second}, nil)
 }
 
+// cloudTook answers msg if it is a token query the cloud should answer,
+// reporting whether it was a token query.
+func (r *rig) cloudTook(msg abi.Message) bool {
+	if msg.Route.Operation != abi.OpQuery || !strings.Contains(msg.Route.Resource, "/"+meta.TokenType+"/") {
+		return false
+	}
+	r.tokenQueries++
+	if r.answerToken == nil {
+		return true
+	}
+	if reply, ok := r.answerToken(msg); ok {
+		reply.Header.ParentID = msg.Header.ID
+		if err := r.bus.Respond(reply); err != nil {
+			r.tb.Errorf("token answer: %v", err)
+		}
+	}
+	return true
+}
+
+// connect tells meta the cloud is connected or not, as the hub does.
+func (r *rig) connect(connected bool) {
+	r.tb.Helper()
+	state := meta.CloudDisconnected
+	if connected {
+		state = meta.CloudConnected
+	}
+	m := abi.Message{Route: abi.Route{Source: "websocket", Group: "resource", Operation: "connect", Resource: meta.ConnectionResource}, Content: []byte(state)}
+	if err := r.bus.Broadcast(context.Background(), meta.Group, m); err != nil {
+		r.tb.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); r.meta.Connected() != connected; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			r.tb.Fatalf("meta did not take %s", state)
+		}
+	}
+}
+
 // insert sends a pod to meta as the cloud's edgecontroller does.
 func (r *rig) insert(name, pod string) { r.send(abi.OpInsert, "default/pod/"+name, pod) }
 
@@ -103,7 +146,7 @@ func (r *rig) awaitPhase(name, phase string) {
 		if err != nil {
 			r.tb.Fatalf("no %s status of %s: %v", phase, name, err)
 		}
-		if msg.Route.Operation != abi.OpPatch || msg.Route.Resource != "default/podpatch/"+name {
+		if r.cloudTook(msg) || msg.Route.Operation != abi.OpPatch || msg.Route.Resource != "default/podpatch/"+name {
 			continue
 		}
 		var p struct{ Status struct{ Phase string } }

@@ -143,7 +143,7 @@ func (r *rig) statusOf(name string, ok func(v1.PodStatus) bool) v1.PodStatus {
 		if err != nil {
 			r.tb.Fatalf("no matching status of %s: %v; last %+v", name, err, last)
 		}
-		if msg.Route.Operation != abi.OpPatch || msg.Route.Resource != "default/podpatch/"+name {
+		if r.cloudTook(msg) || msg.Route.Operation != abi.OpPatch || msg.Route.Resource != "default/podpatch/"+name {
 			continue
 		}
 		var p struct{ Status v1.PodStatus }

@@ -91,6 +91,7 @@ type Module struct {
 	kick   chan struct{} // a sync is wanted
 	hostIP string        // the pods' status.hostIP
 	probes *prober
+	tokens *tokens
 
 	mu        sync.Mutex
 	pods      map[string]*podState // by uid
@@ -124,6 +125,7 @@ func New(b *bus.Bus, cfg Config, log hclog.Logger) *Module {
 	m := &Module{bus: b, cfg: cfg, log: log.Named("edged"), kick: make(chan struct{}, 1), hostIP: nodeIP(),
 		pods: map[string]*podState{}, cache: map[string]cachedPod{}, nodeConds: map[v1.NodeConditionType]v1.NodeCondition{}}
 	m.probes = newProber(m.Kick)
+	m.tokens = newTokens(m)
 	return m
 }
 
@@ -146,6 +148,7 @@ func (m *Module) Run(ctx context.Context, ready func()) error {
 	}
 	defer ep.Close()
 	ctx, cancel := context.WithCancel(ctx)
+	m.tokens.start(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { m.receive(ctx, ep) })
 	wg.Go(func() { m.nodeLoop(ctx, cri) })
@@ -153,6 +156,7 @@ func (m *Module) Run(ctx context.Context, ready func()) error {
 	defer func() {
 		cancel()
 		wg.Wait()
+		m.tokens.wait()
 		m.probes.stop()
 	}()
 	ready()
@@ -219,6 +223,7 @@ const (
 	problemCRI problem = iota
 	problemStore
 	problemUpstream
+	problemToken
 	numProblems
 )
 

@@ -74,10 +74,11 @@ func decodePod(content []byte) (*v1.Pod, error) {
 	if pod.Spec.RestartPolicy == "" {
 		pod.Spec.RestartPolicy = v1.RestartPolicyAlways
 	}
-	for i := range pod.Spec.Containers {
-		c := &pod.Spec.Containers[i]
-		if c.ImagePullPolicy == "" {
-			c.ImagePullPolicy = defaultPullPolicy(c.Image)
+	for _, cs := range [][]v1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for i := range cs {
+			if cs[i].ImagePullPolicy == "" {
+				cs[i].ImagePullPolicy = defaultPullPolicy(cs[i].Image)
+			}
 		}
 	}
 	return &pod, nil
@@ -112,7 +113,6 @@ func unsupported(pod *v1.Pod) []string {
 			out = append(out, path)
 		}
 	}
-	add(len(s.InitContainers) > 0, "spec.initContainers")
 	add(len(s.EphemeralContainers) > 0, "spec.ephemeralContainers")
 	add(s.SecurityContext != nil && (s.SecurityContext.SELinuxOptions != nil || s.SecurityContext.Sysctls != nil || s.SecurityContext.SeccompProfile != nil || s.SecurityContext.AppArmorProfile != nil), "spec.securityContext")
 	add(s.DNSConfig != nil, "spec.dnsConfig")
@@ -131,7 +131,7 @@ func unsupported(pod *v1.Pod) []string {
 		if vs.Projected != nil {
 			for j, src := range vs.Projected.Sources {
 				p := fmt.Sprintf("spec.volumes[%d].projected.sources[%d]", i, j)
-				add(src.ServiceAccountToken != nil, p+".serviceAccountToken")
+				add(src.ServiceAccountToken != nil && src.ServiceAccountToken.Path == "", p+".serviceAccountToken.path (empty)")
 				add(src.ClusterTrustBundle != nil, p+".clusterTrustBundle")
 				add(src.PodCertificate != nil, p+".podCertificate")
 				if src.DownwardAPI != nil {
@@ -141,6 +141,15 @@ func unsupported(pod *v1.Pod) []string {
 		}
 		add(vs.EmptyDir != nil && vs.EmptyDir.Medium != "", fmt.Sprintf("spec.volumes[%d].emptyDir.medium", i))
 	}
+	for i, c := range s.InitContainers {
+		p := fmt.Sprintf("spec.initContainers[%d]", i)
+		// restartPolicy Always makes a sidecar, which runs beside the app
+		// containers; the API server allows probes and lifecycle on
+		// sidecars only.
+		add(c.RestartPolicy != nil, p+".restartPolicy (sidecar containers)")
+		add(c.LivenessProbe != nil || c.ReadinessProbe != nil || c.StartupProbe != nil, p+" probes (sidecar containers)")
+		out = append(out, unsupportedContainer(pod, c, p)...)
+	}
 	for i, c := range s.Containers {
 		p := fmt.Sprintf("spec.containers[%d]", i)
 		for j, pr := range []*v1.Probe{c.LivenessProbe, c.ReadinessProbe, c.StartupProbe} {
@@ -148,25 +157,38 @@ func unsupported(pod *v1.Pod) []string {
 				out = append(out, unsupportedProbe(pr, p+"."+[]string{"livenessProbe", "readinessProbe", "startupProbe"}[j])...)
 			}
 		}
-		add(c.Lifecycle != nil, p+".lifecycle")
-		add(c.Stdin || c.TTY, p+".stdin/tty")
-		add(len(c.VolumeDevices) > 0, p+".volumeDevices")
 		add(c.RestartPolicy != nil, p+".restartPolicy")
-		if sc := c.SecurityContext; sc != nil {
-			add(sc.Capabilities != nil || sc.SELinuxOptions != nil || sc.SeccompProfile != nil || sc.AppArmorProfile != nil ||
-				sc.ProcMount != nil || sc.AllowPrivilegeEscalation != nil, p+".securityContext (only privileged, runAsUser, runAsGroup, runAsNonRoot, readOnlyRootFilesystem)")
+		out = append(out, unsupportedContainer(pod, c, p)...)
+	}
+	return out
+}
+
+// unsupportedContainer names what of container c at path p edgehost does
+// not implement, for init and app containers alike.
+func unsupportedContainer(pod *v1.Pod, c v1.Container, p string) []string {
+	var out []string
+	add := func(cond bool, path string) {
+		if cond {
+			out = append(out, path)
 		}
-		for j, m := range c.VolumeMounts {
-			add(m.SubPath != "" || m.SubPathExpr != "", fmt.Sprintf("%s.volumeMounts[%d].subPath", p, j))
-			add(m.MountPropagation != nil, fmt.Sprintf("%s.volumeMounts[%d].mountPropagation", p, j))
-		}
-		for j, e := range c.Env {
-			if f := e.ValueFrom; f != nil {
-				add(f.ResourceFieldRef != nil, fmt.Sprintf("%s.env[%d].valueFrom.resourceFieldRef", p, j))
-				add(f.FileKeyRef != nil, fmt.Sprintf("%s.env[%d].valueFrom.fileKeyRef", p, j))
-				if f.FieldRef != nil && fieldValue(pod, "", f.FieldRef.FieldPath) == nil {
-					out = append(out, fmt.Sprintf("%s.env[%d].valueFrom.fieldRef.fieldPath %q", p, j, f.FieldRef.FieldPath))
-				}
+	}
+	add(c.Lifecycle != nil, p+".lifecycle")
+	add(c.Stdin || c.TTY, p+".stdin/tty")
+	add(len(c.VolumeDevices) > 0, p+".volumeDevices")
+	if sc := c.SecurityContext; sc != nil {
+		add(sc.Capabilities != nil || sc.SELinuxOptions != nil || sc.SeccompProfile != nil || sc.AppArmorProfile != nil ||
+			sc.ProcMount != nil || sc.AllowPrivilegeEscalation != nil, p+".securityContext (only privileged, runAsUser, runAsGroup, runAsNonRoot, readOnlyRootFilesystem)")
+	}
+	for j, m := range c.VolumeMounts {
+		add(m.SubPath != "" || m.SubPathExpr != "", fmt.Sprintf("%s.volumeMounts[%d].subPath", p, j))
+		add(m.MountPropagation != nil, fmt.Sprintf("%s.volumeMounts[%d].mountPropagation", p, j))
+	}
+	for j, e := range c.Env {
+		if f := e.ValueFrom; f != nil {
+			add(f.ResourceFieldRef != nil, fmt.Sprintf("%s.env[%d].valueFrom.resourceFieldRef", p, j))
+			add(f.FileKeyRef != nil, fmt.Sprintf("%s.env[%d].valueFrom.fileKeyRef", p, j))
+			if f.FieldRef != nil && fieldValue(pod, "", f.FieldRef.FieldPath) == nil {
+				out = append(out, fmt.Sprintf("%s.env[%d].valueFrom.fieldRef.fieldPath %q", p, j, f.FieldRef.FieldPath))
 			}
 		}
 	}

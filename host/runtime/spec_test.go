@@ -42,17 +42,21 @@ func TestDecodePodDefaults(t *testing.T) {
 
 func TestUnsupportedNamesFields(t *testing.T) {
 	p := mustPod(t, `{"metadata":{"name":"a","uid":"u"},"spec":{
-		"initContainers":[{"name":"i","image":"x"}],
+		"initContainers":[{"name":"i","image":"x"},{"name":"side","image":"x","restartPolicy":"Always"},{"name":"p","image":"x","lifecycle":{},"startupProbe":{"exec":{"command":["true"]}}}],
 		"volumes":[{"name":"pvc","persistentVolumeClaim":{"claimName":"c"}},{"name":"ok","emptyDir":{}}],
 		"containers":[{"name":"c","image":"x","readinessProbe":{"grpc":{"port":80}},"livenessProbe":{"tcpSocket":{"port":80}},
 			"volumeMounts":[{"name":"ok","mountPath":"/x","subPath":"s"}],
 			"env":[{"name":"L","valueFrom":{"fieldRef":{"fieldPath":"metadata.labels['a']"}}}]}]}}`)
 	got := unsupported(p)
-	for _, want := range []string{"spec.initContainers", "spec.volumes[0] (pvc): persistentVolumeClaim", "spec.containers[0].readinessProbe.grpc",
+	for _, want := range []string{"spec.initContainers[1].restartPolicy (sidecar containers)", "spec.initContainers[2] probes (sidecar containers)",
+		"spec.initContainers[2].lifecycle", "spec.volumes[0] (pvc): persistentVolumeClaim", "spec.containers[0].readinessProbe.grpc",
 		"spec.containers[0].volumeMounts[0].subPath", `spec.containers[0].env[0].valueFrom.fieldRef.fieldPath "metadata.labels['a']"`} {
 		if !slices.Contains(got, want) {
 			t.Errorf("unsupported lacks %q: %q", want, got)
 		}
+	}
+	if slices.ContainsFunc(got, func(s string) bool { return strings.HasPrefix(s, "spec.initContainers[0]") }) {
+		t.Errorf("a plain init container refused: %q", got)
 	}
 	if got := unsupported(mustPod(t, `{"metadata":{"name":"a","uid":"u"},"spec":{"securityContext":{},"containers":[{"name":"c","image":"x"}]}}`)); len(got) != 0 {
 		t.Errorf("a plain pod refused: %q", got)
@@ -179,6 +183,11 @@ func TestPhase(t *testing.T) {
 		{"one failed, never", v1.RestartPolicyNever, []*containerView{{cur: ok}, {cur: bad}}, v1.PodFailed},
 		{"one failed, on failure", v1.RestartPolicyOnFailure, []*containerView{{cur: bad}}, v1.PodRunning},
 		{"done, always", v1.RestartPolicyAlways, []*containerView{{cur: ok}}, v1.PodRunning},
+		{"init running", v1.RestartPolicyAlways, []*containerView{{init: true, cur: running}, {waiting: "PodInitializing"}}, v1.PodPending},
+		{"init failed, retried", v1.RestartPolicyAlways, []*containerView{{init: true, policy: v1.RestartPolicyOnFailure, cur: bad, waiting: "CrashLoopBackOff"}, {waiting: "PodInitializing"}}, v1.PodPending},
+		{"init failed, never", v1.RestartPolicyNever, []*containerView{{init: true, cur: ok}, {init: true, policy: v1.RestartPolicyNever, cur: bad}, {waiting: "PodInitializing"}}, v1.PodFailed},
+		{"initialized", v1.RestartPolicyNever, []*containerView{{init: true, cur: ok}, {cur: running}}, v1.PodRunning},
+		{"initialized, app done", v1.RestartPolicyNever, []*containerView{{init: true, cur: ok}, {cur: ok}}, v1.PodSucceeded},
 	} {
 		if got := phase(pod(c.policy), c.views); got != c.want {
 			t.Errorf("%s: phase %s, want %s", c.name, got, c.want)
@@ -192,7 +201,7 @@ func TestConfigMapVolumeFiles(t *testing.T) {
 		"volumes":[{"name":"cfg","configMap":{"name":"cm","items":[{"key":"a","path":"sub/a.txt"}]}},{"name":"host","hostPath":{"path":"`+dir+`/made","type":"DirectoryOrCreate"}}]}}`)
 	data := map[string]string{"a": "one", "b": "two"}
 	lookup := func(string, string, string) (map[string]string, error) { return data, nil }
-	paths, err := prepareVolumes(p, filepath.Join(dir, "pod"), "192.0.2.9", lookup)
+	paths, err := prepareVolumes(p, filepath.Join(dir, "pod"), "192.0.2.9", lookup, noToken)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +219,7 @@ func TestConfigMapVolumeFiles(t *testing.T) {
 		t.Errorf("mounts: %v %v", ms, err)
 	}
 	p.Spec.Volumes[0].ConfigMap.Items = []v1.KeyToPath{{Key: "a", Path: "../escape"}}
-	if _, err := prepareVolumes(p, filepath.Join(dir, "pod"), "192.0.2.9", lookup); err == nil || !strings.Contains(err.Error(), "spec.volumes[0] (cfg): item path \"../escape\" leaves the volume") {
+	if _, err := prepareVolumes(p, filepath.Join(dir, "pod"), "192.0.2.9", lookup, noToken); err == nil || !strings.Contains(err.Error(), "spec.volumes[0] (cfg): item path \"../escape\" leaves the volume") {
 		t.Errorf("an escaping item path: %v", err)
 	}
 }
@@ -238,5 +247,44 @@ func TestSpecHashes(t *testing.T) {
 	}
 	if changed(map[string]string{}, annotationContainerHash, "h") {
 		t.Error("a container without a recorded hash counts as changed")
+	}
+}
+
+// Init containers' statuses: each in initContainerStatuses, ready once it
+// completed, and the pod's Initialized condition naming those that have
+// not.
+func TestInitContainerStatus(t *testing.T) {
+	m := New(nil, Config{}, nil)
+	pod := mustPod(t, `{"metadata":{"name":"a","uid":"u"},"spec":{"initContainers":[{"name":"setup","image":"x"},{"name":"migrate","image":"x"}],"containers":[{"name":"app","image":"x"}]}}`)
+	st := m.state("u")
+	running := &runtimeapi.ContainerStatus{Id: "i1", State: runtimeapi.ContainerState_CONTAINER_RUNNING}
+	done := &runtimeapi.ContainerStatus{Id: "i1", State: runtimeapi.ContainerState_CONTAINER_EXITED}
+	views := func(first *runtimeapi.ContainerStatus) []*containerView {
+		return []*containerView{{spec: &pod.Spec.InitContainers[0], init: true, cur: first}, {spec: &pod.Spec.InitContainers[1], init: true, waiting: "PodInitializing"},
+			{spec: &pod.Spec.Containers[0], waiting: "PodInitializing"}}
+	}
+	s := m.podStatus(pod, st, nil, views(running))
+	cond := func(s v1.PodStatus, typ v1.PodConditionType) v1.PodCondition {
+		for _, c := range s.Conditions {
+			if c.Type == typ {
+				return c
+			}
+		}
+		return v1.PodCondition{}
+	}
+	if len(s.InitContainerStatuses) != 2 || len(s.ContainerStatuses) != 1 || s.InitContainerStatuses[0].State.Running == nil ||
+		s.InitContainerStatuses[1].State.Waiting.Reason != "PodInitializing" || s.ContainerStatuses[0].State.Waiting.Reason != "PodInitializing" || s.Phase != v1.PodPending {
+		t.Errorf("initializing: %+v", s)
+	}
+	if c := cond(s, v1.PodInitialized); c.Status != v1.ConditionFalse || c.Reason != "ContainersNotInitialized" || c.Message != "containers with incomplete status: [setup migrate]" {
+		t.Errorf("Initialized while initializing: %+v", c)
+	}
+	all := views(done)
+	all[1].waiting, all[1].cur = "", &runtimeapi.ContainerStatus{Id: "i2", State: runtimeapi.ContainerState_CONTAINER_EXITED}
+	all[2].waiting = "ContainerCreating"
+	s = m.podStatus(pod, st, nil, all)
+	if c := cond(s, v1.PodInitialized); c.Status != v1.ConditionTrue || !s.InitContainerStatuses[0].Ready || !s.InitContainerStatuses[1].Ready ||
+		s.InitContainerStatuses[0].State.Terminated.Reason != "Completed" {
+		t.Errorf("initialized: %+v %+v", c, s.InitContainerStatuses)
 	}
 }

@@ -33,9 +33,19 @@ func (m *Module) podStatus(pod *v1.Pod, st *podState, sb *runtimeapi.PodSandboxS
 		start := metav1.NewTime(time.Unix(0, sb.CreatedAt).Truncate(time.Second))
 		s.StartTime = &start
 	}
-	var unready []string
+	var unready, incomplete []string
 	for _, v := range views {
 		cs := containerStatus(v)
+		if v.init {
+			// kubelet's: an init container is ready once it completed.
+			done := v.waiting == "" && completed(v.cur)
+			cs.Ready = done
+			if !done {
+				incomplete = append(incomplete, cs.Name)
+			}
+			s.InitContainerStatuses = append(s.InitContainerStatuses, cs)
+			continue
+		}
 		if !cs.Ready {
 			unready = append(unready, cs.Name)
 		}
@@ -55,7 +65,7 @@ func (m *Module) podStatus(pod *v1.Pod, st *podState, sb *runtimeapi.PodSandboxS
 	}
 	s.Conditions = []v1.PodCondition{
 		cond(v1.PodReadyToStartContainers, sb != nil && sb.State == runtimeapi.PodSandboxState_SANDBOX_READY, "", ""),
-		cond(v1.PodInitialized, true, "", ""),
+		cond(v1.PodInitialized, len(incomplete) == 0, "ContainersNotInitialized", "containers with incomplete status: ["+strings.Join(incomplete, " ")+"]"),
 		cond(v1.PodReady, allReady, "ContainersNotReady", notReady),
 		cond(v1.ContainersReady, allReady, "ContainersNotReady", notReady),
 		cond(v1.PodScheduled, true, "", ""),
@@ -152,12 +162,35 @@ func stamp(ns int64) metav1.Time {
 	return metav1.NewTime(time.Unix(0, ns).Truncate(time.Second))
 }
 
-// phase is kubelet's pod phase from its containers: Pending while any
-// has not started; Running while any runs or will be restarted;
-// Succeeded when all ended with 0 and none restarts; Failed otherwise.
+// phase is kubelet's pod phase from its containers: Failed when an init
+// container failed under restartPolicy Never; Pending while an init
+// container has not completed or any container has not started; Running
+// while any runs or will be restarted; Succeeded when all ended with 0
+// and none restarts; Failed otherwise.
 func phase(pod *v1.Pod, views []*containerView) v1.PodPhase {
 	var pending, running, succeeded, failed int
+	initializing := false
 	for _, v := range views {
+		if !v.init {
+			continue
+		}
+		failedForGood := v.cur != nil && v.cur.State == runtimeapi.ContainerState_CONTAINER_EXITED && v.cur.ExitCode != 0 &&
+			v.policy == v1.RestartPolicyNever && v.waiting == ""
+		switch {
+		case failedForGood:
+			return v1.PodFailed
+		case initializing:
+		case v.waiting != "" || !completed(v.cur):
+			initializing = true
+		}
+	}
+	if initializing {
+		return v1.PodPending
+	}
+	for _, v := range views {
+		if v.init {
+			continue
+		}
 		switch {
 		case v.cur != nil && v.cur.State == runtimeapi.ContainerState_CONTAINER_RUNNING && v.waiting == "":
 			running++

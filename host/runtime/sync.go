@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -108,6 +109,10 @@ func (st *podState) prune(ids map[string]bool) {
 // containerView is one spec container as the sync left it.
 type containerView struct {
 	spec *v1.Container
+	// init: an init container; policy is the restart policy it runs
+	// under (initPolicy for an init container, the pod's otherwise).
+	init   bool
+	policy v1.RestartPolicy
 	// cur and prev are the newest container and the one before it.
 	cur, prev *runtimeapi.ContainerStatus
 	// waiting, when set, is why it does not run: kubelet's reasons
@@ -170,6 +175,11 @@ func (m *Module) syncAll(ctx context.Context, cri *criClient) {
 	wg.Wait()
 	m.probes.endSync()
 
+	uids := map[string]bool{}
+	for _, p := range desired {
+		uids[string(p.UID)] = true
+	}
+	m.tokens.prune(uids)
 	m.mu.Lock()
 	for uid := range m.pods {
 		if !slices.ContainsFunc(desired, func(p *v1.Pod) bool { return string(p.UID) == uid }) {
@@ -288,13 +298,17 @@ func (m *Module) syncPod(ctx context.Context, cri *criClient, pod *v1.Pod, sbs [
 			ready = sb
 		}
 	}
-	views := make([]*containerView, len(pod.Spec.Containers))
+	// Init containers first, in order, then the app containers.
+	views := make([]*containerView, 0, len(pod.Spec.InitContainers)+len(pod.Spec.Containers))
+	for i := range pod.Spec.InitContainers {
+		views = append(views, &containerView{spec: &pod.Spec.InitContainers[i], init: true, policy: initPolicy(pod), killedBy: st.probeKills})
+	}
 	for i := range pod.Spec.Containers {
-		views[i] = &containerView{spec: &pod.Spec.Containers[i], killedBy: st.probeKills}
+		views = append(views, &containerView{spec: &pod.Spec.Containers[i], policy: pod.Spec.RestartPolicy, killedBy: st.probeKills})
 	}
 	dir := m.podDir(uid)
 	lookup := storeLookup(m.cfg.Store)
-	paths, volErr := prepareVolumes(pod, dir, m.hostIP, lookup)
+	paths, volErr := prepareVolumes(pod, dir, m.hostIP, lookup, m.tokens.token)
 	if volErr != nil {
 		for _, v := range views {
 			v.waiting, v.message = "CreateContainerConfigError", volErr.Error()
@@ -352,12 +366,34 @@ func (m *Module) syncPod(ctx context.Context, cri *criClient, pod *v1.Pod, sbs [
 	if pod.Spec.HostNetwork {
 		probeHost = cmp.Or(hostIP, "127.0.0.1")
 	}
+	initialized := true
 	for _, v := range views {
+		if !initialized {
+			// kubelet's: nothing after an init container that has not
+			// completed is started.
+			v.waiting = "PodInitializing"
+			continue
+		}
 		old := byName[v.spec.Name]
 		slices.SortFunc(old, func(a, b *runtimeapi.Container) int {
 			return int(b.GetMetadata().GetAttempt()) - int(a.GetMetadata().GetAttempt())
 		})
+		if v.init && len(old) > 0 {
+			// An init container that completed in this sandbox is done:
+			// not run again, not replaced for a changed spec.
+			if cur, err := st.containerStatus(ctx, cri, old[0]); err == nil && completed(cur) {
+				v.cur, v.restarts = cur, int32(cur.GetMetadata().GetAttempt())
+				if len(old) > 1 {
+					v.prev, _ = st.containerStatus(ctx, cri, old[1])
+				}
+				continue
+			}
+		}
 		m.syncContainer(ctx, cri, log, pod, st, v, old, restartBase[v.spec.Name], ready.Id, sc, paths, hostIP, probeHost, lookup)
+		if v.init {
+			initialized = v.waiting == "" && completed(v.cur)
+			continue
+		}
 		if v.cur != nil && v.cur.State == runtimeapi.ContainerState_CONTAINER_RUNNING && v.waiting == "" {
 			v.probes = m.probes.ensure(ctx, probeTarget{cri: cri, container: v.cur.Id, host: probeHost, spec: v.spec, started: time.Unix(0, v.cur.StartedAt)})
 		}
@@ -410,7 +446,7 @@ func (m *Module) syncContainer(ctx context.Context, cri *criClient, log interfac
 			if kind, vd, failed := pv.failed(); failed {
 				// kubelet's: a failed liveness or startup probe kills
 				// the container, which restartPolicy then restarts.
-				why := fmt.Sprintf("Container %s failed %s probe, killed (restartPolicy %s): %s", v.spec.Name, kind, pod.Spec.RestartPolicy, vd.message)
+				why := fmt.Sprintf("Container %s failed %s probe, killed (restartPolicy %s): %s", v.spec.Name, kind, v.policy, vd.message)
 				log.Info("container failed its probe; killing it", "container", v.spec.Name, "probe", kind.String(), "reason", vd.message)
 				if err := cri.stopContainer(ctx, cur.Id, probeGrace(pod, v.spec, kind)); err != nil {
 					v.waiting, v.message = "KillContainerError", err.Error()
@@ -438,7 +474,7 @@ func (m *Module) syncContainer(ctx context.Context, cri *criClient, log interfac
 			v.cur = st.fresh(ctx, cri, cur.Id)
 			return
 		case cur.State == runtimeapi.ContainerState_CONTAINER_EXITED:
-			if !shouldRestart(pod.Spec.RestartPolicy, cur.ExitCode) {
+			if !shouldRestart(v.policy, cur.ExitCode) {
 				return
 			}
 			next = cur.GetMetadata().GetAttempt() + 1
@@ -451,7 +487,7 @@ func (m *Module) syncContainer(ctx context.Context, cri *criClient, log interfac
 			return
 		}
 	}
-	image, reason, msg := m.ensureImage(ctx, cri, st, v.spec, sc)
+	image, reason, msg := m.ensureImage(ctx, cri, st, pod, v.spec, sc)
 	if reason != "" {
 		v.waiting, v.message = reason, msg
 		return
@@ -511,6 +547,21 @@ func gracePeriod(pod *v1.Pod) int64 {
 	return 30
 }
 
+// initPolicy is the restart policy of the pod's init containers,
+// kubelet's: one that fails is run again unless the pod's policy is
+// Never; one that succeeded is done.
+func initPolicy(pod *v1.Pod) v1.RestartPolicy {
+	if pod.Spec.RestartPolicy == v1.RestartPolicyNever {
+		return v1.RestartPolicyNever
+	}
+	return v1.RestartPolicyOnFailure
+}
+
+// completed reports whether c exited with 0.
+func completed(c *runtimeapi.ContainerStatus) bool {
+	return c != nil && c.State == runtimeapi.ContainerState_CONTAINER_EXITED && c.ExitCode == 0
+}
+
 // shouldRestart applies a pod's restartPolicy to a container that exited
 // with code.
 func shouldRestart(policy v1.RestartPolicy, code int32) bool {
@@ -540,7 +591,7 @@ func (m *Module) backoff(n uint32) time.Duration {
 // ensureImage finds c's image, pulling it when its pull policy says so.
 // It returns the image to create the container from, or kubelet's
 // waiting reason and a message.
-func (m *Module) ensureImage(ctx context.Context, cri *criClient, st *podState, c *v1.Container, sc *runtimeapi.PodSandboxConfig) (image, reason, msg string) {
+func (m *Module) ensureImage(ctx context.Context, cri *criClient, st *podState, pod *v1.Pod, c *v1.Container, sc *runtimeapi.PodSandboxConfig) (image, reason, msg string) {
 	id, err := cri.image(ctx, c.Image)
 	if err != nil {
 		return "", "ImageInspectError", err.Error()
@@ -554,13 +605,38 @@ func (m *Module) ensureImage(ctx context.Context, cri *criClient, st *podState, 
 	if t, ok := st.pullRetry[c.Name]; ok && time.Now().Before(t) {
 		return "", "ImagePullBackOff", fmt.Sprintf("Back-off pulling image %q", c.Image)
 	}
-	ref, err := cri.pull(ctx, c.Image, sc)
+	ref, err := m.pull(ctx, cri, pod, c.Image, sc)
 	if err != nil {
 		st.pullRetry[c.Name] = time.Now().Add(m.cfg.RestartBackoff)
 		return "", "ErrImagePull", fmt.Sprintf("pull image %q: %v", c.Image, err)
 	}
 	delete(st.pullRetry, c.Name)
 	return ref, "", ""
+}
+
+// pull pulls image with the credentials of the pod's imagePullSecrets
+// that cover its registry, most specific first, until one works (kubelet's
+// keyring); with none, anonymously. A secret that could not be used is
+// named in the error.
+func (m *Module) pull(ctx context.Context, cri *criClient, pod *v1.Pod, image string, sc *runtimeapi.PodSandboxConfig) (string, error) {
+	creds, notes := pullSecrets(pod, m.cfg.Store)
+	auths := matchCreds(creds, image)
+	if len(auths) == 0 {
+		auths = []*runtimeapi.AuthConfig{nil}
+	}
+	var errs []string
+	for _, a := range auths {
+		ref, err := cri.pull(ctx, image, a, sc)
+		if err == nil {
+			return ref, nil
+		}
+		if a != nil {
+			errs = append(errs, fmt.Sprintf("with the credentials for %s: %v", a.ServerAddress, err))
+		} else {
+			errs = append(errs, err.Error())
+		}
+	}
+	return "", fmt.Errorf("%s", strings.Join(append(errs, notes...), "; "))
 }
 
 // sendStatus sends the pod's status upstream as edgecore does,

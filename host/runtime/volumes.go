@@ -15,6 +15,10 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
+// tokenSource returns the token of a pod's projected serviceAccountToken
+// source, or an error naming why there is none (tokens.token).
+type tokenSource func(pod *v1.Pod, src *v1.ServiceAccountTokenProjection) (string, error)
+
 // objectLookup returns the data of the configmap or secret (typ) ns/name
 // as strings (a secret's decoded), or an error naming what is missing.
 type objectLookup func(typ, ns, name string) (map[string]string, error)
@@ -65,8 +69,9 @@ func storeLookup(st Store) objectLookup {
 // returns each one's host path by name. emptyDirs are made once;
 // configMap and secret volumes are written as files, again whenever
 // their object changed (an unchanged file is not rewritten). hostPath
-// volumes are used as they are, made first when their type says so.
-func prepareVolumes(pod *v1.Pod, dir, hostIP string, lookup objectLookup) (map[string]string, error) {
+// volumes are used as they are, made first when their type says so. token
+// gives projected serviceAccountToken sources their token.
+func prepareVolumes(pod *v1.Pod, dir, hostIP string, lookup objectLookup, token tokenSource) (map[string]string, error) {
 	paths := map[string]string{}
 	for i, v := range pod.Spec.Volumes {
 		where := fmt.Sprintf("spec.volumes[%d] (%s)", i, v.Name)
@@ -130,7 +135,7 @@ func prepareVolumes(pod *v1.Pod, dir, hostIP string, lookup objectLookup) (map[s
 				return nil, fmt.Errorf("%s: %w", where, err)
 			}
 		case v.Projected != nil:
-			files, err := projectedFiles(pod, v.Projected, lookup, hostIP)
+			files, err := projectedFiles(pod, v.Projected, lookup, token, hostIP)
 			if err == nil {
 				p := filepath.Join(dir, "volumes", "projected", v.Name)
 				err = writeFiles(p, files)
@@ -220,8 +225,9 @@ func formatMap(m map[string]string) string {
 }
 
 // projectedFiles are a projected volume's files from its configMap,
-// secret and downwardAPI sources, later sources over earlier ones.
-func projectedFiles(pod *v1.Pod, pv *v1.ProjectedVolumeSource, lookup objectLookup, hostIP string) (map[string]volumeFile, error) {
+// secret, downwardAPI and serviceAccountToken sources, later sources over
+// earlier ones.
+func projectedFiles(pod *v1.Pod, pv *v1.ProjectedVolumeSource, lookup objectLookup, token tokenSource, hostIP string) (map[string]volumeFile, error) {
 	mode := int32(0o644)
 	if pv.DefaultMode != nil {
 		mode = *pv.DefaultMode
@@ -248,6 +254,11 @@ func projectedFiles(pod *v1.Pod, pv *v1.ProjectedVolumeSource, lookup objectLook
 			}
 		case src.DownwardAPI != nil:
 			files, err = downwardFiles(pod, src.DownwardAPI.Items, mode, hostIP)
+		case src.ServiceAccountToken != nil:
+			var tok string
+			if tok, err = token(pod, src.ServiceAccountToken); err == nil {
+				files = map[string]volumeFile{src.ServiceAccountToken.Path: {tok, os.FileMode(mode & 0o777)}}
+			}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("projected.sources[%d]: %w", j, err)

@@ -240,3 +240,44 @@ func (ca *CA) CheckToken(jwt string) error {
 	}
 	return nil
 }
+
+// SignJWT returns claims as a JWT signed ES256 with the CA's key, which
+// the CA's certificate verifies (VerifyJWT).
+func (ca *CA) SignJWT(claims any) (string, error) {
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", fmt.Errorf("JWT claims: %w", err)
+	}
+	enc := base64.RawURLEncoding
+	signed := enc.EncodeToString([]byte(`{"alg":"ES256","typ":"JWT"}`)) + "." + enc.EncodeToString(payload)
+	sum := sha256.Sum256([]byte(signed))
+	r, s, err := ecdsa.Sign(rand.Reader, ca.key, sum[:])
+	if err != nil {
+		return "", fmt.Errorf("sign JWT: %w", err)
+	}
+	sig := make([]byte, 64)
+	r.FillBytes(sig[:32])
+	s.FillBytes(sig[32:])
+	return signed + "." + enc.EncodeToString(sig), nil
+}
+
+// VerifyJWT checks a JWT made by SignJWT against the CA's certificate and
+// returns its payload.
+func (ca *CA) VerifyJWT(jwt string) ([]byte, error) {
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		return nil, fmt.Errorf("%w: JWT has %d parts, want 3", ErrUnauthorized, len(parts))
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	pub, ok := ca.cert.PublicKey.(*ecdsa.PublicKey)
+	sum := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	if err != nil || !ok || len(sig) != 64 ||
+		!ecdsa.Verify(pub, sum[:], new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])) {
+		return nil, fmt.Errorf("%w: JWT signature does not verify", ErrUnauthorized)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil, fmt.Errorf("%w: JWT payload: %v", ErrUnauthorized, err)
+	}
+	return payload, nil
+}

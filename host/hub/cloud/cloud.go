@@ -440,8 +440,9 @@ func (c *session) run() error {
 }
 
 // handle answers what CloudCore answers: the twin's updates get the
-// devicecontroller's confirm; responses ACK reliable sends. It also
-// answers the node's package queries and keeps its report.
+// devicecontroller's confirm; service account token queries get a token;
+// responses ACK reliable sends. It also answers the node's package
+// queries and keeps its report.
 func (c *session) handle(r Received) {
 	m := r.Message
 	c.srv.note(c.node, m)
@@ -451,6 +452,8 @@ func (c *session) handle(r Received) {
 		c.srv.forwards.Go(func() { c.srv.forwardServicebus(c.node, m) })
 	case m.Route.Operation == abi.OpQuery && strings.Contains(m.Route.Resource, "/"+pluginsync.PackageType+"/"):
 		c.answerChunk(m)
+	case isTokenQuery(m):
+		c.answerToken(m)
 	case m.Route.Operation == abi.OpResponse && m.Header.ParentID != "":
 		c.srv.mu.Lock()
 		if ch, ok := c.srv.acks[m.Header.ParentID]; ok {
