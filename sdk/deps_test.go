@@ -25,6 +25,7 @@ func TestGuestDependenciesStayLight(t *testing.T) {
 		"github.com/edgehost/edgehost/plugins/devicetwin", "github.com/edgehost/edgehost/plugins/virtual",
 		"github.com/edgehost/edgehost/plugins/modbus", "github.com/edgehost/edgehost/plugins/route-default",
 		"github.com/edgehost/edgehost/examples/kvcounter", "github.com/edgehost/edgehost/examples/mqtt-echo",
+		"github.com/edgehost/edgehost/examples/route-auth",
 		"github.com/edgehost/edgehost/examples/line-sensor")
 	cmd.Env = append(cmd.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
 	out, err := cmd.CombinedOutput()

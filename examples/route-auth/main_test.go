@@ -105,3 +105,20 @@ func TestUpstream(t *testing.T) {
 		t.Errorf("through: %s %v", r.Content, err)
 	}
 }
+
+// TestConfigErrorNamesTheField: a config value of the wrong kind fails the
+// init with an error that names the field.
+func TestConfigErrorNamesTheField(t *testing.T) {
+	h := sdktest.New()
+	h.Config = []byte(`{"tokens":"t1"}`)
+	if err := h.Init(); err == nil {
+		t.Fatal("init with tokens as a string succeeded")
+	}
+	// The SDK logs the init's error for the host, which reports it.
+	for _, l := range h.Logs() {
+		if strings.Contains(l.Text, "route-auth: config") && strings.Contains(l.Text, "tokens") {
+			return
+		}
+	}
+	t.Fatalf("no logged error names the field: %+v", h.Logs())
+}
