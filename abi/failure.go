@@ -1,9 +1,11 @@
 package abi
 
 import (
-	"errors"
+	"math"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/edgehost/edgehost/sdk/jsonlite"
 )
 
 // HostSource is the route source of a failure reply: the host's, not a
@@ -77,9 +79,10 @@ func ParseFailure(reply Message) (Failure, bool) {
 // String is the failure's text with its reason.
 func (f Failure) String() string { return f.Reason + ": " + f.Error }
 
-// The failure's JSON is written and read by hand, not by encoding/json:
-// every Go guest links this package, and encoding/json with fmt and
-// reflect would add ~180 KB to each module and ~4× that in machine code.
+// The failure's JSON is written by hand and read with sdk/jsonlite, not
+// with encoding/json: every Go guest links this package, and encoding/json
+// with fmt and reflect would add ~180 KB to each module and ~4× that in
+// machine code.
 
 // AppendJSON appends f as encoding/json would marshal it with HTML
 // escaping off: {"reason","code","fault" if set,"plugin" if set,"error"}.
@@ -140,58 +143,29 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// errFailureJSON is returned for content that is not a failure's JSON.
-var errFailureJSON = errors.New("abi: failure content is not a JSON object of strings and an integer code")
-
-// UnmarshalJSON reads a failure's JSON object: the five fields by their
-// exact names (strings, and an integer code in int32's range); other
-// members of any JSON type are skipped; null leaves a field as it was.
+// UnmarshalJSON reads a failure's JSON object as json.Unmarshal would
+// read it into a Failure (sdk/jsonlite, which imports nothing of edgehost's).
 func (f *Failure) UnmarshalJSON(data []byte) error {
-	d := jsonReader{data: data}
-	if !d.consume('{') {
-		return errFailureJSON
-	}
-	if d.consume('}') {
-		return d.end()
-	}
-	for {
-		key, ok := d.string()
-		if !ok || !d.consume(':') {
-			return errFailureJSON
-		}
-		var field *string
-		switch key {
+	d := jsonlite.NewDecoder(data)
+	d.Object([]string{"reason", "code", "fault", "plugin", "error"}, func(name string) {
+		switch name {
 		case "reason":
-			field = &f.Reason
+			d.String(&f.Reason)
 		case "fault":
-			field = &f.Fault
+			d.String(&f.Fault)
 		case "plugin":
-			field = &f.Plugin
+			d.String(&f.Plugin)
 		case "error":
-			field = &f.Error
-		}
-		switch {
-		case d.null():
-		case field != nil:
-			if *field, ok = d.string(); !ok {
-				return errFailureJSON
-			}
-		case key == "code":
-			n, ok := d.integer()
-			if !ok {
-				return errFailureJSON
+			d.String(&f.Error)
+		case "code":
+			n := int64(f.Code)
+			d.Int64(&n)
+			if n < math.MinInt32 || n > math.MaxInt32 {
+				d.Fail("code " + strconv.FormatInt(n, 10) + " is not an int32")
+				return
 			}
 			f.Code = Code(n)
-		default:
-			if !d.skipValue(0) {
-				return errFailureJSON
-			}
 		}
-		if d.consume('}') {
-			return d.end()
-		}
-		if !d.consume(',') {
-			return errFailureJSON
-		}
-	}
+	})
+	return d.Finish()
 }
