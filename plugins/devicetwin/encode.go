@@ -3,6 +3,8 @@ package main
 // The encoders of the twin documents (json.go has the rules): a method
 // appendJSON that appends the document as json.Marshal writes it.
 
+import "github.com/edgehost/edgehost/sdk/jsonlite"
+
 // field appends the key of a member (key is its quoted name and colon),
 // after a comma unless it is the first member of the object whose
 // opening brace is at b[open].
@@ -16,7 +18,7 @@ func field(b []byte, open int, key string) []byte {
 // appendBase opens a document with its BaseMessage fields.
 func appendBase(b []byte, m *BaseMessage) []byte {
 	b = append(b, `{"event_id":`...)
-	b = appendString(b, m.EventID)
+	b = jsonlite.AppendString(b, m.EventID)
 	b = append(b, `,"timestamp":`...)
 	return appendInt(b, m.Timestamp)
 }
@@ -90,7 +92,7 @@ func (v *TwinDelta) appendJSON(b []byte) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(appendKey(b, k), v.Delta[k])
+		b = jsonlite.AppendString(appendKey(b, k), v.Delta[k])
 	}
 	releaseKeys(keys)
 	return append(b, "}}"...)
@@ -128,7 +130,7 @@ func (v *ErrorResult) appendJSON(b []byte) []byte {
 	b = append(b, `,"code":`...)
 	b = appendInt(b, int64(v.Code))
 	b = append(b, `,"reason":`...)
-	return append(appendString(b, v.Reason), '}')
+	return append(jsonlite.AppendString(b, v.Reason), '}')
 }
 
 func (v *MembershipUpdate) appendJSON(b []byte) []byte {
@@ -153,7 +155,7 @@ func (v *StateResult) appendJSON(b []byte) []byte {
 		{`"name":`, v.Device.Name}, {`"state":`, v.Device.State}, {`"lastOnlineTime":`, v.Device.LastOnline},
 	} {
 		if f.val != "" {
-			b = appendString(field(b, open, f.key), f.val)
+			b = jsonlite.AppendString(field(b, open, f.key), f.val)
 		}
 	}
 	return append(b, "}}"...)
@@ -164,7 +166,7 @@ func (v *record) appendJSON(b []byte) []byte {
 	open := len(b)
 	b = v.Device.appendFields(append(b, '{'))
 	if v.Origin != "" {
-		b = appendString(field(b, open, `"origin":`), v.Origin)
+		b = jsonlite.AppendString(field(b, open, `"origin":`), v.Origin)
 	}
 	return append(b, '}')
 }
@@ -176,12 +178,12 @@ func (v *Device) appendJSON(b []byte) []byte {
 // appendFields appends the device's members, after its opening brace.
 func (v *Device) appendFields(b []byte) []byte {
 	b = append(b, `"id":`...)
-	b = appendString(b, v.ID)
+	b = jsonlite.AppendString(b, v.ID)
 	for _, f := range [...]struct{ key, val string }{
 		{`,"name":`, v.Name}, {`,"description":`, v.Description}, {`,"state":`, v.State}, {`,"last_online":`, v.LastOnline},
 	} {
 		if f.val != "" {
-			b = appendString(append(b, f.key...), f.val)
+			b = jsonlite.AppendString(append(b, f.key...), f.val)
 		}
 	}
 	if len(v.Attributes) > 0 {
@@ -248,7 +250,7 @@ func (v *MsgTwin) appendJSON(b []byte) []byte {
 		b = v.Actual.appendJSON(field(b, open, `"actual":`))
 	}
 	if v.Optional != nil {
-		b = appendBool(field(b, open, `"optional":`), *v.Optional)
+		b = jsonlite.AppendBool(field(b, open, `"optional":`), *v.Optional)
 	}
 	if v.Metadata != nil {
 		b = v.Metadata.appendJSON(field(b, open, `"metadata":`))
@@ -266,7 +268,7 @@ func (v *TwinValue) appendJSON(b []byte) []byte {
 	open := len(b)
 	b = append(b, '{')
 	if v.Value != nil {
-		b = appendString(field(b, open, `"value":`), *v.Value)
+		b = jsonlite.AppendString(field(b, open, `"value":`), *v.Value)
 	}
 	if v.Metadata != nil {
 		b = field(b, open, `"metadata":`)
@@ -283,7 +285,7 @@ func (v *TypeMetadata) appendJSON(b []byte) []byte {
 	if v.Type == "" {
 		return append(b, "{}"...)
 	}
-	return append(appendString(append(b, `{"type":`...), v.Type), '}')
+	return append(jsonlite.AppendString(append(b, `{"type":`...), v.Type), '}')
 }
 
 func (v *TwinVersion) appendJSON(b []byte) []byte {
@@ -296,9 +298,9 @@ func (v *MsgAttr) appendJSON(b []byte) []byte {
 	if v == nil {
 		return append(b, "null"...)
 	}
-	b = appendString(append(b, `{"value":`...), v.Value)
+	b = jsonlite.AppendString(append(b, `{"value":`...), v.Value)
 	if v.Optional != nil {
-		b = appendBool(append(b, `,"optional":`...), *v.Optional)
+		b = jsonlite.AppendBool(append(b, `,"optional":`...), *v.Optional)
 	}
 	if v.Metadata != nil {
 		b = v.Metadata.appendJSON(append(b, `,"metadata":`...))

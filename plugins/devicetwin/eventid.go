@@ -34,5 +34,8 @@ func newEventID() string {
 	return unsafe.String(&s[0], len(s))
 }
 
+// hexDigits are the id's digits.
+const hexDigits = "0123456789abcdef"
+
 // idBuf holds the last event id made.
 var idBuf [36]byte
