@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -18,35 +17,8 @@ import (
 func newDevicesCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "devices", Aliases: []string{"device"},
 		Short: "List the daemon's devices and the mappers serving them, and re-read the devices dir"}
-	var flags clientFlags
-	var output outputFlag
-	reload := &cobra.Command{
-		Use:   "reload",
-		Short: "Re-read the devices dir without a restart (as SIGHUP does); exit 0 only when every file was read and handed over",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
-			defer cancel()
-			rep, err := flags.client().ReloadDevices(ctx)
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			if output.structured() {
-				if err := output.print(out, rep); err != nil {
-					return err
-				}
-			} else {
-				printDevicesReport(out, rep)
-			}
-			if !rep.OK() {
-				return &exitError{code: exitRemote, err: errors.New("devices dir not fully reloaded")}
-			}
-			return nil
-		},
-	}
-	flags.register(reload)
-	output.register(reload)
+	reload := newReloadCommand("Re-read the devices dir without a restart (as SIGHUP does); exit 0 only when every file was read and handed over",
+		time.Minute, (*api.Client).ReloadDevices, printDevicesReport, "devices dir not fully reloaded")
 	cmd.AddCommand(reload, newDevicesListCommand(), newDevicesGetCommand())
 	return cmd
 }

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -12,36 +10,8 @@ import (
 )
 
 func newPluginReloadCommand() *cobra.Command {
-	var flags clientFlags
-	var output outputFlag
-	cmd := &cobra.Command{
-		Use:   "reload",
-		Short: "Re-read the plugin dir and the trust store without a restart (as SIGHUP does); exit 0 only when every file was taken",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := context.WithTimeout(cmd.Context(), opTimeout)
-			defer cancel()
-			rep, err := flags.client().ReloadPlugins(ctx)
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			if output.structured() {
-				if err := output.print(out, rep); err != nil {
-					return err
-				}
-			} else {
-				printPluginsReport(out, rep)
-			}
-			if !rep.OK() {
-				return &exitError{code: exitRemote, err: errors.New("plugin dir or trust store not fully reloaded")}
-			}
-			return nil
-		},
-	}
-	flags.register(cmd)
-	output.register(cmd)
-	return cmd
+	return newReloadCommand("Re-read the plugin dir and the trust store without a restart (as SIGHUP does); exit 0 only when every file was taken",
+		opTimeout, (*api.Client).ReloadPlugins, printPluginsReport, "plugin dir or trust store not fully reloaded")
 }
 
 func printPluginsReport(out io.Writer, rep api.PluginsReport) {
