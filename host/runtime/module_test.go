@@ -194,3 +194,31 @@ func TestRestartedModuleAdoptsRunningPods(t *testing.T) {
 		t.Errorf("%d containers of keep run, want 1", n)
 	}
 }
+
+// TestRunningContainerStaysRunningWhenItsVolumeFails: once a pod runs, a
+// volume that can no longer be prepared (its configmap deleted) leaves the
+// running container running and reported so, as kubelet does; before, the
+// next sync reported it waiting with CreateContainerConfigError.
+func TestRunningContainerStaysRunningWhenItsVolumeFails(t *testing.T) {
+	r := newRig(t)
+	mod := r.edged()
+	r.run(mod)
+	r.send(abi.OpInsert, "default/configmap/site", `{"metadata":{"name":"site","namespace":"default"},"data":{"mode":"eco"}}`)
+	r.insert("vol", `{"metadata":{"name":"vol","namespace":"default","uid":"uid-vol"},"spec":{"hostNetwork":true,"containers":[{"name":"c","image":"`+
+		containerd.BusyboxImage+`","command":["sleep","3600"],"volumeMounts":[{"name":"cfg","mountPath":"/cfg"}]}],"volumes":[{"name":"cfg","configMap":{"name":"site"}}]}}`)
+	r.awaitPhase("vol", "Running")
+	r.send(abi.OpDelete, "default/configmap/site", `{"metadata":{"name":"site","namespace":"default"}}`)
+	after := mod.Stats().Syncs
+	r.until("two syncs after the configmap's delete", func() bool { return mod.Stats().Syncs >= after+2 })
+	for _, p := range mod.Pods() {
+		if p.Name != "vol" {
+			continue
+		}
+		cs := p.Status.ContainerStatuses
+		if p.Status.Phase != "Running" || len(cs) != 1 || cs[0].State.Running == nil || !cs[0].Ready {
+			t.Fatalf("with its configmap gone, the running pod is reported %s: %+v", p.Status.Phase, cs)
+		}
+		return
+	}
+	t.Fatal("pod vol is not listed")
+}

@@ -310,10 +310,39 @@ func (m *Module) syncPod(ctx context.Context, cri *criClient, pod *v1.Pod, sbs [
 	lookup := storeLookup(m.cfg.Store)
 	paths, volErr := prepareVolumes(pod, dir, m.hostIP, lookup, m.tokens.token)
 	if volErr != nil {
+		// kubelet's: a container already running in the live sandbox keeps
+		// running, and is reported so with its readiness; only what would
+		// be made waits. (What a failed liveness probe would restart waits
+		// for the volume too: the probe's kill is the full sync's.)
+		var sbStatus *runtimeapi.PodSandboxStatus
+		running := map[string]*runtimeapi.ContainerStatus{}
+		probeHost := ""
+		if ready != nil {
+			sbStatus, _ = st.sandboxStatus(ctx, cri, ready.Id)
+			probeHost = sbStatus.GetNetwork().GetIp()
+			if pod.Spec.HostNetwork {
+				probeHost = cmp.Or(m.hostIP, "127.0.0.1")
+			}
+			for _, c := range bySandbox[ready.Id] {
+				if c.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+					continue
+				}
+				if cur, err := st.containerStatus(ctx, cri, c); err == nil {
+					running[c.Labels[labelContainerName]] = cur
+				}
+			}
+		}
 		for _, v := range views {
+			if cur := running[v.spec.Name]; cur != nil {
+				v.cur, v.restarts = cur, int32(cur.GetMetadata().GetAttempt())
+				if !v.init {
+					v.probes = m.probes.ensure(ctx, probeTarget{cri: cri, container: cur.Id, host: probeHost, spec: v.spec, started: time.Unix(0, cur.StartedAt)})
+				}
+				continue
+			}
 			v.waiting, v.message = "CreateContainerConfigError", volErr.Error()
 		}
-		m.sendStatus(ctx, st, pod, m.podStatus(pod, st, nil, views))
+		m.sendStatus(ctx, st, pod, m.podStatus(pod, st, sbStatus, views))
 		return
 	}
 	logDir := filepath.Join(dir, "logs")
