@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net/http"
 )
 
@@ -43,15 +42,7 @@ func (r DevicesReport) OK() bool {
 func (s *Server) registerDevices(db DevicesBackend) {
 	s.mux.HandleFunc("POST /v1/devices/reload", func(w http.ResponseWriter, r *http.Request) {
 		rep, err := db.ReloadDevices(r.Context())
-		switch {
-		case err == nil:
-			writeJSON(w, http.StatusOK, rep)
-		case errors.Is(err, ErrConflict):
-			writeError(w, http.StatusConflict, err)
-		default:
-			s.log.Warn("devices reload failed", "error", err)
-			writeError(w, http.StatusInternalServerError, err)
-		}
+		s.backendReply(w, "devices reload", rep, err)
 	})
 }
 

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net/http"
 )
 
@@ -59,15 +58,7 @@ func (r PluginsReport) OK() bool { return r.Error == "" && len(r.Refused) == 0 }
 func (s *Server) registerPluginReload(pr PluginReloader) {
 	s.mux.HandleFunc("POST /v1/plugins/reload", func(w http.ResponseWriter, r *http.Request) {
 		rep, err := pr.ReloadPlugins(r.Context())
-		switch {
-		case err == nil:
-			writeJSON(w, http.StatusOK, rep)
-		case errors.Is(err, ErrConflict):
-			writeError(w, http.StatusConflict, err)
-		default:
-			s.log.Warn("plugins reload failed", "error", err)
-			writeError(w, http.StatusInternalServerError, err)
-		}
+		s.backendReply(w, "plugins reload", rep, err)
 	})
 }
 

@@ -63,15 +63,18 @@ type TwinVersion struct {
 func (s *Server) registerTwins(tb TwinsBackend) {
 	s.mux.HandleFunc("GET /v1/twins", func(w http.ResponseWriter, _ *http.Request) {
 		list, err := tb.Twins()
-		s.twinReply(w, list, err)
+		s.backendReply(w, "twin read", list, err)
 	})
 	s.mux.HandleFunc("GET /v1/twins/{namespace}/{name}", func(w http.ResponseWriter, r *http.Request) {
 		t, err := tb.Twin(r.PathValue("namespace") + "/" + r.PathValue("name"))
-		s.twinReply(w, t, err)
+		s.backendReply(w, "twin read", t, err)
 	})
 }
 
-func (s *Server) twinReply(w http.ResponseWriter, v any, err error) {
+// backendReply answers with v, or with err's status: 404 for ErrNotFound,
+// 409 for ErrConflict (a module that is off, say), else 500, logged with
+// what failed.
+func (s *Server) backendReply(w http.ResponseWriter, what string, v any, err error) {
 	switch {
 	case err == nil:
 		writeJSON(w, http.StatusOK, v)
@@ -80,7 +83,7 @@ func (s *Server) twinReply(w http.ResponseWriter, v any, err error) {
 	case errors.Is(err, ErrConflict):
 		writeError(w, http.StatusConflict, err)
 	default:
-		s.log.Warn("twin read failed", "error", err)
+		s.log.Warn(what+" failed", "error", err)
 		writeError(w, http.StatusInternalServerError, err)
 	}
 }
